@@ -1,0 +1,220 @@
+//! Money: integer base units with checked arithmetic.
+
+use bytes::BufMut;
+use commonware_codec::Buf;
+use commonware_codec::{Error as CodecError, FixedSize, Read, Write};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Base units per CRN: 1 CRN = 10^6 uCRN.
+pub const UCRN_PER_CRN: u128 = 1_000_000;
+
+/// An amount of CRN in base units (uCRN). There is no float anywhere near money: every
+/// operation is checked and returns `None` on overflow or underflow.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Amount(pub u128);
+
+impl Amount {
+    pub const ZERO: Self = Self(0);
+
+    pub const fn from_ucrn(ucrn: u128) -> Self {
+        Self(ucrn)
+    }
+    /// Whole CRN; `None` when it does not fit.
+    pub const fn from_crn(crn: u128) -> Option<Self> {
+        match crn.checked_mul(UCRN_PER_CRN) {
+            Some(v) => Some(Self(v)),
+            None => None,
+        }
+    }
+    pub const fn ucrn(self) -> u128 {
+        self.0
+    }
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+    pub fn checked_add(self, other: Self) -> Option<Self> {
+        self.0.checked_add(other.0).map(Self)
+    }
+    pub fn checked_sub(self, other: Self) -> Option<Self> {
+        self.0.checked_sub(other.0).map(Self)
+    }
+    pub fn checked_mul(self, factor: u128) -> Option<Self> {
+        self.0.checked_mul(factor).map(Self)
+    }
+    /// `self * numerator / denominator`, rounded down; `None` on overflow or a zero
+    /// denominator. The multiplication happens first so small shares are not lost.
+    pub fn mul_div(self, numerator: u128, denominator: u128) -> Option<Self> {
+        if denominator == 0 {
+            return None;
+        }
+        self.0
+            .checked_mul(numerator)
+            .map(|v| Self(v / denominator))
+            .or_else(|| {
+                // Fall back to dividing first when the product does not fit; exactness is then
+                // bounded by `denominator`, which callers keep small (basis points, weights).
+                let q = self.0 / denominator;
+                let r = self.0 % denominator;
+                let whole = q.checked_mul(numerator)?;
+                let part = r.checked_mul(numerator)? / denominator;
+                whole.checked_add(part).map(Self)
+            })
+    }
+    /// Share in basis points (1/10 000), rounded down.
+    pub fn bps(self, bps: u16) -> Self {
+        // bps <= 65 535 and the fallback path in mul_div cannot overflow for it.
+        self.mul_div(u128::from(bps), 10_000).unwrap_or(Self::ZERO)
+    }
+    pub fn min(self, other: Self) -> Self {
+        if self <= other { self } else { other }
+    }
+    pub fn saturating_sub(self, other: Self) -> Self {
+        Self(self.0.saturating_sub(other.0))
+    }
+}
+
+impl fmt::Display for Amount {
+    /// "12.5 CRN", "0.000001 CRN", "3 CRN": exact, trailing zeros trimmed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = self.0 / UCRN_PER_CRN;
+        let frac = self.0 % UCRN_PER_CRN;
+        if frac == 0 {
+            write!(f, "{whole} CRN")
+        } else {
+            let digits = format!("{frac:06}");
+            write!(f, "{whole}.{} CRN", digits.trim_end_matches('0'))
+        }
+    }
+}
+impl fmt::Debug for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}uCRN", self.0)
+    }
+}
+
+/// Why an amount string did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountParseError {
+    #[error("empty amount")]
+    Empty,
+    #[error("unknown unit {unit:?}: use CRN or uCRN")]
+    UnknownUnit { unit: String },
+    #[error("invalid number {text:?}")]
+    InvalidNumber { text: String },
+    #[error("{text:?} has more than 6 decimal places: the smallest unit is 0.000001 CRN")]
+    TooPrecise { text: String },
+    #[error("{text:?} is too large")]
+    Overflow { text: String },
+}
+
+impl FromStr for Amount {
+    type Err = AmountParseError;
+    /// Accepts "12.5 CRN", "12.5CRN", "12.5" (CRN), and "12500000 uCRN".
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(AmountParseError::Empty);
+        }
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let unit = unit.trim();
+        let invalid = || AmountParseError::InvalidNumber {
+            text: number.to_string(),
+        };
+        let overflow = || AmountParseError::Overflow {
+            text: s.to_string(),
+        };
+        if number.is_empty() {
+            return Err(invalid());
+        }
+        match unit {
+            "uCRN" | "ucrn" => {
+                let v: u128 = number.parse().map_err(|_| invalid())?;
+                Ok(Self(v))
+            }
+            "CRN" | "crn" | "" => {
+                let (whole, frac) = match number.split_once('.') {
+                    Some((w, f)) => (w, f),
+                    None => (number, ""),
+                };
+                if whole.is_empty() || frac.contains('.') {
+                    return Err(invalid());
+                }
+                if frac.len() > 6 {
+                    return Err(AmountParseError::TooPrecise {
+                        text: s.to_string(),
+                    });
+                }
+                let whole: u128 = whole.parse().map_err(|_| invalid())?;
+                let frac_units: u128 = if frac.is_empty() {
+                    0
+                } else {
+                    let padded = format!("{frac:0<6}");
+                    padded.parse().map_err(|_| invalid())?
+                };
+                whole
+                    .checked_mul(UCRN_PER_CRN)
+                    .and_then(|v| v.checked_add(frac_units))
+                    .map(Self)
+                    .ok_or_else(overflow)
+            }
+            other => Err(AmountParseError::UnknownUnit {
+                unit: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// JSON carries amounts as decimal strings of base units ("12500000") so no JSON parser ever
+/// rounds them through a double; the human form is accepted on input too.
+impl Serialize for Amount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Int(u64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Int(v) => Ok(Self(u128::from(v))),
+            Repr::Text(t) => {
+                if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                    t.parse::<u128>().map(Self).map_err(serde::de::Error::custom)
+                } else {
+                    t.parse().map_err(serde::de::Error::custom)
+                }
+            }
+        }
+    }
+}
+
+impl Write for Amount {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.0.write(buf);
+    }
+}
+impl FixedSize for Amount {
+    const SIZE: usize = 16;
+}
+impl Read for Amount {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Self(u128::read_cfg(buf, &())?))
+    }
+}
+
+/// Sums amounts with overflow checking.
+pub fn checked_sum<I: IntoIterator<Item = Amount>>(items: I) -> Option<Amount> {
+    items
+        .into_iter()
+        .try_fold(Amount::ZERO, |acc, a| acc.checked_add(a))
+}

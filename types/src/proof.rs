@@ -1,0 +1,55 @@
+//! Wire forms of proof responses carried in transactions. Building and checking them is the
+//! `proofs` crate's job; these are just the bounded shapes.
+
+use crate::codec::{BoundedBytes, BoundedVec};
+use crate::codec_struct;
+use crate::hash::Hash;
+use crate::ids::DealId;
+use serde::{Deserialize, Serialize};
+
+/// Largest storage-proof leaf accepted on chain.
+pub const MAX_LEAF_BYTES: usize = 64 * 1024;
+/// Deepest Merkle path accepted (2^48 leaves).
+pub const MAX_PATH_DEPTH: usize = 48;
+
+/// Sibling hashes from a leaf up to the root, bottom first.
+pub type MerklePath = BoundedVec<Hash, MAX_PATH_DEPTH>;
+
+/// One opened leaf of a stored shard.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafOpening {
+    pub data: BoundedBytes<MAX_LEAF_BYTES>,
+    pub path: MerklePath,
+}
+codec_struct!(LeafOpening { data, path });
+
+/// A provider's answer to one shard's storage challenge: the chained leaves in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageProof {
+    pub deal: DealId,
+    pub shard_index: u16,
+    pub leaves: BoundedVec<LeafOpening, 64>,
+}
+codec_struct!(StorageProof {
+    deal,
+    shard_index,
+    leaves
+});
+
+/// Entries of C per compute-commitment leaf.
+pub const ENTRIES_PER_LEAF: usize = 4;
+
+/// One opened entry of a compute challenge's product matrix C, with the leaf that holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputeOpening {
+    /// Row-major index of the opened entry in C.
+    pub entry_index: u64,
+    /// The whole leaf (ENTRIES_PER_LEAF consecutive row-major entries) holding the entry.
+    pub leaf: [i32; ENTRIES_PER_LEAF],
+    pub path: MerklePath,
+}
+codec_struct!(ComputeOpening {
+    entry_index,
+    leaf,
+    path
+});
