@@ -104,9 +104,24 @@ macro_rules! codec_unit_enum {
 }
 
 /// A vector of at most `MAX` elements.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct BoundedVec<T, const MAX: usize>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for BoundedVec<T, MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items = Vec::<T>::deserialize(d)?;
+        let len = items.len();
+        Self::new(items)
+            .ok_or_else(|| serde::de::Error::custom(format!("{len} items, at most {MAX} allowed")))
+    }
+}
+
+impl<T, const MAX: usize> Default for BoundedVec<T, MAX> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
 
 impl<T, const MAX: usize> BoundedVec<T, MAX> {
     /// Wraps `items`, or returns `None` when there are more than `MAX`.

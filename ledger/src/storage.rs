@@ -1,0 +1,406 @@
+//! Storage market: deals with escrow, activation by availability certificate, permanent
+//! deals funded into an endowment, extension and cancellation, and storage-proof responses.
+//! Per-epoch payments and verdicts live in `epoch.rs`.
+
+use crate::error::{TxError, overflow};
+use crate::state::{Deal, DealStatus, Verdict, epoch_cost};
+use crate::{Ctx, Ledger};
+use cairn_types::tx::{
+    ActivateDeal, CreateDeal, ExtendDeal, SHARD_RECEIPT_NAMESPACE, SubmitStorageProofs,
+    shard_receipt_message,
+};
+use cairn_types::{Address, Amount, DealId};
+use std::collections::BTreeSet;
+
+impl Ledger {
+    fn check_blob(&self, body: &CreateDeal) -> Result<(), TxError> {
+        let blob = &body.blob;
+        let p = &self.params;
+        let bad = |detail: String| TxError::InvalidBlob { detail };
+        if blob.data_shards < p.min_data_shards || blob.data_shards > p.max_data_shards {
+            return Err(bad(format!(
+                "{} data shards, allowed {}..={}",
+                blob.data_shards, p.min_data_shards, p.max_data_shards
+            )));
+        }
+        if blob.parity_shards > p.max_parity_shards {
+            return Err(bad(format!(
+                "{} parity shards, at most {}",
+                blob.parity_shards, p.max_parity_shards
+            )));
+        }
+        if blob.shard_roots.len() != blob.shard_count() {
+            return Err(bad(format!(
+                "{} shard roots for {} shards",
+                blob.shard_roots.len(),
+                blob.shard_count()
+            )));
+        }
+        if blob.leaf_size_bytes < p.min_leaf_size_bytes || blob.leaf_size_bytes > p.max_leaf_size_bytes
+        {
+            return Err(bad(format!(
+                "leaf size {} outside {}..={}",
+                blob.leaf_size_bytes, p.min_leaf_size_bytes, p.max_leaf_size_bytes
+            )));
+        }
+        if blob.size_bytes > p.max_blob_size_bytes {
+            return Err(bad(format!(
+                "size {} above the maximum {}",
+                blob.size_bytes, p.max_blob_size_bytes
+            )));
+        }
+        // Shards must hold the blob; segmentation and AEAD tags may add bounded overhead.
+        let minimum = blob.size_bytes.div_ceil(u64::from(blob.data_shards));
+        let maximum = minimum.saturating_mul(2).saturating_add(1 << 20);
+        if blob.shard_size_bytes < minimum || blob.shard_size_bytes > maximum {
+            return Err(bad(format!(
+                "shard size {} outside {minimum}..={maximum} for {} bytes in {} data shards",
+                blob.shard_size_bytes, blob.size_bytes, blob.data_shards
+            )));
+        }
+        let computed = blob.computed_id();
+        if computed != blob.id {
+            return Err(bad(format!(
+                "id {} does not match its contents ({computed})",
+                blob.id
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn create_deal(&mut self, ctx: &Ctx, body: &CreateDeal) -> Result<(), TxError> {
+        self.check_blob(body)?;
+        let blob = &body.blob;
+        if body.providers.len() != blob.shard_count() {
+            return Err(TxError::ProviderCountMismatch {
+                expected: blob.shard_count(),
+                got: body.providers.len(),
+            });
+        }
+        let mut seen = BTreeSet::new();
+        for address in body.providers.iter() {
+            if !seen.insert(*address) {
+                return Err(TxError::DuplicateShardProvider { provider: *address });
+            }
+            let provider = self.provider(address)?;
+            if !provider.is_active() {
+                return Err(TxError::ProviderNotActive {
+                    provider: *address,
+                    status: provider.status.name().to_string(),
+                });
+            }
+            let free = provider
+                .declared
+                .storage_bytes
+                .saturating_sub(provider.assigned_storage_bytes);
+            if free < blob.shard_size_bytes {
+                return Err(TxError::InsufficientCapacity {
+                    resource: format!("storage bytes at {address}"),
+                    needed: blob.shard_size_bytes,
+                    free,
+                });
+            }
+        }
+        let term = if body.permanent {
+            self.params.permanent_prepay_epochs
+        } else {
+            if body.epochs < self.params.min_deal_epochs || body.epochs > self.params.max_deal_epochs
+            {
+                return Err(TxError::DealTerm {
+                    epochs: body.epochs,
+                    minimum: self.params.min_deal_epochs,
+                    maximum: self.params.max_deal_epochs,
+                });
+            }
+            body.epochs
+        };
+        let needed = epoch_cost(body.price_per_gib_epoch, blob.size_bytes)
+            .and_then(|c| c.checked_mul(u128::from(term)))
+            .ok_or_else(|| overflow("deal cost"))?;
+        if body.escrow < needed {
+            return Err(TxError::InsufficientEscrow {
+                needed,
+                provided: body.escrow,
+            });
+        }
+        self.state.debit(ctx.sender, body.escrow)?;
+        for address in body.providers.iter() {
+            let provider = self.provider_mut(address)?;
+            provider.assigned_storage_bytes = provider
+                .assigned_storage_bytes
+                .saturating_add(blob.shard_size_bytes);
+        }
+        let id = DealId(self.state.counters.deal);
+        self.state.counters.deal = self.state.counters.deal.saturating_add(1);
+        self.state.blobs.entry(blob.id).or_default().push(id);
+        self.state.deals.insert(
+            id,
+            Deal {
+                id,
+                owner: ctx.sender,
+                blob: blob.clone(),
+                providers: body.providers.0.clone(),
+                permanent: body.permanent,
+                epochs: if body.permanent { 0 } else { body.epochs },
+                start_epoch: None,
+                end_epoch: None,
+                price_per_gib_epoch: body.price_per_gib_epoch,
+                escrow: body.escrow,
+                endowment: Amount::ZERO,
+                paid_total: Amount::ZERO,
+                status: DealStatus::Pending {
+                    expires_height: ctx
+                        .height
+                        .saturating_add(self.params.deal_activation_timeout_blocks),
+                },
+                created_height: ctx.height,
+                repair_needed: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    fn deal(&self, id: DealId) -> Result<&Deal, TxError> {
+        self.state
+            .deals
+            .get(&id)
+            .ok_or(TxError::UnknownDeal { deal: id })
+    }
+
+    pub(crate) fn activate_deal(&mut self, ctx: &Ctx, body: &ActivateDeal) -> Result<(), TxError> {
+        let deal = self.deal(body.deal)?;
+        if !matches!(deal.status, DealStatus::Pending { .. }) {
+            return Err(TxError::DealWrongStatus {
+                deal: body.deal,
+                status: deal.status.name().to_string(),
+            });
+        }
+        let n = deal.blob.shard_count();
+        let needed = (usize::from(deal.blob.data_shards)
+            + usize::from(self.params.certificate_margin))
+        .min(n);
+        let mut seen = BTreeSet::new();
+        for receipt in body.receipts.iter() {
+            let index = usize::from(receipt.shard_index);
+            let (Some(provider), Some(root)) =
+                (deal.providers.get(index), deal.blob.shard_roots.0.get(index))
+            else {
+                return Err(TxError::BadReceipt {
+                    shard_index: receipt.shard_index,
+                    detail: format!("no shard {index} in a blob of {n}"),
+                });
+            };
+            if !seen.insert(receipt.shard_index) {
+                return Err(TxError::BadReceipt {
+                    shard_index: receipt.shard_index,
+                    detail: "duplicate receipt".to_string(),
+                });
+            }
+            let key = provider.public_key().map_err(|_| TxError::BadReceipt {
+                shard_index: receipt.shard_index,
+                detail: "provider address is not a public key".to_string(),
+            })?;
+            let message =
+                shard_receipt_message(body.deal, &deal.blob.id, receipt.shard_index, root);
+            if !key.verify(SHARD_RECEIPT_NAMESPACE, &message, &receipt.signature) {
+                return Err(TxError::BadReceipt {
+                    shard_index: receipt.shard_index,
+                    detail: format!("signature is not {provider}'s"),
+                });
+            }
+        }
+        if seen.len() < needed {
+            return Err(TxError::NotEnoughReceipts {
+                got: seen.len(),
+                needed,
+            });
+        }
+        let epoch = ctx.epoch;
+        let deal = self
+            .state
+            .deals
+            .get_mut(&body.deal)
+            .ok_or(TxError::UnknownDeal { deal: body.deal })?;
+        let start = epoch.saturating_add(1);
+        deal.status = DealStatus::Active;
+        deal.start_epoch = Some(start);
+        let funded = if deal.permanent {
+            deal.endowment = deal.escrow;
+            deal.escrow = Amount::ZERO;
+            deal.endowment
+        } else {
+            deal.end_epoch = Some(start.saturating_add(deal.epochs).saturating_sub(1));
+            Amount::ZERO
+        };
+        let report = self.report_mut(epoch);
+        report.endowment_funded = report
+            .endowment_funded
+            .checked_add(funded)
+            .ok_or_else(|| overflow("endowment"))?;
+        Ok(())
+    }
+
+    fn owned_deal(&self, ctx: &Ctx, id: DealId) -> Result<&Deal, TxError> {
+        let deal = self.deal(id)?;
+        if deal.owner != ctx.sender {
+            return Err(TxError::NotDealOwner {
+                deal: id,
+                sender: ctx.sender,
+            });
+        }
+        if deal.permanent {
+            return Err(TxError::PermanentDeal { deal: id });
+        }
+        if !matches!(deal.status, DealStatus::Pending { .. } | DealStatus::Active) {
+            return Err(TxError::DealWrongStatus {
+                deal: id,
+                status: deal.status.name().to_string(),
+            });
+        }
+        Ok(deal)
+    }
+
+    pub(crate) fn extend_deal(&mut self, ctx: &Ctx, body: &ExtendDeal) -> Result<(), TxError> {
+        let deal = self.owned_deal(ctx, body.deal)?;
+        let epochs = deal
+            .epochs
+            .checked_add(body.extra_epochs)
+            .ok_or_else(|| overflow("deal term"))?;
+        if body.extra_epochs == 0 || epochs > self.params.max_deal_epochs {
+            return Err(TxError::DealTerm {
+                epochs,
+                minimum: deal.epochs.saturating_add(1),
+                maximum: self.params.max_deal_epochs,
+            });
+        }
+        let needed = deal
+            .epoch_cost()
+            .and_then(|c| c.checked_mul(u128::from(body.extra_epochs)))
+            .ok_or_else(|| overflow("deal cost"))?;
+        if body.amount < needed {
+            return Err(TxError::InsufficientEscrow {
+                needed,
+                provided: body.amount,
+            });
+        }
+        let escrow = deal
+            .escrow
+            .checked_add(body.amount)
+            .ok_or_else(|| overflow("escrow"))?;
+        self.state.debit(ctx.sender, body.amount)?;
+        let deal = self
+            .state
+            .deals
+            .get_mut(&body.deal)
+            .ok_or(TxError::UnknownDeal { deal: body.deal })?;
+        deal.escrow = escrow;
+        deal.epochs = epochs;
+        if let Some(end) = deal.end_epoch.as_mut() {
+            *end = end.saturating_add(body.extra_epochs);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn cancel_deal(&mut self, ctx: &Ctx, id: DealId) -> Result<(), TxError> {
+        self.owned_deal(ctx, id)?;
+        self.end_deal(id, DealStatus::Cancelled)
+    }
+
+    /// Ends a deal: refunds what is left in escrow, frees provider capacity, drops challenges.
+    pub(crate) fn end_deal(&mut self, id: DealId, status: DealStatus) -> Result<(), TxError> {
+        let deal = self
+            .state
+            .deals
+            .get_mut(&id)
+            .ok_or(TxError::UnknownDeal { deal: id })?;
+        let refund = deal.escrow;
+        deal.escrow = Amount::ZERO;
+        deal.status = status;
+        let owner = deal.owner;
+        let shard_bytes = deal.blob.shard_size_bytes;
+        let providers = deal.providers.clone();
+        let shards = u16::try_from(providers.len()).unwrap_or(u16::MAX);
+        for address in &providers {
+            if let Some(p) = self.state.providers.get_mut(address) {
+                p.assigned_storage_bytes = p.assigned_storage_bytes.saturating_sub(shard_bytes);
+            }
+        }
+        for index in 0..shards {
+            self.state.storage_challenges.remove(&(id, index));
+        }
+        self.state.credit(owner, refund)
+    }
+
+    pub(crate) fn submit_storage_proofs(
+        &mut self,
+        ctx: &Ctx,
+        body: &SubmitStorageProofs,
+    ) -> Result<(), TxError> {
+        if body.epoch != ctx.epoch {
+            return Err(TxError::WrongEpoch {
+                given: body.epoch,
+                current: ctx.epoch,
+            });
+        }
+        // Check every entry before recording any verdict, so a bad entry rejects the whole
+        // transaction cleanly.
+        let mut seen = BTreeSet::new();
+        for proof in body.proofs.iter() {
+            let key = (proof.deal, proof.shard_index);
+            let challenge = self
+                .state
+                .storage_challenges
+                .get(&key)
+                .filter(|c| c.epoch == ctx.epoch)
+                .ok_or(TxError::UnknownStorageChallenge {
+                    deal: proof.deal,
+                    shard_index: proof.shard_index,
+                })?;
+            if challenge.provider != ctx.sender {
+                return Err(TxError::NotChallengedProvider {
+                    provider: challenge.provider,
+                });
+            }
+            if challenge.verdict != Verdict::Pending || !seen.insert(key) {
+                return Err(TxError::AlreadyAnswered);
+            }
+            if ctx.height > challenge.deadline {
+                return Err(TxError::DeadlinePassed {
+                    deadline: challenge.deadline,
+                    height: ctx.height,
+                });
+            }
+            self.deal(proof.deal)?;
+        }
+        let leaves = usize::from(self.params.storage_leaves_per_challenge);
+        for proof in body.proofs.iter() {
+            let key = (proof.deal, proof.shard_index);
+            let verdict = {
+                let deal = self.deal(proof.deal)?;
+                let challenge = self
+                    .state
+                    .storage_challenges
+                    .get(&key)
+                    .ok_or(TxError::UnknownStorageChallenge {
+                        deal: proof.deal,
+                        shard_index: proof.shard_index,
+                    })?;
+                match cairn_proofs::storage::verify(&deal.blob, &challenge.seed, proof, leaves) {
+                    Ok(()) => Verdict::Passed,
+                    Err(e) => Verdict::Failed {
+                        detail: e.to_string(),
+                    },
+                }
+            };
+            if let Some(challenge) = self.state.storage_challenges.get_mut(&key) {
+                challenge.verdict = verdict;
+            }
+        }
+        Ok(())
+    }
+
+    /// Providers' addresses of a deal's shards, for tests and the simulator.
+    pub fn deal_providers(&self, id: DealId) -> Option<&[Address]> {
+        self.state.deals.get(&id).map(|d| d.providers.as_slice())
+    }
+}
