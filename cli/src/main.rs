@@ -1,1 +1,98 @@
-fn main() {}
+//! Run and use a Cairn network from one binary: devnet, node roles, keys, transactions and queries.
+//!
+//! The binary is thin: it parses arguments, calls into the library crates and prints. Every
+//! command accepts `--json` for one machine-readable JSON document on stdout, and `--home`
+//! (default `$CAIRN_HOME`, else `~/.cairn`) for where keys, genesis and data live.
+
+mod devnet;
+mod simulate;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Cairn: a DePIN for storage and GPU compute"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Print one JSON document instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Home directory for keys, genesis and data [default: $CAIRN_HOME, else ~/.cairn].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+}
+
+impl Global {
+    /// `--home`, else `$CAIRN_HOME`, else `~/.cairn`.
+    pub fn home_dir(&self) -> Result<PathBuf> {
+        if let Some(home) = &self.home {
+            return Ok(home.clone());
+        }
+        if let Some(home) = std::env::var_os("CAIRN_HOME").filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(home));
+        }
+        let user_home = std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .context("neither --home, CAIRN_HOME nor HOME is set")?;
+        Ok(PathBuf::from(user_home).join(".cairn"))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a whole network on this machine (today: the ledger with a live workload).
+    Devnet(devnet::DevnetArgs),
+    /// Work with the ledger state machine directly, without a network.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum LedgerCommand {
+    /// Drive a random but realistic workload through the ledger and print the economics.
+    Simulate(simulate::SimulateArgs),
+    /// Print the default genesis parameters as TOML.
+    Params,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    if let Err(error) = run(cli) {
+        if json {
+            let doc = serde_json::json!({ "error": format!("{error:#}") });
+            println!("{doc}");
+        } else {
+            eprintln!("error: {error:#}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Devnet(args) => devnet::run(&cli.global, args),
+        Command::Ledger(LedgerCommand::Simulate(args)) => simulate::run(&cli.global, args),
+        Command::Ledger(LedgerCommand::Params) => {
+            let params = cairn_ledger::Params::default();
+            if cli.global.json {
+                println!("{}", serde_json::to_string_pretty(&params)?);
+            } else {
+                print!("{}", toml::to_string_pretty(&params)?);
+            }
+            Ok(())
+        }
+    }
+}

@@ -5,8 +5,12 @@
 use crate::error::{TxError, overflow};
 use crate::state::{Bid, ComputePhase, Lease, LeaseState, Order, OrderStatus, Provider};
 use crate::{Ctx, Ledger, RevenueSource};
-use cairn_types::tx::{AcceptBid, CloseLease, CommitCompute, CreateOrder, OpenCompute, PlaceBid, TopUpLease};
-use cairn_types::{Amount, CloseInitiator, Epoch, Hardware, Hash, Height, LeaseId, OrderId, Resources};
+use cairn_types::tx::{
+    AcceptBid, CloseLease, CommitCompute, CreateOrder, OpenCompute, PlaceBid, TopUpLease,
+};
+use cairn_types::{
+    Amount, CloseInitiator, Epoch, Hardware, Hash, Height, LeaseId, OrderId, Resources,
+};
 
 /// What settling a lease at a height would do; computed without touching state so a failing
 /// transaction can refuse before changing anything.
@@ -20,9 +24,13 @@ pub struct Settlement {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SettledState {
     Active,
-    Paused { since: Height },
+    Paused {
+        since: Height,
+    },
     /// The grace period after running dry has passed: the lease must close.
-    Expired { since: Height },
+    Expired {
+        since: Height,
+    },
     Closed,
 }
 
@@ -34,7 +42,9 @@ pub fn project_settlement(lease: &Lease, height: Height, grace_blocks: u64) -> S
         outcome,
     };
     match lease.state {
-        LeaseState::Closed { .. } => done(Amount::ZERO, lease.settled_through, SettledState::Closed),
+        LeaseState::Closed { .. } => {
+            done(Amount::ZERO, lease.settled_through, SettledState::Closed)
+        }
         LeaseState::Paused { since } => {
             let outcome = if height > since.saturating_add(grace_blocks) {
                 SettledState::Expired { since }
@@ -48,9 +58,11 @@ pub fn project_settlement(lease: &Lease, height: Height, grace_blocks: u64) -> S
             let price = lease.price_per_block;
             let owed = price.checked_mul(u128::from(blocks));
             match owed {
-                Some(owed) if owed <= lease.escrow => {
-                    done(owed, lease.settled_through.max(height), SettledState::Active)
-                }
+                Some(owed) if owed <= lease.escrow => done(
+                    owed,
+                    lease.settled_through.max(height),
+                    SettledState::Active,
+                ),
                 _ => {
                     // price > 0 here: a zero price never owes more than the escrow.
                     let affordable = lease.escrow.ucrn() / price.ucrn().max(1);
@@ -91,7 +103,10 @@ pub fn hardware_satisfies(resources: &Resources, hardware: &Hardware) -> Result<
     }
     let wanted = usize::try_from(resources.gpu_count).unwrap_or(usize::MAX);
     if hardware.gpus.len() < wanted {
-        return Err(format!("{} GPUs offered, {wanted} asked", hardware.gpus.len()));
+        return Err(format!(
+            "{} GPUs offered, {wanted} asked",
+            hardware.gpus.len()
+        ));
     }
     for gpu in hardware.gpus.iter() {
         let vendor = resources.gpu_vendor.as_str();
@@ -146,7 +161,10 @@ pub fn check_free_capacity(provider: &Provider, hardware: &Hardware) -> Result<(
     for gpu in hardware.gpus.iter() {
         if !d.gpus.iter().any(|g| g == gpu) {
             return Err(TxError::HardwareMismatch {
-                detail: format!("GPU {} {} is not among the declared GPUs", gpu.vendor, gpu.model),
+                detail: format!(
+                    "GPU {} {} is not among the declared GPUs",
+                    gpu.vendor, gpu.model
+                ),
             });
         }
     }
@@ -157,9 +175,13 @@ impl Ledger {
     pub(crate) fn create_order(&mut self, ctx: &Ctx, body: &CreateOrder) -> Result<(), TxError> {
         let r = &body.resources;
         if r.cpu_millicores == 0 && r.gpu_count == 0 {
-            return Err(crate::error::invalid("resources", "asks for no CPU and no GPU"));
+            return Err(crate::error::invalid(
+                "resources",
+                "asks for no CPU and no GPU",
+            ));
         }
-        if body.bid_window_blocks == 0 || body.bid_window_blocks > self.params.max_bid_window_blocks {
+        if body.bid_window_blocks == 0 || body.bid_window_blocks > self.params.max_bid_window_blocks
+        {
             return Err(TxError::BidWindow {
                 blocks: body.bid_window_blocks,
                 maximum: self.params.max_bid_window_blocks,
@@ -421,7 +443,8 @@ impl Ledger {
         };
         let (tenant, provider, hw) = (lease.tenant, lease.provider, lease.hardware.clone());
         if let Some(p) = self.state.providers.get_mut(&provider) {
-            p.committed.cpu_millicores = p.committed.cpu_millicores.saturating_sub(hw.cpu_millicores);
+            p.committed.cpu_millicores =
+                p.committed.cpu_millicores.saturating_sub(hw.cpu_millicores);
             p.committed.memory_bytes = p.committed.memory_bytes.saturating_sub(hw.memory_bytes);
             p.committed.storage_bytes = p.committed.storage_bytes.saturating_sub(hw.storage_bytes);
             p.committed.gpus = p
@@ -507,14 +530,16 @@ impl Ledger {
         self.settle_lease(id, ctx.height, ctx.epoch).map(|_| ())
     }
 
-    pub(crate) fn commit_compute(&mut self, ctx: &Ctx, body: &CommitCompute) -> Result<(), TxError> {
-        let challenge = self
-            .state
-            .compute_challenges
-            .get(&body.challenge)
-            .ok_or(TxError::UnknownComputeChallenge {
+    pub(crate) fn commit_compute(
+        &mut self,
+        ctx: &Ctx,
+        body: &CommitCompute,
+    ) -> Result<(), TxError> {
+        let challenge = self.state.compute_challenges.get(&body.challenge).ok_or(
+            TxError::UnknownComputeChallenge {
                 challenge: body.challenge,
-            })?;
+            },
+        )?;
         if challenge.provider != ctx.sender {
             return Err(TxError::NotChallengedProvider {
                 provider: challenge.provider,
@@ -552,13 +577,11 @@ impl Ledger {
     }
 
     pub(crate) fn open_compute(&mut self, ctx: &Ctx, body: &OpenCompute) -> Result<(), TxError> {
-        let challenge = self
-            .state
-            .compute_challenges
-            .get(&body.challenge)
-            .ok_or(TxError::UnknownComputeChallenge {
+        let challenge = self.state.compute_challenges.get(&body.challenge).ok_or(
+            TxError::UnknownComputeChallenge {
                 challenge: body.challenge,
-            })?;
+            },
+        )?;
         if challenge.provider != ctx.sender {
             return Err(TxError::NotChallengedProvider {
                 provider: challenge.provider,

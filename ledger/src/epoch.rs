@@ -44,7 +44,7 @@ impl Ledger {
         let slashed = self.apply_faults(epoch, &tallies, &storage_verdicts)?;
         self.distribute_rewards(epoch, &tallies, &slashed)?;
         self.release_unbonding(epoch)?;
-        self.close_report(epoch)?;
+        self.close_report(epoch, &tallies)?;
         self.issue_challenges(ctx, epoch.saturating_add(1))?;
         self.prune(epoch);
         Ok(())
@@ -99,13 +99,11 @@ impl Ledger {
                 Verdict::Failed { .. } => tally.failed += 1,
                 Verdict::Missed | Verdict::Pending => tally.missed += 1,
             }
-            if passed {
-                if let Some(deal) = self.state.deals.get(&key.0) {
-                    let bytes = deal.blob.shard_size_bytes;
-                    tally.proven_storage_bytes = tally.proven_storage_bytes.saturating_add(bytes);
-                    if deal.permanent || !deal.price_per_gib_epoch.is_zero() {
-                        tally.paid_storage_bytes = tally.paid_storage_bytes.saturating_add(bytes);
-                    }
+            if passed && let Some(deal) = self.state.deals.get(&key.0) {
+                let bytes = deal.blob.shard_size_bytes;
+                tally.proven_storage_bytes = tally.proven_storage_bytes.saturating_add(bytes);
+                if deal.permanent || !deal.price_per_gib_epoch.is_zero() {
+                    tally.paid_storage_bytes = tally.paid_storage_bytes.saturating_add(bytes);
                 }
             }
             verdicts.insert(*key, passed);
@@ -196,8 +194,13 @@ impl Ledger {
                 }
                 let net = self.pay_provider(provider, share, RevenueSource::Storage, epoch)?;
                 let tally = tallies.entry(provider).or_default();
-                tally.fees = tally.fees.checked_add(net).ok_or_else(|| overflow("fees"))?;
-                paid = paid.checked_add(share).ok_or_else(|| overflow("deal paid"))?;
+                tally.fees = tally
+                    .fees
+                    .checked_add(net)
+                    .ok_or_else(|| overflow("fees"))?;
+                paid = paid
+                    .checked_add(share)
+                    .ok_or_else(|| overflow("deal paid"))?;
             }
             if let Some(deal) = self.state.deals.get_mut(&id) {
                 let pot = if permanent {
@@ -205,7 +208,9 @@ impl Ledger {
                 } else {
                     &mut deal.escrow
                 };
-                *pot = pot.checked_sub(paid).ok_or_else(|| overflow("deal escrow"))?;
+                *pot = pot
+                    .checked_sub(paid)
+                    .ok_or_else(|| overflow("deal escrow"))?;
                 deal.paid_total = deal
                     .paid_total
                     .checked_add(paid)
@@ -227,12 +232,11 @@ impl Ledger {
         verdicts: &BTreeMap<(DealId, u16), bool>,
     ) -> Result<BTreeMap<Address, Amount>, TxError> {
         for ((deal, index), passed) in verdicts {
-            if !passed {
-                if let Some(d) = self.state.deals.get_mut(deal) {
-                    if !d.repair_needed.contains(index) {
-                        d.repair_needed.push(*index);
-                    }
-                }
+            if !passed
+                && let Some(d) = self.state.deals.get_mut(deal)
+                && !d.repair_needed.contains(index)
+            {
+                d.repair_needed.push(*index);
             }
         }
         let mut slashed = BTreeMap::new();
@@ -250,7 +254,8 @@ impl Ledger {
                 }
                 continue;
             }
-            provider.consecutive_faulty_epochs = provider.consecutive_faulty_epochs.saturating_add(1);
+            provider.consecutive_faulty_epochs =
+                provider.consecutive_faulty_epochs.saturating_add(1);
             provider.total_faults = provider.total_faults.saturating_add(faults);
             if provider.consecutive_faulty_epochs > self.params.warnings_before_slash {
                 let lost = self.slash(address, epoch)?;
@@ -312,7 +317,10 @@ impl Ledger {
             .ok_or_else(|| overflow("slash"))?;
         self.burn(total)?;
         let report = self.report_mut(epoch);
-        report.slashed = report.slashed.checked_add(total).ok_or_else(|| overflow("slash"))?;
+        report.slashed = report
+            .slashed
+            .checked_add(total)
+            .ok_or_else(|| overflow("slash"))?;
         report.burned_slash = report
             .burned_slash
             .checked_add(total)
@@ -322,7 +330,11 @@ impl Ledger {
 
     fn storage_weight(&self, tally: &Tally) -> u128 {
         let paid = u128::from(tally.paid_storage_bytes);
-        let idle = u128::from(tally.proven_storage_bytes.saturating_sub(tally.paid_storage_bytes));
+        let idle = u128::from(
+            tally
+                .proven_storage_bytes
+                .saturating_sub(tally.paid_storage_bytes),
+        );
         paid.saturating_mul(u128::from(self.params.demand_weight_bps)) / 10_000 + idle
     }
 
@@ -334,11 +346,13 @@ impl Ledger {
         let leased_bps = if !p.declared.gpus.is_empty() {
             let total = u64::try_from(p.declared.gpus.len()).unwrap_or(u64::MAX);
             p.committed.gpus.min(total).saturating_mul(10_000) / total.max(1)
-        } else if p.declared.cpu_millicores > 0 {
-            p.committed.cpu_millicores.min(p.declared.cpu_millicores).saturating_mul(10_000)
-                / p.declared.cpu_millicores
         } else {
-            0
+            p.committed
+                .cpu_millicores
+                .min(p.declared.cpu_millicores)
+                .saturating_mul(10_000)
+                .checked_div(p.declared.cpu_millicores)
+                .unwrap_or(0)
         };
         let leased_bps = u32::try_from(leased_bps).unwrap_or(10_000);
         let bonus = u128::from(self.params.demand_weight_bps.saturating_sub(10_000));
@@ -357,7 +371,10 @@ impl Ledger {
             .checked_add(amount)
             .ok_or_else(|| overflow("mint"))?;
         let report = self.report_mut(epoch);
-        report.minted = report.minted.checked_add(amount).ok_or_else(|| overflow("mint"))?;
+        report.minted = report
+            .minted
+            .checked_add(amount)
+            .ok_or_else(|| overflow("mint"))?;
         Ok(())
     }
 
@@ -396,7 +413,11 @@ impl Ledger {
                 .providers
                 .get(address)
                 .is_some_and(|p| p.status == ProviderStatus::Active);
-            let sw = if eligible { self.storage_weight(tally) } else { 0 };
+            let sw = if eligible {
+                self.storage_weight(tally)
+            } else {
+                0
+            };
             let (cw, leased) = self.compute_weight(address, tally);
             storage_w.insert(*address, sw);
             compute_w.insert(*address, (if eligible { cw } else { 0 }, leased));
@@ -409,7 +430,10 @@ impl Ledger {
             (storage_pool, &storage_w, storage_total, true),
             (
                 compute_pool,
-                &compute_w.iter().map(|(a, w)| (*a, w.0)).collect::<BTreeMap<_, _>>(),
+                &compute_w
+                    .iter()
+                    .map(|(a, w)| (*a, w.0))
+                    .collect::<BTreeMap<_, _>>(),
                 compute_total,
                 false,
             ),
@@ -419,7 +443,9 @@ impl Ledger {
             }
             let mut distributed = Amount::ZERO;
             for (address, w) in weights {
-                let share = pool.mul_div(*w, total).ok_or_else(|| overflow("reward share"))?;
+                let share = pool
+                    .mul_div(*w, total)
+                    .ok_or_else(|| overflow("reward share"))?;
                 let entry = gross.entry(*address).or_default();
                 if is_storage {
                     entry.0 = share;
@@ -431,9 +457,11 @@ impl Ledger {
                     .ok_or_else(|| overflow("rewards"))?;
             }
             // Rounding dust goes to the treasury so the whole pool is accounted for.
-            let dust = pool.checked_sub(distributed).ok_or_else(|| overflow("dust"))?;
+            let dust = pool
+                .checked_sub(distributed)
+                .ok_or_else(|| overflow("dust"))?;
             self.mint(pool, epoch)?;
-            self.to_treasury(dust, epoch)?;
+            self.credit_treasury(dust, epoch)?;
             let report = self.report_mut(epoch);
             if is_storage {
                 report.storage_rewards = distributed;
@@ -443,11 +471,9 @@ impl Ledger {
         }
 
         // Validators: by blocks proposed this epoch.
-        let blocks: u128 = self
-            .state
-            .validators
-            .values()
-            .fold(0u128, |a, v| a.saturating_add(u128::from(v.blocks_this_epoch)));
+        let blocks: u128 = self.state.validators.values().fold(0u128, |a, v| {
+            a.saturating_add(u128::from(v.blocks_this_epoch))
+        });
         if blocks > 0 && !validator_pool.is_zero() {
             let shares: Vec<(Address, Amount)> = self
                 .state
@@ -466,7 +492,10 @@ impl Ledger {
             for (address, share) in shares {
                 self.state.credit(address, share)?;
                 if let Some(v) = self.state.validators.get_mut(&address) {
-                    v.rewards_total = v.rewards_total.checked_add(share).unwrap_or(v.rewards_total);
+                    v.rewards_total = v
+                        .rewards_total
+                        .checked_add(share)
+                        .unwrap_or(v.rewards_total);
                 }
                 distributed = distributed
                     .checked_add(share)
@@ -476,7 +505,7 @@ impl Ledger {
                 .checked_sub(distributed)
                 .ok_or_else(|| overflow("dust"))?;
             self.mint(validator_pool, epoch)?;
-            self.to_treasury(dust, epoch)?;
+            self.credit_treasury(dust, epoch)?;
             self.report_mut(epoch).validator_rewards = distributed;
         }
         for v in self.state.validators.values_mut() {
@@ -524,7 +553,10 @@ impl Ledger {
                 slashed: lost,
             };
             if let Some(p) = self.state.providers.get_mut(address) {
-                p.rewards_total = p.rewards_total.checked_add(provider_reward).unwrap_or(p.rewards_total);
+                p.rewards_total = p
+                    .rewards_total
+                    .checked_add(provider_reward)
+                    .unwrap_or(p.rewards_total);
                 p.proven_storage_bytes = tally.proven_storage_bytes;
                 p.history.push_back(ProviderEpochRecord {
                     epoch,
@@ -550,7 +582,11 @@ impl Ledger {
 
     /// Credits a provider's reward, sharing the delegators' part (stake-weighted, minus
     /// commission). Returns (commission, paid to delegators).
-    fn pay_reward(&mut self, address: &Address, reward: Amount) -> Result<(Amount, Amount), TxError> {
+    fn pay_reward(
+        &mut self,
+        address: &Address,
+        reward: Amount,
+    ) -> Result<(Amount, Amount), TxError> {
         if reward.is_zero() {
             return Ok((Amount::ZERO, Amount::ZERO));
         }
@@ -581,7 +617,9 @@ impl Ledger {
                 .mul_div(amount.ucrn(), delegated.ucrn())
                 .ok_or_else(|| overflow("delegator share"))?;
             self.state.credit(delegator, share)?;
-            paid = paid.checked_add(share).ok_or_else(|| overflow("delegators"))?;
+            paid = paid
+                .checked_add(share)
+                .ok_or_else(|| overflow("delegators"))?;
         }
         // The provider keeps its own share, the commission and the rounding dust.
         let own = reward.checked_sub(paid).ok_or_else(|| overflow("reward"))?;
@@ -604,13 +642,18 @@ impl Ledger {
         Ok(())
     }
 
-    fn close_report(&mut self, epoch: Epoch) -> Result<(), TxError> {
-        let active = self
+    fn close_report(
+        &mut self,
+        epoch: Epoch,
+        tallies: &BTreeMap<Address, Tally>,
+    ) -> Result<(), TxError> {
+        let registered = self
             .state
             .providers
             .values()
             .filter(|p| p.is_active())
             .count();
+        let active = tallies.values().filter(|t| t.passed > 0).count();
         let proven = self
             .state
             .providers
@@ -618,6 +661,7 @@ impl Ledger {
             .filter(|p| p.is_proven(epoch))
             .count();
         let report = self.report_mut(epoch);
+        report.registered_providers = u64::try_from(registered).unwrap_or(u64::MAX);
         report.active_providers = u64::try_from(active).unwrap_or(u64::MAX);
         report.proven_providers = u64::try_from(proven).unwrap_or(u64::MAX);
         report.finished = true;
@@ -639,7 +683,9 @@ impl Ledger {
             if deal.status != DealStatus::Active {
                 continue;
             }
-            if deal.start_epoch.is_none_or(|s| s > epoch) || deal.end_epoch.is_some_and(|e| e < epoch) {
+            if deal.start_epoch.is_none_or(|s| s > epoch)
+                || deal.end_epoch.is_some_and(|e| e < epoch)
+            {
                 continue;
             }
             for (index, provider) in deal.providers.iter().enumerate() {
@@ -711,7 +757,9 @@ impl Ledger {
         }
         let cutoff = epoch - keep;
         self.state.statements.retain(|(e, _), _| *e > cutoff);
-        self.state.compute_challenges.retain(|_, c| c.epoch > cutoff);
+        self.state
+            .compute_challenges
+            .retain(|_, c| c.epoch > cutoff);
     }
 }
 

@@ -73,13 +73,19 @@ pub enum TxError {
     #[error("bond {bond} is below the minimum {minimum}")]
     BondBelowMinimum { bond: Amount, minimum: Amount },
     #[error("commission {commission_bps} bps is above the maximum {maximum_bps}")]
-    CommissionTooHigh { commission_bps: u16, maximum_bps: u16 },
+    CommissionTooHigh {
+        commission_bps: u16,
+        maximum_bps: u16,
+    },
     #[error("cannot unbond {requested}: bonded {bonded}")]
     InsufficientStake { requested: Amount, bonded: Amount },
     #[error("delegation of {amount} is below the minimum {minimum}")]
     DelegationBelowMinimum { amount: Amount, minimum: Amount },
     #[error("no delegation from {delegator} to {provider}")]
-    UnknownDelegation { delegator: Address, provider: Address },
+    UnknownDelegation {
+        delegator: Address,
+        provider: Address,
+    },
     #[error("provider is not jailed")]
     NotJailed,
     #[error("provider is jailed until epoch {until_epoch}")]

@@ -290,10 +290,7 @@ impl Ledger {
             return Ok(());
         }
         // Find the culprit so the error names it; only on the failure path.
-        Err(txs
-            .iter()
-            .position(|t| !t.verify_signature())
-            .unwrap_or(0))
+        Err(txs.iter().position(|t| !t.verify_signature()).unwrap_or(0))
     }
 
     /// Applies a block. On error nothing changes.
@@ -307,7 +304,11 @@ impl Ledger {
         self.apply(block, false)
     }
 
-    fn apply(&mut self, block: &Block, verify_signatures: bool) -> Result<BlockOutcome, BlockError> {
+    fn apply(
+        &mut self,
+        block: &Block,
+        verify_signatures: bool,
+    ) -> Result<BlockOutcome, BlockError> {
         let txs = &block.txs.0;
         self.check_header(block)?;
         if !verify_signatures {
@@ -396,7 +397,7 @@ impl Ledger {
         self.state.last_timestamp_ms = block.header.timestamp_ms;
         self.state.last_seed = block.header.seed;
 
-        let finished_epoch = if height % self.params.epoch_length_blocks == 0 {
+        let finished_epoch = if height.is_multiple_of(self.params.epoch_length_blocks) {
             self.finish_epoch(&ctx).map_err(|_| BlockError::Overflow {
                 context: "epoch processing",
             })?;
@@ -458,7 +459,7 @@ impl Ledger {
             .checked_sub(burn)
             .ok_or_else(|| error::overflow("fee split"))?;
         self.burn(burn)?;
-        self.to_treasury(treasury, epoch)?;
+        self.credit_treasury(treasury, epoch)?;
         let report = self.report_mut(epoch);
         report.revenue.tx_fees = report
             .revenue
@@ -482,7 +483,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn to_treasury(&mut self, amount: Amount, epoch: Epoch) -> Result<(), TxError> {
+    fn credit_treasury(&mut self, amount: Amount, epoch: Epoch) -> Result<(), TxError> {
         self.state.treasury = self
             .state
             .treasury
@@ -528,9 +529,12 @@ impl Ledger {
             .ok_or_else(|| error::overflow("take"))?;
         self.state.credit(provider, net)?;
         self.burn(burn)?;
-        self.to_treasury(treasury, epoch)?;
+        self.credit_treasury(treasury, epoch)?;
         if let Some(p) = self.state.providers.get_mut(&provider) {
-            p.fees_earned_total = p.fees_earned_total.checked_add(net).unwrap_or(Amount(u128::MAX));
+            p.fees_earned_total = p
+                .fees_earned_total
+                .checked_add(net)
+                .unwrap_or(Amount(u128::MAX));
         }
         let report = self.report_mut(epoch);
         let bucket = match source {

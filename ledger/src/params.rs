@@ -202,7 +202,10 @@ impl Params {
             return Err(param("min_data_shards", "must be in 1..=max_data_shards"));
         }
         if usize::from(self.max_data_shards) + usize::from(self.max_parity_shards) > 256 {
-            return Err(param("max_data_shards", "data + parity shards must be at most 256"));
+            return Err(param(
+                "max_data_shards",
+                "data + parity shards must be at most 256",
+            ));
         }
         if self.min_leaf_size_bytes == 0
             || self.min_leaf_size_bytes > self.max_leaf_size_bytes
@@ -355,7 +358,10 @@ impl Genesis {
         let mut seen = std::collections::BTreeSet::new();
         for provider in &self.providers {
             if !seen.insert(provider.address) {
-                return Err(param("providers", format!("{} appears twice", provider.address)));
+                return Err(param(
+                    "providers",
+                    format!("{} appears twice", provider.address),
+                ));
             }
             if provider.bond < self.params.min_provider_bond {
                 return Err(param(

@@ -7,16 +7,16 @@
 //! Everything is driven by one seed through a SplitMix64 stream: the same seed gives the same
 //! blocks, byte for byte.
 
+use crate::params::{GenesisAccount, GenesisProvider, GenesisValidator};
 use crate::state::{ComputePhase, DealStatus, LeaseState, OrderStatus, Verdict};
 use crate::{BlockError, BlockOutcome, Genesis, Ledger, Params};
-use crate::params::{GenesisAccount, GenesisProvider, GenesisValidator};
 use cairn_proofs::compute::GemmShape;
 use cairn_types::proof::ComputeOpening;
 use cairn_types::tx::{
-    AcceptBid, ActivateDeal, BlobMeta, CloseLease, CommitCompute, CreateDeal, CreateOrder,
-    DealRef, Delegation, Empty, ExtendDeal, LeaseRef, OpenCompute, OrderRef, PlaceBid,
-    SHARD_RECEIPT_NAMESPACE, ShardReceipt, StakeAmount, SubmitStorageProofs, TopUpLease,
-    Transfer, shard_receipt_message,
+    AcceptBid, ActivateDeal, BlobMeta, CloseLease, CommitCompute, CreateDeal, CreateOrder, DealRef,
+    Delegation, Empty, ExtendDeal, LeaseRef, OpenCompute, OrderRef, PlaceBid,
+    SHARD_RECEIPT_NAMESPACE, ShardReceipt, StakeAmount, SubmitStorageProofs, TopUpLease, Transfer,
+    shard_receipt_message,
 };
 use cairn_types::{
     Address, Amount, Block, BoundedString, BoundedVec, Capacity, ChallengeId, DealId, GpuSpec,
@@ -260,7 +260,7 @@ impl Simulation {
                         }
                     },
                     commission_bps: 1_000,
-                    bond: crn(1_000 + 100 * rng.range(0, 10) as u128),
+                    bond: crn(1_000 + 100 * u128::from(rng.range(0, 10))),
                     claimed_int8_ops: if p.is_compute { 1_000_000 } else { 0 },
                 })
                 .collect(),
@@ -329,7 +329,10 @@ impl Simulation {
         for tx in txs {
             let sender = tx.sender();
             let fees = spend.get(&sender).copied().unwrap_or_default();
-            let nonce = nonces.get(&sender).copied().unwrap_or_else(|| state.nonce(&sender));
+            let nonce = nonces
+                .get(&sender)
+                .copied()
+                .unwrap_or_else(|| state.nonce(&sender));
             let fees_after = fees.checked_add(min_fee).unwrap_or(Amount(u128::MAX));
             if fees_after <= state.balance(&sender) && tx.tx.nonce == nonce {
                 spend.insert(sender, fees_after);
@@ -337,14 +340,32 @@ impl Simulation {
                 kept.push(tx);
             }
         }
-        let proposer = self.validators[usize::try_from(height).unwrap_or(0) % self.validators.len()];
-        let seed = Hash::domain("cairn.sim.seed", &[&self.config.seed.to_be_bytes(), &height.to_be_bytes()]);
+        let proposer =
+            self.validators[usize::try_from(height).unwrap_or(0) % self.validators.len()];
+        let seed = Hash::domain(
+            "cairn.sim.seed",
+            &[&self.config.seed.to_be_bytes(), &height.to_be_bytes()],
+        );
         let timestamp = self.genesis.genesis_time_ms + height * self.ledger.params().block_time_ms;
-        Block::new(height, self.ledger.state().last_block_hash, timestamp, proposer, seed, kept)
-            .unwrap_or_else(|| {
-                Block::new(height, self.ledger.state().last_block_hash, timestamp, proposer, seed, vec![])
-                    .unwrap_or_else(|| unreachable_block(height))
-            })
+        Block::new(
+            height,
+            self.ledger.state().last_block_hash,
+            timestamp,
+            proposer,
+            seed,
+            kept,
+        )
+        .unwrap_or_else(|| {
+            Block::new(
+                height,
+                self.ledger.state().last_block_hash,
+                timestamp,
+                proposer,
+                seed,
+                vec![],
+            )
+            .unwrap_or_else(|| unreachable_block(height))
+        })
     }
 
     /// Builds and applies one block.
@@ -369,7 +390,11 @@ impl Simulation {
             }
         }
         for (address, deal, index, bytes) in deliveries {
-            if let Some(p) = self.providers.iter_mut().find(|p| p.key.address() == address) {
+            if let Some(p) = self
+                .providers
+                .iter_mut()
+                .find(|p| p.key.address() == address)
+            {
                 p.shards.entry((deal, index)).or_insert(bytes);
             }
         }
@@ -399,7 +424,9 @@ impl Simulation {
                 {
                     continue;
                 }
-                let Some(deal) = state.deals.get(deal_id) else { continue };
+                let Some(deal) = state.deals.get(deal_id) else {
+                    continue;
+                };
                 let Some(shard) = self.providers[pi].shards.get(&(*deal_id, *index)) else {
                     continue;
                 };
@@ -411,12 +438,11 @@ impl Simulation {
                     *index,
                     usize::from(params.storage_leaves_per_challenge),
                 );
-                if behaviour == Behaviour::Corrupter {
-                    if let Some(leaf) = proof.leaves.0.first_mut() {
-                        if let Some(b) = leaf.data.0.first_mut() {
-                            *b ^= 0x01;
-                        }
-                    }
+                if behaviour == Behaviour::Corrupter
+                    && let Some(leaf) = proof.leaves.0.first_mut()
+                    && let Some(b) = leaf.data.0.first_mut()
+                {
+                    *b ^= 0x01;
                 }
                 proofs.push(proof);
             }
@@ -432,21 +458,28 @@ impl Simulation {
                     txs.push(tx);
                 }
             }
-            // Receipts for pending deals that hold one of our shards.
-            if !self.providers[pi].is_compute {
-                self.compute_duties(pi, &state, height, txs);
-            } else {
-                self.compute_duties(pi, &state, height, txs);
+            self.compute_duties(pi, &state, height, txs);
+            // A jailed provider asks to be let back in as soon as the jail period allows.
+            if let Some(crate::state::ProviderStatus::Jailed { until_epoch }) =
+                state.providers.get(&address).map(|p| p.status.clone())
+                && epoch >= until_epoch
+            {
+                let key = self.providers[pi].key.clone();
+                txs.push(self.sign(&key, TxBody::Unjail(Empty {})));
             }
         }
         // A tenant posts the certificate for every pending deal whose shards are delivered.
         for deal in state.deals.values() {
-            if !matches!(deal.status, DealStatus::Pending { .. }) || deal.created_height >= height - 1 {
+            if !matches!(deal.status, DealStatus::Pending { .. })
+                || deal.created_height >= height - 1
+            {
                 continue;
             }
             let mut receipts = Vec::new();
             for (i, address) in deal.providers.iter().enumerate() {
-                let Ok(index) = u16::try_from(i) else { continue };
+                let Ok(index) = u16::try_from(i) else {
+                    continue;
+                };
                 let Some(p) = self.providers.iter().find(|p| p.key.address() == *address) else {
                     continue;
                 };
@@ -460,7 +493,12 @@ impl Simulation {
                     signature: p.key.sign(SHARD_RECEIPT_NAMESPACE, &message),
                 });
             }
-            if let Some(owner) = self.tenants.iter().find(|k| k.address() == deal.owner).cloned() {
+            if let Some(owner) = self
+                .tenants
+                .iter()
+                .find(|k| k.address() == deal.owner)
+                .cloned()
+            {
                 let body = TxBody::ActivateDeal(ActivateDeal {
                     deal: deal.id,
                     receipts: BoundedVec::new(receipts).unwrap_or_default(),
@@ -507,7 +545,13 @@ impl Simulation {
                     let tree = cairn_proofs::compute::commit(&c);
                     let root = tree.root();
                     self.providers[pi].products.insert(*id, (tree, c));
-                    txs.push(self.sign(&key, TxBody::CommitCompute(CommitCompute { challenge: *id, root })));
+                    txs.push(self.sign(
+                        &key,
+                        TxBody::CommitCompute(CommitCompute {
+                            challenge: *id,
+                            root,
+                        }),
+                    ));
                 }
                 ComputePhase::Committed {
                     reveal_seed,
@@ -523,7 +567,8 @@ impl Simulation {
                         challenge.shape(),
                         usize::from(challenge.openings),
                     );
-                    let openings: Vec<ComputeOpening> = cairn_proofs::compute::open(&tree, &c, &indices);
+                    let openings: Vec<ComputeOpening> =
+                        cairn_proofs::compute::open(&tree, &c, &indices);
                     txs.push(self.sign(
                         &key,
                         TxBody::OpenCompute(OpenCompute {
@@ -543,7 +588,9 @@ impl Simulation {
             if order.bids.contains_key(&address) {
                 continue;
             }
-            let Some(me) = state.providers.get(&address) else { continue };
+            let Some(me) = state.providers.get(&address).filter(|p| p.is_active()) else {
+                continue;
+            };
             let hardware = Hardware {
                 cpu_millicores: order.resources.cpu_millicores,
                 memory_bytes: order.resources.memory_bytes,
@@ -563,7 +610,9 @@ impl Simulation {
             {
                 continue;
             }
-            let price = order.max_price_per_block.mul_div(self.rng.range(50, 100).into(), 100);
+            let price = order
+                .max_price_per_block
+                .mul_div(self.rng.range(50, 100).into(), 100);
             let price = price.unwrap_or(order.max_price_per_block);
             txs.push(self.sign(
                 &key,
@@ -595,6 +644,8 @@ impl Simulation {
                     .filter(|p| !p.is_compute)
                     .map(|p| p.key.address())
                     .collect();
+                let active = |a: &Address| state.providers.get(a).is_some_and(|p| p.is_active());
+                let storage: Vec<Address> = storage.into_iter().filter(active).collect();
                 if let Some(provider) = storage.get(self.rng.index(storage.len())).copied() {
                     let amount = crn(u128::from(self.rng.range(1, 500)));
                     let body = if self.rng.chance(70) {
@@ -623,7 +674,9 @@ impl Simulation {
                         gpu_model: bounded(""),
                         min_vram_mib: 0,
                     },
-                    max_price_per_block: Amount::from_ucrn(u128::from(self.rng.range(1_000, 50_000))),
+                    max_price_per_block: Amount::from_ucrn(u128::from(
+                        self.rng.range(1_000, 50_000),
+                    )),
                     deposit: Amount::from_ucrn(u128::from(self.rng.range(200_000, 2_000_000))),
                     bid_window_blocks: self.rng.range(2, 6),
                 });
@@ -635,11 +688,16 @@ impl Simulation {
                     if order.tenant == me
                         && order.status == OrderStatus::Open
                         && height > order.bid_deadline
+                        && let Some(best) = order
+                            .bids
+                            .values()
+                            .min_by_key(|b| (b.price_per_block, b.provider))
                     {
-                        if let Some(best) = order.bids.values().min_by_key(|b| (b.price_per_block, b.provider)) {
-                            let body = TxBody::AcceptBid(AcceptBid { order: order.id, provider: best.provider });
-                            txs.push(self.sign(&tenant, body));
-                        }
+                        let body = TxBody::AcceptBid(AcceptBid {
+                            order: order.id,
+                            provider: best.provider,
+                        });
+                        txs.push(self.sign(&tenant, body));
                     }
                 }
                 for lease in state.leases.values() {
@@ -668,27 +726,29 @@ impl Simulation {
                     .deals
                     .values()
                     .find(|d| d.owner == me && d.status == DealStatus::Active && !d.permanent)
+                    && self.rng.chance(20)
                 {
-                    if self.rng.chance(20) {
-                        let cost = deal.epoch_cost().unwrap_or_default();
-                        let body = TxBody::ExtendDeal(ExtendDeal {
-                            deal: deal.id,
-                            extra_epochs: 2,
-                            amount: cost.checked_mul(2).unwrap_or_default(),
-                        });
-                        txs.push(self.sign(&tenant, body));
-                    }
+                    let cost = deal.epoch_cost().unwrap_or_default();
+                    let body = TxBody::ExtendDeal(ExtendDeal {
+                        deal: deal.id,
+                        extra_epochs: 2,
+                        amount: cost.checked_mul(2).unwrap_or_default(),
+                    });
+                    txs.push(self.sign(&tenant, body));
                 }
             }
         }
     }
 
     fn new_deal(&mut self, tenant: &Keypair) -> Option<SignedTransaction> {
+        // A client places shards on providers in good standing only.
+        let state = self.ledger.state();
         let storage: Vec<Address> = self
             .providers
             .iter()
             .filter(|p| !p.is_compute)
             .map(|p| p.key.address())
+            .filter(|a| state.providers.get(a).is_some_and(|p| p.is_active()))
             .collect();
         let n = storage.len().min(6);
         if n < 3 {
@@ -696,7 +756,7 @@ impl Simulation {
         }
         let parity = u16::try_from(n / 3).ok()?;
         let data = u16::try_from(n).ok()? - parity;
-        let size = self.rng.range(0, 16 * 1024);
+        let size = self.rng.range(0, 64 * 1024);
         let shard_size = size.div_ceil(u64::from(data));
         let leaf = 256u32;
         let shards: Vec<Vec<u8>> = (0..n)
@@ -715,9 +775,15 @@ impl Simulation {
         }
         chosen.truncate(n);
         let permanent = self.rng.chance(15);
-        let price = Amount::from_ucrn(u128::from(self.rng.range(1, 20)) * 1_000_000);
+        // An epoch here is 20 blocks, so prices per GiB-epoch are high to make the tiny
+        // simulated blobs pay visible amounts.
+        let price = Amount::from_ucrn(u128::from(self.rng.range(50, 500)) * 1_000_000);
         let epochs = self.rng.range(2, 12);
-        let term = if permanent { self.ledger.params().permanent_prepay_epochs } else { epochs };
+        let term = if permanent {
+            self.ledger.params().permanent_prepay_epochs
+        } else {
+            epochs
+        };
         let escrow = crate::state::epoch_cost(price, size)?.checked_mul(u128::from(term))?;
         self.blobs.insert(id, shards);
         let body = TxBody::CreateDeal(CreateDeal {
@@ -766,12 +832,25 @@ impl Simulation {
             0 => TxBody::Transfer(Transfer { to: other, amount }),
             1 => TxBody::Bond(StakeAmount { amount }),
             2 => TxBody::Unbond(StakeAmount { amount }),
-            3 => TxBody::Delegate(Delegation { provider: other, amount }),
-            4 => TxBody::Undelegate(Delegation { provider: other, amount }),
+            3 => TxBody::Delegate(Delegation {
+                provider: other,
+                amount,
+            }),
+            4 => TxBody::Undelegate(Delegation {
+                provider: other,
+                amount,
+            }),
             5 => TxBody::Unjail(Empty {}),
             6 => TxBody::CancelDeal(DealRef { deal }),
-            7 => TxBody::ExtendDeal(ExtendDeal { deal, extra_epochs: self.rng.below(3), amount }),
-            8 => TxBody::ActivateDeal(ActivateDeal { deal, receipts: BoundedVec::default() }),
+            7 => TxBody::ExtendDeal(ExtendDeal {
+                deal,
+                extra_epochs: self.rng.below(3),
+                amount,
+            }),
+            8 => TxBody::ActivateDeal(ActivateDeal {
+                deal,
+                receipts: BoundedVec::default(),
+            }),
             9 => TxBody::SubmitStorageProofs(SubmitStorageProofs {
                 epoch: epoch + self.rng.below(2),
                 proofs: BoundedVec::new(vec![cairn_types::proof::StorageProof {
@@ -785,29 +864,51 @@ impl Simulation {
             11 => TxBody::PlaceBid(PlaceBid {
                 order,
                 price_per_block: amount,
-                hardware: Hardware { cpu_millicores: self.rng.below(40_000), ..Hardware::default() },
+                hardware: Hardware {
+                    cpu_millicores: self.rng.below(40_000),
+                    ..Hardware::default()
+                },
             }),
-            12 => TxBody::AcceptBid(AcceptBid { order, provider: other }),
+            12 => TxBody::AcceptBid(AcceptBid {
+                order,
+                provider: other,
+            }),
             13 => TxBody::TopUpLease(TopUpLease { lease, amount }),
             14 => TxBody::CloseLease(CloseLease {
                 lease,
                 reason: bounded(if self.rng.chance(50) { "" } else { "chaos" }),
             }),
             15 => TxBody::WithdrawLease(LeaseRef { lease }),
-            16 => TxBody::CommitCompute(CommitCompute { challenge, root: Hash::of(b"chaos") }),
-            17 => TxBody::OpenCompute(OpenCompute { challenge, openings: BoundedVec::default() }),
+            16 => TxBody::CommitCompute(CommitCompute {
+                challenge,
+                root: Hash::of(b"chaos"),
+            }),
+            17 => TxBody::OpenCompute(OpenCompute {
+                challenge,
+                openings: BoundedVec::default(),
+            }),
             18 => TxBody::CreateOrder(CreateOrder {
                 manifest_hash: Hash::ZERO,
-                resources: Resources { cpu_millicores: self.rng.below(2) * 1000, ..Resources::default() },
+                resources: Resources {
+                    cpu_millicores: self.rng.below(2) * 1000,
+                    ..Resources::default()
+                },
                 max_price_per_block: amount,
                 deposit: amount,
                 bid_window_blocks: self.rng.below(1_000),
             }),
             19 => TxBody::LeaveProvider(Empty {}),
             20 => TxBody::RegisterProvider(cairn_types::tx::RegisterProvider {
-                endpoint: bounded(if self.rng.chance(50) { "http://127.0.0.1:1" } else { "ftp://x" }),
+                endpoint: bounded(if self.rng.chance(50) {
+                    "http://127.0.0.1:1"
+                } else {
+                    "ftp://x"
+                }),
                 region: bounded("eu"),
-                capacity: Capacity { storage_bytes: self.rng.below(2) << 30, ..Capacity::default() },
+                capacity: Capacity {
+                    storage_bytes: self.rng.below(2) << 30,
+                    ..Capacity::default()
+                },
                 commission_bps: u16::try_from(self.rng.below(12_000)).unwrap_or(0),
                 bond: amount,
                 claimed_int8_ops: 0,

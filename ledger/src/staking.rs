@@ -21,14 +21,16 @@ impl Ledger {
         if region.is_empty() {
             return Err(invalid("region", "must not be empty"));
         }
-        if capacity.storage_bytes == 0 && capacity.cpu_millicores == 0 && capacity.gpus.is_empty()
-        {
+        if capacity.storage_bytes == 0 && capacity.cpu_millicores == 0 && capacity.gpus.is_empty() {
             return Err(invalid("capacity", "declares no storage, CPU or GPU"));
         }
         for gpu in capacity.gpus.iter() {
             if gpu.vendor.as_str().is_empty() || gpu.model.as_str().is_empty() || gpu.vram_mib == 0
             {
-                return Err(invalid("capacity.gpus", "each GPU needs vendor, model and VRAM"));
+                return Err(invalid(
+                    "capacity.gpus",
+                    "each GPU needs vendor, model and VRAM",
+                ));
             }
         }
         if commission_bps > self.params.max_commission_bps {
@@ -107,7 +109,11 @@ impl Ledger {
             .ok_or(TxError::UnknownProvider { provider: *address })
     }
 
-    pub(crate) fn update_provider(&mut self, ctx: &Ctx, body: &UpdateProvider) -> Result<(), TxError> {
+    pub(crate) fn update_provider(
+        &mut self,
+        ctx: &Ctx,
+        body: &UpdateProvider,
+    ) -> Result<(), TxError> {
         self.provider(&ctx.sender)?;
         self.check_provider_fields(
             body.endpoint.as_str(),
@@ -161,16 +167,16 @@ impl Ledger {
             return Err(TxError::ZeroAmount);
         }
         let provider = self.provider(&ctx.sender)?;
-        let remaining = provider
-            .self_bond
-            .checked_sub(amount)
-            .ok_or(TxError::InsufficientStake {
-                requested: amount,
-                bonded: provider.self_bond,
-            })?;
+        let remaining =
+            provider
+                .self_bond
+                .checked_sub(amount)
+                .ok_or(TxError::InsufficientStake {
+                    requested: amount,
+                    bonded: provider.self_bond,
+                })?;
         // An active provider keeps the minimum bond; only a leaving one may go below.
-        if provider.status != ProviderStatus::Leaving && remaining < self.params.min_provider_bond
-        {
+        if provider.status != ProviderStatus::Leaving && remaining < self.params.min_provider_bond {
             return Err(TxError::BondBelowMinimum {
                 bond: remaining,
                 minimum: self.params.min_provider_bond,
@@ -200,7 +206,12 @@ impl Ledger {
             .checked_add(body.amount)
             .ok_or_else(|| overflow("delegate"))?;
         let key = (body.provider, ctx.sender);
-        let current = self.state.delegations.get(&key).copied().unwrap_or_default();
+        let current = self
+            .state
+            .delegations
+            .get(&key)
+            .copied()
+            .unwrap_or_default();
         let new_delegation = current
             .checked_add(body.amount)
             .ok_or_else(|| overflow("delegate"))?;
@@ -215,15 +226,15 @@ impl Ledger {
             return Err(TxError::ZeroAmount);
         }
         let key = (body.provider, ctx.sender);
-        let current = self
-            .state
-            .delegations
-            .get(&key)
-            .copied()
-            .ok_or(TxError::UnknownDelegation {
-                delegator: ctx.sender,
-                provider: body.provider,
-            })?;
+        let current =
+            self.state
+                .delegations
+                .get(&key)
+                .copied()
+                .ok_or(TxError::UnknownDelegation {
+                    delegator: ctx.sender,
+                    provider: body.provider,
+                })?;
         let remaining = current
             .checked_sub(body.amount)
             .ok_or(TxError::InsufficientStake {

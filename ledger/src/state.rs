@@ -125,7 +125,9 @@ pub struct Validator {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum DealStatus {
     /// Waiting for its availability certificate.
-    Pending { expires_height: Height },
+    Pending {
+        expires_height: Height,
+    },
     Active,
     Expired,
     Cancelled,
@@ -174,7 +176,9 @@ impl Deal {
 pub const GIB: u128 = 1 << 30;
 
 pub fn epoch_cost(price_per_gib_epoch: Amount, size_bytes: u64) -> Option<Amount> {
-    let product = price_per_gib_epoch.ucrn().checked_mul(u128::from(size_bytes))?;
+    let product = price_per_gib_epoch
+        .ucrn()
+        .checked_mul(u128::from(size_bytes))?;
     Some(Amount::from_ucrn(product.div_ceil(GIB)))
 }
 
@@ -228,7 +232,9 @@ pub struct Order {
 pub enum LeaseState {
     Active,
     /// Escrow ran dry at `since`; closes after the grace period unless topped up.
-    Paused { since: Height },
+    Paused {
+        since: Height,
+    },
     Closed {
         at: Height,
         initiator: CloseInitiator,
@@ -382,7 +388,11 @@ pub struct EpochReport {
     pub delegator_rewards: Amount,
     pub slashed: Amount,
     pub faults: u64,
+    /// Registered and in good standing (not jailed, not leaving) at the epoch's end.
+    pub registered_providers: u64,
+    /// With at least one passing proof this epoch (design §8's "active").
     pub active_providers: u64,
+    /// Every proof of the epoch passed: capacity the network can believe.
     pub proven_providers: u64,
     pub finished: bool,
 }

@@ -36,7 +36,8 @@ impl Ledger {
                 blob.shard_count()
             )));
         }
-        if blob.leaf_size_bytes < p.min_leaf_size_bytes || blob.leaf_size_bytes > p.max_leaf_size_bytes
+        if blob.leaf_size_bytes < p.min_leaf_size_bytes
+            || blob.leaf_size_bytes > p.max_leaf_size_bytes
         {
             return Err(bad(format!(
                 "leaf size {} outside {}..={}",
@@ -104,7 +105,8 @@ impl Ledger {
         let term = if body.permanent {
             self.params.permanent_prepay_epochs
         } else {
-            if body.epochs < self.params.min_deal_epochs || body.epochs > self.params.max_deal_epochs
+            if body.epochs < self.params.min_deal_epochs
+                || body.epochs > self.params.max_deal_epochs
             {
                 return Err(TxError::DealTerm {
                     epochs: body.epochs,
@@ -182,9 +184,10 @@ impl Ledger {
         let mut seen = BTreeSet::new();
         for receipt in body.receipts.iter() {
             let index = usize::from(receipt.shard_index);
-            let (Some(provider), Some(root)) =
-                (deal.providers.get(index), deal.blob.shard_roots.0.get(index))
-            else {
+            let (Some(provider), Some(root)) = (
+                deal.providers.get(index),
+                deal.blob.shard_roots.0.get(index),
+            ) else {
                 return Err(TxError::BadReceipt {
                     shard_index: receipt.shard_index,
                     detail: format!("no shard {index} in a blob of {n}"),
@@ -377,14 +380,12 @@ impl Ledger {
             let key = (proof.deal, proof.shard_index);
             let verdict = {
                 let deal = self.deal(proof.deal)?;
-                let challenge = self
-                    .state
-                    .storage_challenges
-                    .get(&key)
-                    .ok_or(TxError::UnknownStorageChallenge {
+                let challenge = self.state.storage_challenges.get(&key).ok_or(
+                    TxError::UnknownStorageChallenge {
                         deal: proof.deal,
                         shard_index: proof.shard_index,
-                    })?;
+                    },
+                )?;
                 match cairn_proofs::storage::verify(&deal.blob, &challenge.seed, proof, leaves) {
                     Ok(()) => Verdict::Passed,
                     Err(e) => Verdict::Failed {

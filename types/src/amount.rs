@@ -53,12 +53,16 @@ impl Amount {
             .checked_mul(numerator)
             .map(|v| Self(v / denominator))
             .or_else(|| {
-                // Fall back to dividing first when the product does not fit; exactness is then
-                // bounded by `denominator`, which callers keep small (basis points, weights).
+                // The product does not fit: with self = q*d + r, self*n/d = q*n + r*n/d exactly
+                // (rounded down), and r*n/d < n always fits, so this is `None` only when the
+                // quotient itself does not fit.
                 let q = self.0 / denominator;
                 let r = self.0 % denominator;
                 let whole = q.checked_mul(numerator)?;
-                let part = r.checked_mul(numerator)? / denominator;
+                let part = r.checked_mul(numerator).map_or_else(
+                    || mul_div_below(r, numerator, denominator),
+                    |v| v / denominator,
+                );
                 whole.checked_add(part).map(Self)
             })
     }
@@ -92,6 +96,33 @@ impl fmt::Debug for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}uCRN", self.0)
     }
+}
+
+/// `floor(r * n / d)` for `r < d` without a 256-bit type: binary long multiplication of `r`
+/// by the bits of `n`, keeping the running product as `quot * d + rem` with `rem < d`. The
+/// quotient never exceeds `n`, so nothing overflows.
+fn mul_div_below(r: u128, n: u128, d: u128) -> u128 {
+    // (rem + x) with rem, x < d, as (sum mod d, carry into the quotient).
+    let add = |rem: u128, x: u128| {
+        if rem >= d - x {
+            (rem - (d - x), 1)
+        } else {
+            (rem + x, 0)
+        }
+    };
+    let mut quot = 0u128;
+    let mut rem = 0u128;
+    for bit in (0..128).rev() {
+        let (doubled, carry) = add(rem, rem);
+        quot = 2 * quot + carry;
+        rem = doubled;
+        if (n >> bit) & 1 == 1 {
+            let (sum, carry) = add(rem, r);
+            quot += carry;
+            rem = sum;
+        }
+    }
+    quot
 }
 
 /// Why an amount string did not parse.
@@ -128,12 +159,17 @@ impl FromStr for Amount {
         let overflow = || AmountParseError::Overflow {
             text: s.to_string(),
         };
+        // A run of digits too long for a u128 is an overflow, not a malformed number.
+        let digits_error = |e: std::num::ParseIntError| match e.kind() {
+            std::num::IntErrorKind::PosOverflow => overflow(),
+            _ => invalid(),
+        };
         if number.is_empty() {
             return Err(invalid());
         }
         match unit {
             "uCRN" | "ucrn" => {
-                let v: u128 = number.parse().map_err(|_| invalid())?;
+                let v: u128 = number.parse().map_err(digits_error)?;
                 Ok(Self(v))
             }
             "CRN" | "crn" | "" => {
@@ -149,7 +185,7 @@ impl FromStr for Amount {
                         text: s.to_string(),
                     });
                 }
-                let whole: u128 = whole.parse().map_err(|_| invalid())?;
+                let whole: u128 = whole.parse().map_err(digits_error)?;
                 let frac_units: u128 = if frac.is_empty() {
                     0
                 } else {
@@ -188,7 +224,17 @@ impl<'de> Deserialize<'de> for Amount {
             Repr::Int(v) => Ok(Self(u128::from(v))),
             Repr::Text(t) => {
                 if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-                    t.parse::<u128>().map(Self).map_err(serde::de::Error::custom)
+                    t.parse::<u128>()
+                        .map(Self)
+                        .map_err(serde::de::Error::custom)
+                } else if t.contains('.')
+                    && t.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                {
+                    // "12" means uCRN in JSON; a bare "12.5" would read as CRN, a million
+                    // times more. Refuse the ambiguity instead of guessing.
+                    Err(serde::de::Error::custom(format!(
+                        "ambiguous amount {t:?}: give uCRN as a digit string, or add a unit (\"12.5 CRN\")"
+                    )))
                 } else {
                     t.parse().map_err(serde::de::Error::custom)
                 }

@@ -91,9 +91,11 @@ impl Block {
                 limit_bytes: MAX_BLOCK_BYTES,
             });
         }
-        Self::decode_cfg(commonware_codec::Copying(bytes), &()).map_err(|source| DecodeError::Malformed {
-            what: "block",
-            source,
+        Self::decode_cfg(commonware_codec::Copying(bytes), &()).map_err(|source| {
+            DecodeError::Malformed {
+                what: "block",
+                source,
+            }
         })
     }
     pub fn to_bytes(&self) -> Vec<u8> {

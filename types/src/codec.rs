@@ -192,8 +192,7 @@ impl<'de, const MAX: usize> Deserialize<'de> for BoundedBytes<MAX> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let bytes = hex::decode(&s).map_err(serde::de::Error::custom)?;
-        Self::new(bytes)
-            .ok_or_else(|| serde::de::Error::custom(format!("more than {MAX} bytes")))
+        Self::new(bytes).ok_or_else(|| serde::de::Error::custom(format!("more than {MAX} bytes")))
     }
 }
 

@@ -82,7 +82,11 @@ pub struct GpuSpec {
     pub model: BoundedString<64>,
     pub vram_mib: u64,
 }
-codec_struct!(GpuSpec { vendor, model, vram_mib });
+codec_struct!(GpuSpec {
+    vendor,
+    model,
+    vram_mib
+});
 
 /// Capacity a provider declares (and later proves).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

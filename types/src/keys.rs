@@ -87,7 +87,9 @@ impl FromStr for Address {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let rest = s
             .strip_prefix(ADDRESS_PREFIX)
-            .ok_or_else(|| KeyError::MissingPrefix { text: s.to_string() })?;
+            .ok_or_else(|| KeyError::MissingPrefix {
+                text: s.to_string(),
+            })?;
         Ok(Self(decode_hex::<32>("address", rest)?))
     }
 }
@@ -239,12 +241,13 @@ impl Keypair {
     pub fn from_secret(secret: &[u8; 32]) -> Self {
         // Any 32 bytes are a valid ed25519 seed, so this decode cannot fail; fall back to
         // hashing the input rather than panicking if the library ever disagrees.
-        let private = ed25519::PrivateKey::decode(commonware_codec::Copying(&secret[..])).unwrap_or_else(|_| {
-            let fallback = Hash::domain("cairn.keypair.fallback", &[secret]);
-            <ed25519::PrivateKey as commonware_cryptography::Signer>::from_seed(
-                fallback.prefix_u64(),
-            )
-        });
+        let private = ed25519::PrivateKey::decode(commonware_codec::Copying(&secret[..]))
+            .unwrap_or_else(|_| {
+                let fallback = Hash::domain("cairn.keypair.fallback", &[secret]);
+                <ed25519::PrivateKey as commonware_cryptography::Signer>::from_seed(
+                    fallback.prefix_u64(),
+                )
+            });
         let public = PublicKey(private.public_key());
         Self { private, public }
     }

@@ -7,9 +7,7 @@
 use crate::amount::Amount;
 use crate::codec::{BoundedString, BoundedVec};
 use crate::hash::Hash;
-use crate::ids::{
-    Capacity, ChallengeId, DealId, Hardware, LeaseId, OrderId, Resources,
-};
+use crate::ids::{Capacity, ChallengeId, DealId, Hardware, LeaseId, OrderId, Resources};
 use crate::keys::{Address, Keypair, PublicKey, Signature};
 use crate::proof::{ComputeOpening, StorageProof};
 use crate::{codec_enum, codec_struct};
@@ -93,7 +91,10 @@ impl commonware_codec::EncodeSize for Empty {
 }
 impl commonware_codec::Read for Empty {
     type Cfg = ();
-    fn read_cfg(_: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, commonware_codec::Error> {
+    fn read_cfg(
+        _: &mut impl commonware_codec::Buf,
+        _: &(),
+    ) -> Result<Self, commonware_codec::Error> {
         Ok(Self {})
     }
 }
@@ -446,9 +447,11 @@ impl SignedTransaction {
                 limit_bytes: MAX_TX_BYTES,
             });
         }
-        Self::decode_cfg(commonware_codec::Copying(bytes), &()).map_err(|source| DecodeError::Malformed {
-            what: "transaction",
-            source,
+        Self::decode_cfg(commonware_codec::Copying(bytes), &()).map_err(|source| {
+            DecodeError::Malformed {
+                what: "transaction",
+                source,
+            }
         })
     }
     pub fn to_bytes(&self) -> Vec<u8> {

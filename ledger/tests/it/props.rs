@@ -1,0 +1,135 @@
+//! Property tests over long random workloads: valid activity from every module plus chaos
+//! (random, mostly invalid transactions), across many epoch boundaries.
+//!
+//! After every block: the supply invariant of design §4 holds and delegation totals agree.
+//! Balances and escrows are `u128` with checked arithmetic, so "never negative" means no
+//! operation ever underflowed: an underflow would surface as an `Overflow` error or a broken
+//! invariant, and both fail the test. Replaying the same blocks on a fresh ledger from the
+//! same genesis gives the same state root at every height.
+
+use cairn_ledger::sim::{SimConfig, Simulation};
+use cairn_ledger::{BlockError, Ledger};
+use cairn_types::{Block, Hash};
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+/// Runs `blocks` blocks, checking invariants after each; returns the blocks and roots.
+fn run(config: SimConfig, blocks: u64) -> (Simulation, Vec<Block>, Vec<Hash>, BTreeSet<String>) {
+    let mut sim = Simulation::new(config).expect("genesis");
+    let mut applied = Vec::new();
+    let mut roots = Vec::new();
+    let mut kinds = BTreeSet::new();
+    for _ in 0..blocks {
+        let (block, outcome) = sim.step().expect("the honest simulated proposer's block applies");
+        if let Err(e) = sim.ledger().state().check_invariants() {
+            panic!("invariant broken at height {}: {e}", outcome.height);
+        }
+        for r in &outcome.receipts {
+            kinds.insert(format!(
+                "{}:{}",
+                r.kind,
+                if r.ok() { "ok" } else { "err" }
+            ));
+        }
+        assert_eq!(outcome.state_root, sim.ledger().root());
+        roots.push(outcome.state_root);
+        applied.push(block);
+    }
+    (sim, applied, roots, kinds)
+}
+
+fn replay(sim: &Simulation, blocks: &[Block], roots: &[Hash]) {
+    let mut fresh = Ledger::from_genesis(sim.genesis()).expect("genesis");
+    for (block, root) in blocks.iter().zip(roots) {
+        let outcome = fresh.apply_block(block).expect("replay applies");
+        assert_eq!(&outcome.state_root, root, "root differs at height {}", outcome.height);
+    }
+    assert_eq!(fresh, *sim.ledger());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn supply_invariant_and_replay(seed in any::<u64>(), chaos in 0u64..80, blocks in 60u64..160) {
+        let config = SimConfig { seed, chaos_percent: chaos, chaos_per_block: 6, ..SimConfig::default() };
+        let (sim, applied, roots, _) = run(config, blocks);
+        replay(&sim, &applied, &roots);
+    }
+
+    /// A block with one inadmissible transaction is refused whole and changes nothing.
+    #[test]
+    fn invalid_block_changes_nothing(seed in any::<u64>(), victim in any::<prop::sample::Index>(), mode in 0u8..4) {
+        let config = SimConfig { seed, chaos_percent: 50, ..SimConfig::default() };
+        let mut sim = Simulation::new(config).expect("genesis");
+        for _ in 0..25 {
+            sim.step().expect("block applies");
+        }
+        let mut block = sim.next_block();
+        prop_assume!(!block.txs.is_empty());
+        let i = victim.index(block.txs.len());
+        match mode {
+            // A tampered signature.
+            0 => block.txs.0[i].tx.fee = block.txs.0[i].tx.fee.checked_add(cairn_types::Amount(1)).expect("fee"),
+            // A nonce gap.
+            1 => block.txs.0[i].tx.nonce += 5,
+            // A foreign chain.
+            2 => block.txs.0[i].tx.chain_id = cairn_types::BoundedString::new("other-chain").expect("id"),
+            // A replay of the same transaction.
+            _ => { let tx = block.txs.0[i].clone(); block.txs.0.push(tx); }
+        }
+        block.header.tx_root = cairn_types::block::tx_root(&block.txs.0);
+        let before = sim.ledger().clone();
+        let mut ledger = sim.ledger().clone();
+        let result = ledger.apply_block(&block);
+        prop_assert!(matches!(result, Err(BlockError::Inadmissible { .. })), "{result:?}");
+        prop_assert_eq!(ledger, before);
+    }
+}
+
+/// The workload reaches every module: each kind of transaction both succeeds and fails
+/// somewhere in a long run, so the invariant checks above are not vacuous.
+#[test]
+fn workload_covers_every_module() {
+    let config = SimConfig {
+        seed: 7,
+        chaos_percent: 60,
+        chaos_per_block: 6,
+        ..SimConfig::default()
+    };
+    let (sim, _, _, kinds) = run(config, 400);
+    for kind in [
+        "transfer:ok", "transfer:err", "delegate:ok", "undelegate:ok", "bond:err", "unbond:err",
+        "unjail:ok", "create_deal:ok", "create_deal:err", "activate_deal:ok", "activate_deal:err",
+        "extend_deal:ok", "cancel_deal:err", "submit_storage_proofs:ok",
+        "submit_storage_proofs:err", "create_order:ok", "create_order:err", "cancel_order:err",
+        "place_bid:ok", "place_bid:err", "accept_bid:ok", "accept_bid:err", "top_up_lease:ok",
+        "top_up_lease:err", "close_lease:ok", "close_lease:err", "withdraw_lease:err",
+        "commit_compute:ok", "commit_compute:err", "open_compute:ok", "open_compute:err",
+        "register_provider:err", "leave_provider:ok",
+    ] {
+        assert!(kinds.contains(kind), "the workload never produced {kind}: {kinds:?}");
+    }
+    let state = sim.ledger().state();
+    let finished = state.epochs.values().filter(|e| e.finished).count();
+    assert!(finished >= 15, "only {finished} epochs finished");
+    assert!(state.epochs.values().any(|e| !e.slashed.is_zero()), "no slash happened");
+    assert!(state.epochs.values().any(|e| !e.revenue.compute.is_zero()), "no compute revenue");
+    assert!(state.epochs.values().any(|e| !e.revenue.storage.is_zero()), "no storage revenue");
+    assert!(state.leases.values().any(|l| matches!(l.state, cairn_ledger::state::LeaseState::Closed { .. })));
+}
+
+/// Long runs, for the `slow` nextest profile (CI runs it): thousands of blocks per seed.
+#[test]
+fn slow_long_random_runs() {
+    for seed in 0..4u64 {
+        let config = SimConfig {
+            seed: 1_000 + seed,
+            chaos_percent: 40,
+            chaos_per_block: 8,
+            ..SimConfig::default()
+        };
+        let (sim, applied, roots, _) = run(config, 1_500);
+        replay(&sim, &applied, &roots);
+    }
+}
