@@ -15,6 +15,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-cargo nextest run --workspace --all-targets --profile ci "$@"
-# Doc tests are not run by nextest.
+# Doc tests are not run by nextest; run them first so the runner's summary closes the log.
 cargo test --workspace --doc --quiet
+cargo nextest run --workspace --all-targets --profile ci "$@"

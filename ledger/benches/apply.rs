@@ -66,7 +66,8 @@ fn setup(txs_per_block: usize) -> (Ledger, Block) {
         Hash::of(b"bench"),
         txs,
     )
-    .unwrap();
+    .unwrap()
+    .with_state_root(ledger.root());
     (ledger, block)
 }
 

@@ -239,6 +239,13 @@ impl Ledger {
                 d.repair_needed.push(*index);
             }
         }
+        // An epoch with nothing to prove has no fault either: it ends a run of faulty epochs,
+        // so warnings come again before the next slash.
+        for (address, provider) in self.state.providers.iter_mut() {
+            if !tallies.contains_key(address) {
+                provider.consecutive_faulty_epochs = 0;
+            }
+        }
         let mut slashed = BTreeMap::new();
         let mut faults_total = 0u64;
         for (address, tally) in tallies {
@@ -267,8 +274,8 @@ impl Ledger {
         Ok(slashed)
     }
 
-    /// Takes `slash_bps` of the provider's bonded and delegated stake, in proportion, burns
-    /// it, and jails the provider.
+    /// Takes `slash_bps` of the provider's bonded, delegated and unbonding stake, in
+    /// proportion, burns it, and jails the provider.
     fn slash(&mut self, address: &Address, epoch: Epoch) -> Result<Amount, TxError> {
         let bps = self.params.slash_bps;
         let keys: Vec<(Address, Address)> = self
@@ -290,6 +297,27 @@ impl Ledger {
                 }
             }
         }
+        // Stake on its way out is still answerable for faults committed while it was bonded.
+        let unbonding: Vec<(Epoch, u64)> = self
+            .state
+            .unbonding
+            .iter()
+            .filter(|(_, u)| u.provider == *address)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut from_unbonding = Amount::ZERO;
+        for key in unbonding {
+            if let Some(entry) = self.state.unbonding.get_mut(&key) {
+                let cut = entry.amount.bps(bps);
+                entry.amount = entry
+                    .amount
+                    .checked_sub(cut)
+                    .ok_or_else(|| overflow("slash"))?;
+                from_unbonding = from_unbonding
+                    .checked_add(cut)
+                    .ok_or_else(|| overflow("slash"))?;
+            }
+        }
         let jail_until = epoch
             .saturating_add(1)
             .saturating_add(self.params.jail_epochs);
@@ -308,8 +336,11 @@ impl Ledger {
                 until_epoch: jail_until,
             };
         }
+        // A slashed provider proves its compute afresh after jail.
+        provider.proven_int8_ops = 0;
         let total = from_bond
             .checked_add(from_delegations)
+            .and_then(|v| v.checked_add(from_unbonding))
             .ok_or_else(|| overflow("slash"))?;
         provider.total_slashed = provider
             .total_slashed

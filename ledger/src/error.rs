@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum AdmissionError {
+    #[error("transaction is {size_bytes} bytes encoded, the limit is {limit_bytes}")]
+    TooLarge {
+        size_bytes: usize,
+        limit_bytes: usize,
+    },
     #[error("transaction is for chain {got:?}, this chain is {expected:?}")]
     WrongChain { expected: String, got: String },
     #[error("signature does not verify for sender {sender}")]
@@ -41,6 +46,8 @@ pub enum BlockError {
     WrongParent { expected: Hash, got: Hash },
     #[error("block timestamp {got_ms} ms is before its parent's {parent_ms} ms")]
     TimestampDecreased { parent_ms: u64, got_ms: u64 },
+    #[error("block commits to state root {got}, the parent left {expected}")]
+    StateRootMismatch { expected: Hash, got: Hash },
     #[error("block tx root {got} does not match its transactions ({expected})")]
     TxRootMismatch { expected: Hash, got: Hash },
     #[error("transaction {index} ({tx}) is not admissible: {source}")]

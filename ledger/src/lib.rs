@@ -21,7 +21,7 @@ pub mod sim;
 pub mod state;
 
 mod bank;
-mod compute;
+pub mod compute;
 mod epoch;
 mod staking;
 mod storage;
@@ -84,6 +84,8 @@ pub(crate) struct Ctx {
 pub struct Ledger {
     params: Params,
     state: State,
+    /// Root of `state`, kept so the next header's commitment is checked without rehashing.
+    root: Hash,
 }
 
 impl Ledger {
@@ -152,6 +154,7 @@ impl Ledger {
         let mut ledger = Self {
             params: genesis.params.clone(),
             state,
+            root: Hash::ZERO,
         };
         // Challenges for epoch 0 so that genesis providers can prove from the first block.
         let seed = ledger.state.last_block_hash;
@@ -175,6 +178,7 @@ impl Ledger {
                 ..Default::default()
             },
         );
+        ledger.root = ledger.state.root();
         Ok(ledger)
     }
 
@@ -187,8 +191,9 @@ impl Ledger {
     pub fn height(&self) -> Height {
         self.state.height
     }
+    /// The state root after the last applied block (what the next header must commit to).
     pub fn root(&self) -> Hash {
-        self.state.root()
+        self.root
     }
     /// The epoch the next block belongs to.
     pub fn current_epoch(&self) -> Epoch {
@@ -220,6 +225,15 @@ impl Ledger {
         fees_already_pending: Amount,
     ) -> Result<(), AdmissionError> {
         let sender = tx.sender();
+        // The per-field bounds admit encodings above the wire limit; refuse them here so a
+        // block never carries a transaction that no node would accept on its own.
+        let size_bytes = tx.encoded_len();
+        if size_bytes > cairn_types::tx::MAX_TX_BYTES {
+            return Err(AdmissionError::TooLarge {
+                size_bytes,
+                limit_bytes: cairn_types::tx::MAX_TX_BYTES,
+            });
+        }
         if tx.tx.chain_id.as_str() != self.state.chain_id {
             return Err(AdmissionError::WrongChain {
                 expected: self.state.chain_id.clone(),
@@ -406,10 +420,11 @@ impl Ledger {
             None
         };
 
+        self.root = self.state.root();
         Ok(BlockOutcome {
             height,
             block_hash: self.state.last_block_hash,
-            state_root: self.state.root(),
+            state_root: self.root,
             receipts,
             finished_epoch,
         })
@@ -434,6 +449,12 @@ impl Ledger {
             return Err(BlockError::TimestampDecreased {
                 parent_ms: self.state.last_timestamp_ms,
                 got_ms: header.timestamp_ms,
+            });
+        }
+        if header.state_root != self.root {
+            return Err(BlockError::StateRootMismatch {
+                expected: self.root,
+                got: header.state_root,
             });
         }
         let root = tx_root(&block.txs.0);

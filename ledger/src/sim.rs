@@ -309,6 +309,7 @@ impl Simulation {
         let mut txs = Vec::new();
         let height = self.ledger.height() + 1;
         self.provider_duties(height, &mut txs);
+        self.tenant_duties(&mut txs);
         if self.rng.chance(self.config.activity_percent) {
             self.tenant_activity(height, &mut txs);
         }
@@ -366,6 +367,7 @@ impl Simulation {
             )
             .unwrap_or_else(|| unreachable_block(height))
         })
+        .with_state_root(self.ledger.root())
     }
 
     /// Builds and applies one block.
@@ -625,6 +627,62 @@ impl Simulation {
         }
     }
 
+    /// Tenants watch their leases: most top up a paused one within its grace period.
+    fn tenant_duties(&mut self, txs: &mut Vec<SignedTransaction>) {
+        // Settlement is lazy, so read each lease's projected state, as a client would.
+        let height = self.ledger.height() + 1;
+        let grace = self.ledger.params().lease_grace_blocks;
+        let paused: Vec<(LeaseId, Address)> = self
+            .ledger
+            .state()
+            .leases
+            .values()
+            .filter(|l| {
+                matches!(
+                    crate::compute::project_settlement(l, height, grace).outcome,
+                    crate::compute::SettledState::Paused { .. }
+                )
+            })
+            .map(|l| (l.id, l.tenant))
+            .collect();
+        // Deploy flow: once bidding closes, take the cheapest bid (most of the time).
+        let accepts: Vec<(cairn_types::OrderId, Address, Address)> = self
+            .ledger
+            .state()
+            .orders
+            .values()
+            .filter(|o| o.status == OrderStatus::Open && height > o.bid_deadline)
+            .filter_map(|o| {
+                o.bids
+                    .values()
+                    .min_by_key(|b| (b.price_per_block, b.provider))
+                    .map(|b| (o.id, o.tenant, b.provider))
+            })
+            .collect();
+        for (order, tenant, provider) in accepts {
+            if !self.rng.chance(70) {
+                continue;
+            }
+            let Some(key) = self.tenants.iter().find(|k| k.address() == tenant).cloned() else {
+                continue;
+            };
+            txs.push(self.sign(&key, TxBody::AcceptBid(AcceptBid { order, provider })));
+        }
+        for (lease, tenant) in paused {
+            if !self.rng.chance(30) {
+                continue;
+            }
+            let Some(key) = self.tenants.iter().find(|k| k.address() == tenant).cloned() else {
+                continue;
+            };
+            let body = TxBody::TopUpLease(TopUpLease {
+                lease,
+                amount: Amount::from_ucrn(500_000),
+            });
+            txs.push(self.sign(&key, body));
+        }
+    }
+
     fn tenant_activity(&mut self, height: u64, txs: &mut Vec<SignedTransaction>) {
         let state = self.ledger.state().clone();
         let ti = self.rng.index(self.tenants.len());
@@ -657,7 +715,7 @@ impl Simulation {
                 }
             }
             4..=5 => {
-                if let Some(tx) = self.new_deal(&tenant) {
+                if let Some(tx) = self.new_deal(&tenant, false) {
                     txs.push(tx);
                 }
             }
@@ -683,35 +741,12 @@ impl Simulation {
                 txs.push(self.sign(&tenant, body));
             }
             _ => {
-                // Manage what this tenant already has: accept bids, top up, close, extend.
-                for order in state.orders.values() {
-                    if order.tenant == me
-                        && order.status == OrderStatus::Open
-                        && height > order.bid_deadline
-                        && let Some(best) = order
-                            .bids
-                            .values()
-                            .min_by_key(|b| (b.price_per_block, b.provider))
-                    {
-                        let body = TxBody::AcceptBid(AcceptBid {
-                            order: order.id,
-                            provider: best.provider,
-                        });
-                        txs.push(self.sign(&tenant, body));
-                    }
-                }
+                // Manage what this tenant already has: close leases, extend deals.
                 for lease in state.leases.values() {
                     if lease.tenant != me {
                         continue;
                     }
                     match lease.state {
-                        LeaseState::Paused { .. } if self.rng.chance(50) => {
-                            let body = TxBody::TopUpLease(TopUpLease {
-                                lease: lease.id,
-                                amount: Amount::from_ucrn(500_000),
-                            });
-                            txs.push(self.sign(&tenant, body));
-                        }
                         LeaseState::Active if self.rng.chance(10) => {
                             let body = TxBody::CloseLease(CloseLease {
                                 lease: lease.id,
@@ -740,7 +775,9 @@ impl Simulation {
         }
     }
 
-    fn new_deal(&mut self, tenant: &Keypair) -> Option<SignedTransaction> {
+    /// A new storage deal over fresh random shards; `tamper` breaks one field at random
+    /// (the chaos workload's invalid deals).
+    fn new_deal(&mut self, tenant: &Keypair, tamper: bool) -> Option<SignedTransaction> {
         // A client places shards on providers in good standing only.
         let state = self.ledger.state();
         let storage: Vec<Address> = self
@@ -802,6 +839,22 @@ impl Simulation {
             price_per_gib_epoch: price,
             escrow,
         });
+        let body = match (tamper, body) {
+            (true, TxBody::CreateDeal(mut deal)) => {
+                match self.rng.below(5) {
+                    0 => deal.blob.id = Hash::of(b"not this blob"),
+                    1 => deal.escrow = Amount::ZERO,
+                    2 => deal.epochs = 0,
+                    3 => {
+                        let first = deal.providers.0[0];
+                        deal.providers.0[1] = first;
+                    }
+                    _ => deal.blob.leaf_size_bytes = 1,
+                }
+                TxBody::CreateDeal(deal)
+            }
+            (_, body) => body,
+        };
         Some(self.sign(tenant, body))
     }
 
@@ -913,7 +966,7 @@ impl Simulation {
                 bond: amount,
                 claimed_int8_ops: 0,
             }),
-            _ => match self.new_deal(&key) {
+            _ => match self.new_deal(&key, true) {
                 Some(tx) => return tx,
                 None => TxBody::Transfer(Transfer { to: other, amount }),
             },
@@ -932,6 +985,7 @@ fn unreachable_block(height: u64) -> Block {
             proposer: Address::default(),
             seed: Hash::ZERO,
             tx_root: cairn_types::block::tx_root(&[]),
+            state_root: Hash::ZERO,
         },
         txs: BoundedVec::default(),
     }

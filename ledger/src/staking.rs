@@ -260,7 +260,8 @@ impl Ledger {
     /// leases keep being served (and challenged) until they end.
     pub(crate) fn leave_provider(&mut self, ctx: &Ctx) -> Result<(), TxError> {
         let provider = self.provider(&ctx.sender)?;
-        if provider.status == ProviderStatus::Leaving {
+        // A jailed provider serves its time first: leaving must not be a way out of jail.
+        if provider.status != ProviderStatus::Active {
             return Err(TxError::ProviderNotActive {
                 provider: ctx.sender,
                 status: provider.status.name().to_string(),

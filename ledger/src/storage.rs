@@ -90,9 +90,11 @@ impl Ledger {
                     status: provider.status.name().to_string(),
                 });
             }
+            // Lease disks and deal shards share the declared storage (as in the bid check).
             let free = provider
                 .declared
                 .storage_bytes
+                .saturating_sub(provider.committed.storage_bytes)
                 .saturating_sub(provider.assigned_storage_bytes);
             if free < blob.shard_size_bytes {
                 return Err(TxError::InsufficientCapacity {
@@ -171,11 +173,21 @@ impl Ledger {
 
     pub(crate) fn activate_deal(&mut self, ctx: &Ctx, body: &ActivateDeal) -> Result<(), TxError> {
         let deal = self.deal(body.deal)?;
-        if !matches!(deal.status, DealStatus::Pending { .. }) {
-            return Err(TxError::DealWrongStatus {
-                deal: body.deal,
-                status: deal.status.name().to_string(),
-            });
+        match deal.status {
+            DealStatus::Pending { expires_height } if ctx.height >= expires_height => {
+                // Past its activation deadline: the epoch sweep refunds it.
+                return Err(TxError::DealWrongStatus {
+                    deal: body.deal,
+                    status: "expired".to_string(),
+                });
+            }
+            DealStatus::Pending { .. } => {}
+            _ => {
+                return Err(TxError::DealWrongStatus {
+                    deal: body.deal,
+                    status: deal.status.name().to_string(),
+                });
+            }
         }
         let n = deal.blob.shard_count();
         let needed = (usize::from(deal.blob.data_shards)

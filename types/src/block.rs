@@ -25,6 +25,10 @@ pub struct BlockHeader {
     pub seed: Hash,
     /// Commits to the transactions' hashes in order.
     pub tx_root: Hash,
+    /// The state root left by the parent block (Tendermint's "app hash" rule): known before
+    /// this block executes, so a node checks it without speculative execution, and every
+    /// block commits to the whole history of state before it.
+    pub state_root: Hash,
 }
 codec_struct!(BlockHeader {
     height,
@@ -32,7 +36,8 @@ codec_struct!(BlockHeader {
     timestamp_ms,
     proposer,
     seed,
-    tx_root
+    tx_root,
+    state_root
 });
 
 impl BlockHeader {
@@ -58,7 +63,8 @@ pub fn tx_root(txs: &[SignedTransaction]) -> Hash {
 }
 
 impl Block {
-    /// Builds a block, computing the tx root. `None` when there are too many transactions.
+    /// Builds a block, computing the tx root, with a zero state root: set the parent's root
+    /// with [`Block::with_state_root`]. `None` when there are too many transactions.
     pub fn new(
         height: Height,
         parent: Hash,
@@ -76,9 +82,15 @@ impl Block {
                 proposer,
                 seed,
                 tx_root,
+                state_root: Hash::ZERO,
             },
             txs: BoundedVec::new(txs)?,
         })
+    }
+    /// Sets the parent's state root the header commits to.
+    pub fn with_state_root(mut self, state_root: Hash) -> Self {
+        self.header.state_root = state_root;
+        self
     }
     pub fn hash(&self) -> Hash {
         self.header.hash()

@@ -1,5 +1,7 @@
 //! End-to-end tests of the `cairn` binary as a user runs it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::Command;
 
 fn cairn() -> Command {

@@ -284,6 +284,7 @@ impl Chain {
             txs,
         )
         .expect("block size")
+        .with_state_root(self.ledger.root())
     }
 
     /// Applies a block that must be valid, then checks the invariants.
@@ -441,7 +442,7 @@ pub fn assert_same_state(expected: &State, got: &State, context: &str) {
 /// and consumed its nonce and that nothing else changed, that the receipt's JSON reason
 /// code matches [`TxError::code`], and returns the typed error.
 pub fn reject(chain: &mut Chain, key: &Keypair, body: TxBody) -> TxError {
-    if chain.next_height() % chain.epoch_length() == 0 {
+    if chain.next_height().is_multiple_of(chain.epoch_length()) {
         chain.empty();
     }
     let sender = key.address();

@@ -1,7 +1,7 @@
 //! Bounded fuzzing of block handling: mutated encodings of real blocks are decoded and, when
 //! they decode, applied. Nothing may panic; whatever applies keeps the invariants.
 
-use cairn_ledger::sim::{SimConfig, SplitMix, Simulation};
+use cairn_ledger::sim::{SimConfig, Simulation, SplitMix};
 use cairn_types::Block;
 
 #[test]
@@ -33,7 +33,10 @@ fn mutated_blocks_never_panic_or_corrupt() {
                     let i = rng.index(m.len());
                     m.remove(i);
                 }
-                _ => m.extend(rng.bytes(rng.index(16) + 1)),
+                _ => {
+                    let len = rng.index(16) + 1;
+                    m.extend(rng.bytes(len));
+                }
             }
             let result = std::panic::catch_unwind(|| Block::from_bytes(&m));
             let Ok(parsed) = result else {
@@ -51,7 +54,10 @@ fn mutated_blocks_never_panic_or_corrupt() {
                     panic!("ledger panicked on a mutated block");
                 };
                 if ok {
-                    ledger.state().check_invariants().expect("invariants after a mutated block");
+                    ledger
+                        .state()
+                        .check_invariants()
+                        .expect("invariants after a mutated block");
                 } else {
                     assert_eq!(ledger, before, "a refused block changed state");
                 }

@@ -1,5 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod fuzz;
+mod props;
+mod purity;
 mod rejections;
 mod scenarios;

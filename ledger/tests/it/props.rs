@@ -20,16 +20,14 @@ fn run(config: SimConfig, blocks: u64) -> (Simulation, Vec<Block>, Vec<Hash>, BT
     let mut roots = Vec::new();
     let mut kinds = BTreeSet::new();
     for _ in 0..blocks {
-        let (block, outcome) = sim.step().expect("the honest simulated proposer's block applies");
+        let (block, outcome) = sim
+            .step()
+            .expect("the honest simulated proposer's block applies");
         if let Err(e) = sim.ledger().state().check_invariants() {
             panic!("invariant broken at height {}: {e}", outcome.height);
         }
         for r in &outcome.receipts {
-            kinds.insert(format!(
-                "{}:{}",
-                r.kind,
-                if r.ok() { "ok" } else { "err" }
-            ));
+            kinds.insert(format!("{}:{}", r.kind, if r.ok() { "ok" } else { "err" }));
         }
         assert_eq!(outcome.state_root, sim.ledger().root());
         roots.push(outcome.state_root);
@@ -42,7 +40,11 @@ fn replay(sim: &Simulation, blocks: &[Block], roots: &[Hash]) {
     let mut fresh = Ledger::from_genesis(sim.genesis()).expect("genesis");
     for (block, root) in blocks.iter().zip(roots) {
         let outcome = fresh.apply_block(block).expect("replay applies");
-        assert_eq!(&outcome.state_root, root, "root differs at height {}", outcome.height);
+        assert_eq!(
+            &outcome.state_root, root,
+            "root differs at height {}",
+            outcome.height
+        );
     }
     assert_eq!(fresh, *sim.ledger());
 }
@@ -99,24 +101,66 @@ fn workload_covers_every_module() {
     };
     let (sim, _, _, kinds) = run(config, 400);
     for kind in [
-        "transfer:ok", "transfer:err", "delegate:ok", "undelegate:ok", "bond:err", "unbond:err",
-        "unjail:ok", "create_deal:ok", "create_deal:err", "activate_deal:ok", "activate_deal:err",
-        "extend_deal:ok", "cancel_deal:err", "submit_storage_proofs:ok",
-        "submit_storage_proofs:err", "create_order:ok", "create_order:err", "cancel_order:err",
-        "place_bid:ok", "place_bid:err", "accept_bid:ok", "accept_bid:err", "top_up_lease:ok",
-        "top_up_lease:err", "close_lease:ok", "close_lease:err", "withdraw_lease:err",
-        "commit_compute:ok", "commit_compute:err", "open_compute:ok", "open_compute:err",
-        "register_provider:err", "leave_provider:ok",
+        "transfer:ok",
+        "transfer:err",
+        "delegate:ok",
+        "undelegate:ok",
+        "bond:err",
+        "unbond:err",
+        "unjail:ok",
+        "create_deal:ok",
+        "create_deal:err",
+        "activate_deal:ok",
+        "activate_deal:err",
+        "extend_deal:ok",
+        "cancel_deal:err",
+        "submit_storage_proofs:ok",
+        "submit_storage_proofs:err",
+        "create_order:ok",
+        "create_order:err",
+        "cancel_order:err",
+        "place_bid:ok",
+        "place_bid:err",
+        "accept_bid:ok",
+        "accept_bid:err",
+        "top_up_lease:ok",
+        "top_up_lease:err",
+        "close_lease:ok",
+        "close_lease:err",
+        "withdraw_lease:err",
+        "commit_compute:ok",
+        "commit_compute:err",
+        "open_compute:ok",
+        "open_compute:err",
+        "register_provider:err",
+        "leave_provider:ok",
     ] {
-        assert!(kinds.contains(kind), "the workload never produced {kind}: {kinds:?}");
+        assert!(
+            kinds.contains(kind),
+            "the workload never produced {kind}: {kinds:?}"
+        );
     }
     let state = sim.ledger().state();
     let finished = state.epochs.values().filter(|e| e.finished).count();
     assert!(finished >= 15, "only {finished} epochs finished");
-    assert!(state.epochs.values().any(|e| !e.slashed.is_zero()), "no slash happened");
-    assert!(state.epochs.values().any(|e| !e.revenue.compute.is_zero()), "no compute revenue");
-    assert!(state.epochs.values().any(|e| !e.revenue.storage.is_zero()), "no storage revenue");
-    assert!(state.leases.values().any(|l| matches!(l.state, cairn_ledger::state::LeaseState::Closed { .. })));
+    assert!(
+        state.epochs.values().any(|e| !e.slashed.is_zero()),
+        "no slash happened"
+    );
+    assert!(
+        state.epochs.values().any(|e| !e.revenue.compute.is_zero()),
+        "no compute revenue"
+    );
+    assert!(
+        state.epochs.values().any(|e| !e.revenue.storage.is_zero()),
+        "no storage revenue"
+    );
+    assert!(
+        state
+            .leases
+            .values()
+            .any(|l| matches!(l.state, cairn_ledger::state::LeaseState::Closed { .. }))
+    );
 }
 
 /// Long runs, for the `slow` nextest profile (CI runs it): thousands of blocks per seed.

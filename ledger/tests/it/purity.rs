@@ -6,8 +6,21 @@
 use std::path::Path;
 
 const FORBIDDEN: &[&str] = &[
-    "tokio", "std::time", "SystemTime", "Instant::", "std::fs", "std::net", "HashMap",
-    "HashSet", "thread_rng", "OsRng", "getrandom", "f32", "f64", "std::env", "std::thread",
+    "tokio",
+    "std::time",
+    "SystemTime",
+    "Instant::",
+    "std::fs",
+    "std::net",
+    "HashMap",
+    "HashSet",
+    "thread_rng",
+    "OsRng",
+    "getrandom",
+    "f32",
+    "f64",
+    "std::env",
+    "std::thread",
 ];
 
 fn scan(dir: &Path, allowed: &[(&str, &str)], hits: &mut Vec<String>) {
@@ -37,7 +50,12 @@ fn scan(dir: &Path, allowed: &[(&str, &str)], hits: &mut Vec<String>) {
                         .iter()
                         .any(|(file, w)| path.ends_with(file) && w == word)
                 {
-                    hits.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+                    hits.push(format!(
+                        "{}:{}: {}",
+                        path.display(),
+                        number + 1,
+                        line.trim()
+                    ));
                 }
             }
         }
@@ -51,6 +69,14 @@ fn pure_crates_use_no_clock_io_randomness_or_floats() {
     scan(&root.join("types/src"), &[], &mut hits);
     scan(&root.join("ledger/src"), &[], &mut hits);
     // The detection-probability helper is documentation arithmetic, never a verdict.
-    scan(&root.join("proofs/src"), &[("compute.rs", "f64")], &mut hits);
-    assert!(hits.is_empty(), "impure code in a pure crate:\n{}", hits.join("\n"));
+    scan(
+        &root.join("proofs/src"),
+        &[("compute.rs", "f64")],
+        &mut hits,
+    );
+    assert!(
+        hits.is_empty(),
+        "impure code in a pure crate:\n{}",
+        hits.join("\n")
+    );
 }

@@ -71,7 +71,9 @@ fn tx_error_test(e: &TxError) -> &'static str {
         TxError::BidWindow { .. } => "bid_window",
         TxError::PriceAboveMax { .. } => "price_above_max",
         TxError::HardwareMismatch { .. } => "hardware_mismatch",
-        TxError::InsufficientCapacity { .. } => "insufficient_capacity",
+        TxError::InsufficientCapacity { .. } => {
+            "insufficient_capacity, leases_and_deals_share_one_disk"
+        }
         TxError::UnknownBid { .. } => "unknown_bid",
         TxError::UnknownLease { .. } => "unknown_lease",
         TxError::NotLeaseParty { .. } => "not_lease_party",
@@ -83,6 +85,7 @@ fn tx_error_test(e: &TxError) -> &'static str {
 #[allow(dead_code)]
 fn admission_error_test(e: &AdmissionError) -> &'static str {
     match e {
+        AdmissionError::TooLarge { .. } => "oversized_transaction",
         AdmissionError::WrongChain { .. } => "wrong_chain",
         AdmissionError::BadSignature { .. } => "bad_signature",
         AdmissionError::BadNonce { .. } => "bad_nonce, replayed_transaction_is_bad_nonce",
@@ -98,6 +101,7 @@ fn block_error_test(e: &BlockError) -> &'static str {
         BlockError::WrongParent { .. } => "wrong_parent",
         BlockError::TimestampDecreased { .. } => "timestamp_decreased",
         BlockError::TxRootMismatch { .. } => "tx_root_mismatch",
+        BlockError::StateRootMismatch { .. } => "state_root_mismatch",
         BlockError::Inadmissible { .. } => "every admission test",
         // Only reachable if fee, nonce or epoch arithmetic overflowed u128/u64, which admission
         // (fees bounded by balances, balances by the supply) rules out.
@@ -1389,20 +1393,7 @@ fn insufficient_capacity() {
         "{e:?}"
     );
     // Storage: a shard larger than the provider's free disk.
-    let mut roots = Vec::new();
-    for i in 0u8..3 {
-        roots.push(Hash::domain("ledger-it.fake-root", &[&[i]]));
-    }
-    let shard = 20 * GIB;
-    let meta = BlobMeta {
-        id: cairn_types::ids::blob_id(2 * shard, 2, 1, shard, 65_536, &roots),
-        size_bytes: 2 * shard,
-        data_shards: 2,
-        parity_shards: 1,
-        shard_size_bytes: shard,
-        leaf_size_bytes: 65_536,
-        shard_roots: BoundedVec::new(roots).unwrap(),
-    };
+    let meta = big_blob(2, 1, 20 * GIB);
     let e = reject(
         &mut chain,
         &alice(),
@@ -1410,7 +1401,69 @@ fn insufficient_capacity() {
     );
     assert!(
         matches!(&e, TxError::InsufficientCapacity { resource, needed, free }
-            if resource.starts_with("storage bytes") && *needed == shard && *free == 10 * GIB),
+            if resource.starts_with("storage bytes") && *needed == 20 * GIB && *free == 10 * GIB),
+        "{e:?}"
+    );
+}
+
+/// A blob with placeholder roots (creating a deal checks the id, not the bytes).
+fn big_blob(data: u16, parity: u16, shard: u64) -> BlobMeta {
+    let roots: Vec<Hash> = (0..data + parity)
+        .map(|i| Hash::domain("ledger-it.fake-root", &[&i.to_be_bytes()]))
+        .collect();
+    let size = shard * u64::from(data);
+    BlobMeta {
+        id: cairn_types::ids::blob_id(size, data, parity, shard, 65_536, &roots),
+        size_bytes: size,
+        data_shards: data,
+        parity_shards: parity,
+        shard_size_bytes: shard,
+        leaf_size_bytes: 65_536,
+        shard_roots: BoundedVec::new(roots).unwrap(),
+    }
+}
+
+#[test]
+fn leases_and_deals_share_one_disk() {
+    // A provider's declared storage serves both lease disks and deal shards; neither market
+    // may book what the other already holds.
+    let mut chain = Chain::sim(0);
+    let disk_order = Resources {
+        storage_bytes: 90 * GIB,
+        ..resources()
+    };
+    let order = new_order(&mut chain, &alice(), disk_order, 3);
+    let ninety = hardware(2_000, 4 * GIB, 90 * GIB, vec![]);
+    chain.ok(&compute(1), bid(order, 8_000, ninety));
+    chain.ok(&alice(), accept(order, &compute(1)));
+    let pair = [compute(0).address(), compute(1).address()];
+    let meta = big_blob(1, 1, 20 * GIB);
+    let e = reject(
+        &mut chain,
+        &bob(),
+        create_deal(&meta, &pair, 1, Amount(1), crn(1)),
+    );
+    assert!(
+        matches!(&e, TxError::InsufficientCapacity { resource, needed, free }
+            if resource.ends_with(&compute(1).address().to_string()) && *needed == 20 * GIB && *free == 10 * GIB),
+        "{e:?}"
+    );
+    // And the other way round: deal shards count against a bid's disk.
+    let meta = big_blob(1, 0, 60 * GIB);
+    chain.ok(
+        &bob(),
+        create_deal(&meta, &[compute(0).address()], 1, Amount(1), crn(1)),
+    );
+    let disk_order = Resources {
+        storage_bytes: 50 * GIB,
+        ..resources()
+    };
+    let order = new_order(&mut chain, &alice(), disk_order, 3);
+    let fifty = hardware(2_000, 4 * GIB, 50 * GIB, vec![]);
+    let e = reject(&mut chain, &compute(0), bid(order, 8_000, fifty));
+    assert!(
+        matches!(&e, TxError::InsufficientCapacity { resource, needed, free }
+            if resource == "storage_bytes" && *needed == 50 * GIB && *free == 40 * GIB),
         "{e:?}"
     );
 }
@@ -1736,6 +1789,32 @@ fn fee_too_low() {
 }
 
 #[test]
+fn oversized_transaction() {
+    // Every field within its own bound, the whole above MAX_TX_BYTES: 4096 openings of a
+    // 48-deep path are about 6.4 MB.
+    let mut chain = Chain::sim(0);
+    let opening = cairn_types::proof::ComputeOpening {
+        entry_index: 0,
+        leaf: [0; 4],
+        path: cairn_types::BoundedVec::new(vec![Hash::ZERO; 48]).unwrap(),
+    };
+    let body = TxBody::OpenCompute(cairn_types::tx::OpenCompute {
+        challenge: cairn_types::ChallengeId(0),
+        openings: cairn_types::BoundedVec::new(vec![opening; 4096]).unwrap(),
+    });
+    let fee = chain.fee();
+    let big = chain.sign(&alice(), 0, fee, body);
+    let e = chain.ledger.admit(&big, 0, Amount::ZERO).unwrap_err();
+    assert!(
+        matches!(e, AdmissionError::TooLarge { size_bytes, limit_bytes }
+            if size_bytes > limit_bytes && limit_bytes == cairn_types::tx::MAX_TX_BYTES),
+        "{e:?}"
+    );
+    let e = inadmissible(&mut chain, vec![big], 0);
+    assert!(matches!(e, AdmissionError::TooLarge { .. }), "{e:?}");
+}
+
+#[test]
 fn cannot_pay_fee() {
     let mut chain = Chain::sim(0);
     let fee = chain.fee();
@@ -1799,6 +1878,7 @@ fn block_with(chain: &Chain, height: u64, parent: Hash, timestamp: u64) -> Block
         txs,
     )
     .unwrap()
+    .with_state_root(chain.ledger.root())
 }
 
 #[test]
@@ -1870,6 +1950,21 @@ fn tx_root_mismatch() {
             "{e:?}"
         );
     }
+}
+
+#[test]
+fn state_root_mismatch() {
+    let mut chain = Chain::sim(0);
+    chain.empty();
+    let mut block = chain.block(vec![chain.tx(&alice(), transfer(&bob(), crn(1)))]);
+    let parent_root = block.header.state_root;
+    block.header.state_root = Hash::of(b"a different history");
+    let e = refuse_block(&mut chain, &block);
+    assert!(
+        matches!(e, BlockError::StateRootMismatch { expected, got }
+            if expected == parent_root && got == block.header.state_root),
+        "{e:?}"
+    );
 }
 
 #[test]

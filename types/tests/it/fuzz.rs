@@ -20,7 +20,7 @@ const PREFIXED_RANDOM_INPUTS: usize = 4_000;
 const TX_MUTATIONS: usize = 16_000;
 const BLOCK_MUTATIONS: usize = 8_000;
 /// Bytes of a block before its transaction count.
-const BLOCK_HEADER_BYTES: usize = 8 + 32 + 8 + 32 + 32 + 32;
+const BLOCK_HEADER_BYTES: usize = 8 + 32 + 8 + 32 + 32 + 32 + 32;
 
 /// splitmix64: tiny, fast, and good enough to drive a fuzzer deterministically.
 struct Rng(u64);

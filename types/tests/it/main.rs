@@ -329,4 +329,5 @@ pub fn two_tx_block() -> Block {
         ],
     )
     .unwrap()
+    .with_state_root(h("parent-state"))
 }
