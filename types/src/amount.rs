@@ -209,11 +209,18 @@ impl FromStr for Amount {
 /// rounds them through a double; the human form is accepted on input too.
 impl Serialize for Amount {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.to_string())
+        if s.is_human_readable() {
+            s.serialize_str(&self.0.to_string())
+        } else {
+            s.serialize_u128(self.0)
+        }
     }
 }
 impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return u128::deserialize(d).map(Self);
+        }
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Repr {

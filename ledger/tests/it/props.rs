@@ -50,7 +50,7 @@ fn replay(sim: &Simulation, blocks: &[Block], roots: &[Hash]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn supply_invariant_and_replay(seed in any::<u64>(), chaos in 0u64..80, blocks in 60u64..160) {
