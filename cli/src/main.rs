@@ -5,6 +5,7 @@
 //! (default `$CAIRN_HOME`, else `~/.cairn`) for where keys, genesis and data live.
 
 mod devnet;
+mod keys;
 mod simulate;
 
 use anyhow::{Context, Result};
@@ -54,6 +55,9 @@ impl Global {
 enum Command {
     /// Run a whole network on this machine (today: the ledger with a live workload).
     Devnet(devnet::DevnetArgs),
+    /// Create, list, show, import and export keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Work with the ledger state machine directly, without a network.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -84,6 +88,7 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Devnet(args) => devnet::run(&cli.global, args),
+        Command::Keys(command) => keys::run(&cli.global, command),
         Command::Ledger(LedgerCommand::Simulate(args)) => simulate::run(&cli.global, args),
         Command::Ledger(LedgerCommand::Params) => {
             let params = cairn_ledger::Params::default();

@@ -4,7 +4,9 @@
 
 use std::process::Command;
 
-fn cairn() -> Command {
+mod keys;
+
+pub(crate) fn cairn() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
     cmd.env_remove("CAIRN_HOME");
     cmd

@@ -1,0 +1,321 @@
+//! Serve a Cairn node over HTTP: JSON routes, server-sent events of finalized blocks, and the OpenAPI document.
+//!
+//! The routes are design §5's binding node API. Everything is read from the node's finalized
+//! state through [`cairn_chain::NodeHandle`]; the only write is `POST /v1/txs`, which goes
+//! through the same admission as a block (signature, chain id, nonce, fee, size) before it
+//! reaches the mempool. Every error is JSON: `{"error": {"code": "...", "message": "..."}}`
+//! with a 4xx status naming what was wrong.
+
+mod openapi;
+mod views;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cairn_chain::{NodeHandle, SubmitError};
+use cairn_types::tx::MAX_TX_BYTES;
+use cairn_types::{Address, DealId, Hash, LeaseId, OrderId, SignedTransaction};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+
+/// Largest request body: a transaction in JSON is at most about twice its binary size.
+pub const MAX_BODY_BYTES: usize = 2 * MAX_TX_BYTES + 4096;
+
+/// An error answer: a status and a stable code, with a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+    fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} {id}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request("bad_query", rejection.body_text())
+    }
+}
+
+type ApiResult = Result<axum::Json<Value>, ApiError>;
+
+fn ok(value: Value) -> ApiResult {
+    Ok(axum::Json(value))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(value).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "serialization", e.to_string())
+    })
+}
+
+fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e| ApiError::bad_request(&format!("bad_{what}"), format!("{what} {text:?}: {e}")))
+}
+
+/// The router of every route, for [`serve`] or for embedding.
+pub fn router(node: NodeHandle) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/txs", post(submit))
+        .route("/v1/txs/{hash}", get(tx))
+        .route("/v1/accounts/{address}", get(account))
+        .route("/v1/blocks/{height}", get(block))
+        .route("/v1/providers", get(providers))
+        .route("/v1/providers/{id}", get(provider))
+        .route("/v1/blobs/{id}", get(blob))
+        .route("/v1/deals/{id}", get(deal))
+        .route("/v1/orders", get(orders))
+        .route("/v1/orders/{id}", get(order))
+        .route("/v1/leases", get(leases))
+        .route("/v1/leases/{id}", get(lease))
+        .route("/v1/epochs/{n}", get(epoch))
+        .route("/v1/events", get(events))
+        .route("/v1/openapi.json", get(openapi_doc))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route: see /v1/openapi.json")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(node)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    node: NodeHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(node))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn openapi_doc() -> axum::Json<Value> {
+    axum::Json(openapi::document())
+}
+
+async fn status(State(node): State<NodeHandle>) -> ApiResult {
+    ok(to_json(&node.status())?)
+}
+
+/// `POST /v1/txs`: the canonical encoding (`application/octet-stream`) or the JSON form.
+async fn submit(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let tx: SignedTransaction = if content_type.starts_with("application/octet-stream") {
+        SignedTransaction::from_bytes(&body).map_err(|e| match e {
+            cairn_types::tx::DecodeError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            cairn_types::tx::DecodeError::Malformed { .. } => {
+                ApiError::bad_request("malformed_tx", e.to_string())
+            }
+        })?
+    } else if content_type.starts_with("application/json") {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("malformed_tx", format!("transaction JSON: {e}")))?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type {content_type:?}: use application/json or application/octet-stream"),
+        ));
+    };
+    match node.submit(tx) {
+        Ok(hash) => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "hash": hash, "status": "pending" })),
+        )),
+        Err(SubmitError::Admission(e)) => {
+            let code = to_json(&e)?
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("inadmissible")
+                .to_string();
+            let status = if matches!(e, cairn_ledger::AdmissionError::TooLarge { .. }) {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Err(ApiError::new(status, code, e.to_string()))
+        }
+        Err(e @ SubmitError::Duplicate { .. }) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "duplicate", e.to_string()))
+        }
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "mempool_full",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn tx(State(node): State<NodeHandle>, Path(hash): Path<String>) -> ApiResult {
+    let hash: Hash = parse("hash", &hash)?;
+    if let Some(record) = node.receipt(&hash) {
+        let mut value = to_json(&record)?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("status".into(), json!("finalized"));
+        }
+        return ok(value);
+    }
+    if node.is_pending(&hash) {
+        return ok(json!({ "hash": hash, "status": "pending" }));
+    }
+    Err(ApiError::not_found("transaction", hash))
+}
+
+async fn account(State(node): State<NodeHandle>, Path(address): Path<String>) -> ApiResult {
+    let address: Address = parse("address", &address)?;
+    ok(node.with_ledger(|l| views::account(l, &address)))
+}
+
+async fn block(State(node): State<NodeHandle>, Path(height): Path<String>) -> ApiResult {
+    let height: u64 = parse("height", &height)?;
+    let block = node
+        .block(height)
+        .ok_or_else(|| ApiError::not_found("finalized block at height", height))?;
+    ok(views::block(&block))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// At most this many items (default 100, at most 1000).
+    limit: Option<usize>,
+    /// Only items with this status.
+    status: Option<String>,
+}
+
+impl ListQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(100),
+            Some(n) if (1..=1000).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::bad_request(
+                "bad_query",
+                format!("limit {n}: use 1 to 1000"),
+            )),
+        }
+    }
+}
+
+async fn providers(
+    State(node): State<NodeHandle>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let limit = q.limit()?;
+    ok(node.with_ledger(|l| views::providers(l, q.status.as_deref(), limit)))
+}
+
+async fn provider(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResult {
+    let address: Address = parse("provider", &id)?;
+    node.with_ledger(|l| views::provider(l, &address))
+        .ok_or_else(|| ApiError::not_found("provider", address))
+        .map(axum::Json)
+}
+
+async fn blob(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResult {
+    let id: Hash = parse("blob_id", &id)?;
+    node.with_ledger(|l| views::blob(l, &id))
+        .ok_or_else(|| ApiError::not_found("blob", id))
+        .map(axum::Json)
+}
+
+async fn deal(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResult {
+    let id: DealId = parse("deal_id", &id)?;
+    node.with_ledger(|l| views::deal(l, id))
+        .ok_or_else(|| ApiError::not_found("deal", id))
+        .map(axum::Json)
+}
+
+async fn orders(
+    State(node): State<NodeHandle>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let limit = q.limit()?;
+    ok(node.with_ledger(|l| views::orders(l, q.status.as_deref(), limit)))
+}
+
+async fn order(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResult {
+    let id: OrderId = parse("order_id", &id)?;
+    node.with_ledger(|l| views::order(l, id))
+        .ok_or_else(|| ApiError::not_found("order", id))
+        .map(axum::Json)
+}
+
+async fn leases(
+    State(node): State<NodeHandle>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let limit = q.limit()?;
+    ok(node.with_ledger(|l| views::leases(l, q.status.as_deref(), limit)))
+}
+
+async fn lease(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResult {
+    let id: LeaseId = parse("lease_id", &id)?;
+    node.with_ledger(|l| views::lease(l, id))
+        .ok_or_else(|| ApiError::not_found("lease", id))
+        .map(axum::Json)
+}
+
+async fn epoch(State(node): State<NodeHandle>, Path(n): Path<String>) -> ApiResult {
+    let n: u64 = parse("epoch", &n)?;
+    node.with_ledger(|l| views::epoch(l, n))
+        .ok_or_else(|| ApiError::not_found("epoch", n))
+        .map(axum::Json)
+}
+
+/// Server-sent events: one `block` event per finalized block, with its receipts.
+async fn events(
+    State(node): State<NodeHandle>,
+) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
+    let stream = node.subscribe().map(|event| {
+        let data = serde_json::to_string(&event).unwrap_or_else(|e| {
+            json!({ "error": { "code": "serialization", "message": e.to_string() } }).to_string()
+        });
+        Ok(Event::default().event("block").data(data))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,112 @@
+//! The OpenAPI 3.1 document of the node API, served at `/v1/openapi.json`. Written by hand
+//! beside the routes in lib.rs; the API test checks that every routed path is documented.
+
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn get_op(summary: &str, params: &[(&str, &str)], not_found: bool) -> Value {
+    let parameters: Vec<Value> = params
+        .iter()
+        .map(|(name, description)| {
+            json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+        })
+        .collect();
+    let mut responses = json!({
+        "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } },
+        "400": error_response("malformed parameter, named in the message"),
+    });
+    if not_found {
+        responses["404"] = error_response("no such object");
+    }
+    json!({ "get": { "summary": summary, "parameters": parameters, "responses": responses } })
+}
+
+fn list_op(summary: &str) -> Value {
+    json!({ "get": {
+        "summary": summary,
+        "parameters": [
+            { "name": "limit", "in": "query", "required": false, "description": "1 to 1000, default 100", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } },
+            { "name": "status", "in": "query", "required": false, "description": "only items with this status", "schema": { "type": "string" } }
+        ],
+        "responses": {
+            "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } },
+            "400": error_response("malformed query parameter")
+        }
+    }})
+}
+
+/// The paths the router serves (kept in one place so the test can compare).
+pub const PATHS: &[&str] = &[
+    "/v1/status",
+    "/v1/txs",
+    "/v1/txs/{hash}",
+    "/v1/accounts/{address}",
+    "/v1/blocks/{height}",
+    "/v1/providers",
+    "/v1/providers/{id}",
+    "/v1/blobs/{id}",
+    "/v1/deals/{id}",
+    "/v1/orders",
+    "/v1/orders/{id}",
+    "/v1/leases",
+    "/v1/leases/{id}",
+    "/v1/epochs/{n}",
+    "/v1/events",
+    "/v1/openapi.json",
+];
+
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Cairn node API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Finalized state of a Cairn chain, transaction submission and a stream of finalized blocks. Amounts are decimal strings of uCRN (1 CRN = 10^6 uCRN); addresses are \"cairn\" + 64 hex; hashes are 64 hex."
+        },
+        "paths": {
+            "/v1/status": get_op("chain id, finalized height, state root, validators, mempool size", &[], false),
+            "/v1/txs": { "post": {
+                "summary": "submit a signed transaction",
+                "requestBody": { "required": true, "content": {
+                    "application/octet-stream": { "schema": { "type": "string", "format": "binary", "description": "canonical commonware-codec encoding of SignedTransaction" } },
+                    "application/json": { "schema": { "$ref": "#/components/schemas/SignedTransaction" } }
+                }},
+                "responses": {
+                    "202": { "description": "admitted to the mempool", "content": { "application/json": { "schema": { "type": "object", "properties": { "hash": { "type": "string" }, "status": { "const": "pending" } } } } } },
+                    "400": error_response("malformed, badly signed, wrong chain, wrong nonce, fee too low or unpayable: the code names which"),
+                    "409": error_response("already pending"),
+                    "413": error_response("larger than the transaction limit"),
+                    "415": error_response("unsupported Content-Type"),
+                    "503": error_response("mempool full")
+                }
+            }},
+            "/v1/txs/{hash}": get_op("receipt of a finalized transaction, or its pending status", &[("hash", "transaction hash")], true),
+            "/v1/accounts/{address}": get_op("balance, nonce, stake, delegations and unbonding", &[("address", "account address")], false),
+            "/v1/blocks/{height}": get_op("finalized block header and transaction hashes", &[("height", "block height")], true),
+            "/v1/providers": list_op("provider registry with declared and proven capacity"),
+            "/v1/providers/{id}": get_op("one provider with reward statements and proof history", &[("id", "provider address")], true),
+            "/v1/blobs/{id}": get_op("blob metadata and its deals", &[("id", "blob id")], true),
+            "/v1/deals/{id}": get_op("a storage deal with its current challenges", &[("id", "deal id, e.g. deal-3 or 3")], true),
+            "/v1/orders": list_op("compute orders, newest first, with their bids (hardware and proven rate)"),
+            "/v1/orders/{id}": get_op("one compute order with bids", &[("id", "order id")], true),
+            "/v1/leases": list_op("compute leases, newest first, with projected settlement"),
+            "/v1/leases/{id}": get_op("one lease with projected settlement", &[("id", "lease id")], true),
+            "/v1/epochs/{n}": get_op("revenue, emission, rewards, slashes and reward statements of an epoch", &[("n", "epoch number")], true),
+            "/v1/events": { "get": { "summary": "server-sent events: one `block` event per finalized block with its receipts", "responses": { "200": { "description": "text/event-stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } } } } },
+            "/v1/openapi.json": { "get": { "summary": "this document", "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } } } }
+        },
+        "components": { "schemas": {
+            "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
+            "SignedTransaction": { "type": "object", "required": ["tx", "signature"], "properties": {
+                "tx": { "type": "object", "required": ["chain_id", "sender", "nonce", "fee", "body"], "properties": {
+                    "chain_id": { "type": "string" }, "sender": { "type": "string" }, "nonce": { "type": "integer" },
+                    "fee": { "type": "string", "description": "uCRN" }, "body": { "type": "object", "required": ["type"], "properties": { "type": { "type": "string" } } }
+                }},
+                "signature": { "type": "string", "description": "128 hex" }
+            }}
+        }}
+    })
+}

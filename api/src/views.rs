@@ -1,0 +1,207 @@
+//! JSON views of the finalized state. Lazy lease settlement means a stored lease can be
+//! behind: lease views carry the settlement as of the next block, as a client would see it.
+
+use cairn_ledger::Ledger;
+use cairn_ledger::compute::{SettledState, project_settlement};
+use cairn_ledger::state::{Deal, Lease, Order};
+use cairn_types::{Address, Amount, Block, DealId, Epoch, Hash, LeaseId, OrderId};
+use serde_json::{Value, json};
+
+fn value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+pub fn account(ledger: &Ledger, address: &Address) -> Value {
+    let state = ledger.state();
+    let delegations: Vec<Value> = state
+        .delegations
+        .iter()
+        .filter(|((_, delegator), _)| delegator == address)
+        .map(|((provider, _), amount)| json!({ "provider": provider, "amount": amount }))
+        .collect();
+    let unbonding: Vec<Value> = state
+        .unbonding
+        .values()
+        .filter(|u| u.owner == *address)
+        .map(value)
+        .collect();
+    let provider = state.providers.get(address).map(|p| {
+        json!({ "self_bond": p.self_bond, "delegated": p.delegated, "status": value(&p.status) })
+    });
+    let validator_stake = state.validators.get(address).map(|v| v.stake);
+    json!({
+        "address": address,
+        "balance": state.balance(address),
+        "nonce": state.nonce(address),
+        "provider": provider,
+        "validator_stake": validator_stake,
+        "delegations": delegations,
+        "unbonding": unbonding,
+    })
+}
+
+pub fn block(block: &Block) -> Value {
+    let hashes: Vec<Hash> = block.txs.iter().map(|t| t.hash()).collect();
+    json!({
+        "hash": block.hash(),
+        "header": value(&block.header),
+        "tx_count": hashes.len(),
+        "tx_hashes": hashes,
+    })
+}
+
+pub fn providers(ledger: &Ledger, status: Option<&str>, limit: usize) -> Value {
+    let last = ledger.current_epoch().checked_sub(1);
+    let items: Vec<Value> = ledger
+        .state()
+        .providers
+        .values()
+        .filter(|p| status.is_none_or(|s| s == p.status.name()))
+        .take(limit)
+        .map(|p| {
+            json!({
+                "address": p.address,
+                "endpoint": p.endpoint,
+                "region": p.region,
+                "status": value(&p.status),
+                "declared": value(&p.declared),
+                "self_bond": p.self_bond,
+                "delegated": p.delegated,
+                "claimed_int8_ops": p.claimed_int8_ops,
+                "proven_int8_ops": p.proven_int8_ops,
+                "proven_storage_bytes": p.proven_storage_bytes,
+                "proven_last_epoch": last.is_some_and(|e| p.is_proven(e)),
+            })
+        })
+        .collect();
+    json!({ "providers": items })
+}
+
+pub fn provider(ledger: &Ledger, address: &Address) -> Option<Value> {
+    let state = ledger.state();
+    let p = state.providers.get(address)?;
+    let statements: Vec<Value> = state
+        .statements
+        .iter()
+        .filter(|((_, a), _)| a == address)
+        .map(|(_, s)| value(s))
+        .collect();
+    let storage_challenges: Vec<Value> = state
+        .storage_challenges
+        .iter()
+        .filter(|(_, c)| c.provider == *address)
+        .map(|((deal, shard), c)| json!({ "deal": deal, "shard_index": shard, "challenge": value(c) }))
+        .collect();
+    let compute_challenges: Vec<Value> = state
+        .compute_challenges
+        .values()
+        .filter(|c| c.provider == *address)
+        .map(value)
+        .collect();
+    Some(json!({
+        "provider": value(p),
+        "reward_statements": statements,
+        "storage_challenges": storage_challenges,
+        "compute_challenges": compute_challenges,
+    }))
+}
+
+fn deal_view(deal: &Deal) -> Value {
+    value(deal)
+}
+
+pub fn deal(ledger: &Ledger, id: DealId) -> Option<Value> {
+    let state = ledger.state();
+    let deal = state.deals.get(&id)?;
+    let challenges: Vec<Value> = state
+        .storage_challenges
+        .iter()
+        .filter(|((d, _), _)| *d == id)
+        .map(|((_, shard), c)| json!({ "shard_index": shard, "challenge": value(c) }))
+        .collect();
+    Some(json!({ "deal": deal_view(deal), "challenges": challenges }))
+}
+
+pub fn blob(ledger: &Ledger, id: &Hash) -> Option<Value> {
+    let state = ledger.state();
+    let deals = state.blobs.get(id)?;
+    let views: Vec<Value> = deals
+        .iter()
+        .filter_map(|d| state.deals.get(d))
+        .map(deal_view)
+        .collect();
+    let meta = deals
+        .first()
+        .and_then(|d| state.deals.get(d))
+        .map(|d| value(&d.blob));
+    Some(json!({ "blob": meta, "deals": views }))
+}
+
+fn order_view(order: &Order) -> Value {
+    value(order)
+}
+
+pub fn orders(ledger: &Ledger, status: Option<&str>, limit: usize) -> Value {
+    let items: Vec<Value> = ledger
+        .state()
+        .orders
+        .values()
+        .rev()
+        .filter(|o| status.is_none_or(|s| s == o.status.name()))
+        .take(limit)
+        .map(order_view)
+        .collect();
+    json!({ "orders": items })
+}
+
+pub fn order(ledger: &Ledger, id: OrderId) -> Option<Value> {
+    ledger.state().orders.get(&id).map(order_view)
+}
+
+fn lease_view(ledger: &Ledger, lease: &Lease) -> Value {
+    let next = ledger.height().saturating_add(1);
+    let s = project_settlement(lease, next, ledger.params().lease_grace_blocks);
+    let projected_state = match s.outcome {
+        SettledState::Active => "active",
+        SettledState::Paused { .. } => "paused",
+        SettledState::Expired { .. } => "closing",
+        SettledState::Closed => "closed",
+    };
+    let escrow_left = lease.escrow.checked_sub(s.pay).unwrap_or(Amount::ZERO);
+    json!({
+        "lease": value(lease),
+        "as_of_height": next,
+        "projected_state": projected_state,
+        "owed": s.pay,
+        "escrow_left": escrow_left,
+        "settled_through": s.settled_through,
+    })
+}
+
+pub fn leases(ledger: &Ledger, status: Option<&str>, limit: usize) -> Value {
+    let items: Vec<Value> = ledger
+        .state()
+        .leases
+        .values()
+        .rev()
+        .filter(|l| status.is_none_or(|s| s == l.state.name()))
+        .take(limit)
+        .map(|l| lease_view(ledger, l))
+        .collect();
+    json!({ "leases": items })
+}
+
+pub fn lease(ledger: &Ledger, id: LeaseId) -> Option<Value> {
+    ledger.state().leases.get(&id).map(|l| lease_view(ledger, l))
+}
+
+pub fn epoch(ledger: &Ledger, n: Epoch) -> Option<Value> {
+    let state = ledger.state();
+    let report = state.epochs.get(&n)?;
+    let statements: Vec<Value> = state
+        .statements
+        .range((n, Address([0; 32]))..=(n, Address([0xff; 32])))
+        .map(|(_, s)| value(s))
+        .collect();
+    Some(json!({ "report": value(report), "reward_statements": statements }))
+}

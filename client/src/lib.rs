@@ -1,0 +1,7 @@
+//! Talk to a Cairn network as a user: keystore, typed node client, and the flows the CLI drives.
+//!
+//! The CLI stays thin by calling into this crate; other Rust programs can do the same.
+
+pub mod keystore;
+
+pub use keystore::{KeyInfo, Keystore, KeystoreError};
