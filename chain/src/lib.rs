@@ -59,5 +59,8 @@ pub use block::ChainBlock;
 pub use config::{ChainConfig, NodeConfig};
 pub use error::{ChainError, FinalizeError, SubmitError};
 pub use handle::{FinalizedEvent, NodeHandle, NodeStatus, TxRecord};
-pub use node::{NodeChannels, RunningNode, channels, max_message_size, start_node, validator_set};
+pub use node::{
+    NodeChannels, RunningNode, channels, consensus_namespace, max_message_size, start_node,
+    validator_set,
+};
 pub use runner::{Validator, ValidatorConfig, start_validator};

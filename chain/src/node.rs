@@ -120,7 +120,7 @@ pub fn max_message_size(validators: usize) -> u32 {
 
 /// The signing namespace of consensus messages, bound to the chain id so that votes of one
 /// chain are worthless on another.
-fn namespace(chain_id: &str) -> Vec<u8> {
+pub fn consensus_namespace(chain_id: &str) -> Vec<u8> {
     format!("_CAIRN_CONSENSUS_{chain_id}").into_bytes()
 }
 
@@ -273,11 +273,15 @@ where
     // Identity and validator set.
     let participants = validator_set(&genesis)?;
     let me = key.address();
-    let private = private_key(&key)?;
+    let private = signing_key(&key)?;
     let public = private_public(&private);
     let chain_id = genesis.chain_id.clone();
-    let scheme = Scheme::signer(&namespace(&chain_id), participants.clone(), private)
-        .ok_or(ChainError::NotAValidator { address: me })?;
+    let scheme = Scheme::signer(
+        &consensus_namespace(&chain_id),
+        participants.clone(),
+        private,
+    )
+    .ok_or(ChainError::NotAValidator { address: me })?;
     let validators: Vec<Address> = genesis.validators.iter().map(|v| v.address).collect();
 
     // Genesis state and the block marshal anchors on.
@@ -321,7 +325,7 @@ where
             .apply(&block)
             .map_err(|source| ChainError::Replay {
                 height: next,
-                source: Box::new(source),
+                source,
             })?;
     }
     let replayed = replayer.finish();
@@ -462,7 +466,7 @@ where
 }
 
 /// The commonware signing key behind a Cairn keypair (same 32-byte ed25519 seed).
-pub(crate) fn private_key(key: &cairn_types::Keypair) -> Result<ed25519::PrivateKey, ChainError> {
+pub fn signing_key(key: &cairn_types::Keypair) -> Result<ed25519::PrivateKey, ChainError> {
     use commonware_codec::DecodeExt as _;
     ed25519::PrivateKey::decode(commonware_codec::Copying(&key.secret_bytes()[..])).map_err(|_| {
         ChainError::NotAValidator {

@@ -9,7 +9,7 @@
 use crate::config::NodeConfig;
 use crate::error::ChainError;
 use crate::handle::NodeHandle;
-use crate::node::{NodeChannels, channels, max_message_size, private_key, start_node};
+use crate::node::{NodeChannels, channels, max_message_size, signing_key, start_node};
 use cairn_ledger::Genesis;
 use commonware_cryptography::{ChaCha20Poly1305, ed25519};
 use commonware_p2p::authenticated::lookup;
@@ -144,7 +144,7 @@ pub fn start_validator(config: ValidatorConfig) -> Result<Validator, ChainError>
         .map(|(_, (_, socket))| *socket)
         .ok_or(ChainError::NotAValidator { address: me })?;
     let listen = config.listen.unwrap_or(my_socket);
-    let signer = private_key(&config.node.key)?;
+    let signer = signing_key(&config.node.key)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| ChainError::Storage {
         reason: format!("{}: {e}", config.data_dir.display()),
     })?;

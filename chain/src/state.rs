@@ -165,12 +165,12 @@ impl Shared {
             None => {
                 // A block this node never verified (fetched during catch-up): check it fully.
                 let mut next = (*current.ledger).clone();
-                let outcome = next
-                    .apply_block(block.block())
-                    .map_err(|source| FinalizeError::Invalid {
-                        height,
-                        source: Box::new(source),
-                    })?;
+                let outcome =
+                    next.apply_block(block.block())
+                        .map_err(|source| FinalizeError::Invalid {
+                            height,
+                            source: Box::new(source),
+                        })?;
                 (Arc::new(next), Arc::new(outcome))
             }
         };
@@ -269,8 +269,14 @@ impl Replayer {
 
     /// Applies the next finalized block. Signatures were checked when the block was verified
     /// before it was finalized, so replay skips them (the ledger still checks everything else).
-    pub(crate) fn apply(&mut self, block: &ChainBlock) -> Result<(), cairn_ledger::BlockError> {
-        let outcome = self.ledger.apply_verified_block(block.block())?;
+    pub(crate) fn apply(
+        &mut self,
+        block: &ChainBlock,
+    ) -> Result<(), Box<cairn_ledger::BlockError>> {
+        let outcome = self
+            .ledger
+            .apply_verified_block(block.block())
+            .map_err(Box::new)?;
         for receipt in outcome.receipts {
             self.index.insert(
                 receipt.tx,

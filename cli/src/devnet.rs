@@ -10,6 +10,9 @@ use cairn_ledger::sim::{SimConfig, Simulation};
 use clap::Args;
 use std::time::{Duration, Instant};
 
+/// Port of the devnet's node API on loopback.
+pub const DEFAULT_API_PORT: u16 = 7700;
+
 #[derive(Args, Debug)]
 pub struct DevnetArgs {
     /// Validators in the devnet.

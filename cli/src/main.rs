@@ -4,6 +4,7 @@
 //! command accepts `--json` for one machine-readable JSON document on stdout, and `--home`
 //! (default `$CAIRN_HOME`, else `~/.cairn`) for where keys, genesis and data live.
 
+mod account;
 mod devnet;
 mod keys;
 mod simulate;
@@ -33,6 +34,9 @@ pub struct Global {
     /// Home directory for keys, genesis and data [default: $CAIRN_HOME, else ~/.cairn].
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
+    /// Node API URL [default: $CAIRN_NODE, else the running devnet's, else http://127.0.0.1:7700].
+    #[arg(long, global = true, value_name = "URL")]
+    pub node: Option<String>,
 }
 
 impl Global {
@@ -55,6 +59,14 @@ impl Global {
 enum Command {
     /// Run a whole network on this machine (today: the ledger with a live workload).
     Devnet(devnet::DevnetArgs),
+    /// The node's chain id, finalized height, state root and validators.
+    Status,
+    /// Show an account; transfer, stake, delegate, undelegate.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+    /// Look up transactions.
+    #[command(subcommand)]
+    Tx(account::TxCommand),
     /// Create, list, show, import and export keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -89,6 +101,9 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Devnet(args) => devnet::run(&cli.global, args),
         Command::Keys(command) => keys::run(&cli.global, command),
+        Command::Status => account::status(&cli.global),
+        Command::Account(command) => account::account(&cli.global, command),
+        Command::Tx(command) => account::tx(&cli.global, command),
         Command::Ledger(LedgerCommand::Simulate(args)) => simulate::run(&cli.global, args),
         Command::Ledger(LedgerCommand::Params) => {
             let params = cairn_ledger::Params::default();

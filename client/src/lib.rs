@@ -3,5 +3,7 @@
 //! The CLI stays thin by calling into this crate; other Rust programs can do the same.
 
 pub mod keystore;
+pub mod node;
 
 pub use keystore::{KeyInfo, Keystore, KeystoreError};
+pub use node::{NodeClient, NodeError};

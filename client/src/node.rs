@@ -1,0 +1,164 @@
+//! A typed client of the node API (design §5), blocking and dependency-light: the CLI's
+//! commands are one request or a short poll each.
+
+use cairn_types::{Address, Hash, SignedTransaction};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(
+        "cannot reach the node at {url}: {reason} (is `cairn devnet` running? set --node or CAIRN_NODE)"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error("the node refused the request ({status} {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("unexpected answer from {url}: {reason}")]
+    BadAnswer { url: String, reason: String },
+    #[error("transaction {hash} was not finalized within {waited_ms} ms (it may still be)")]
+    Timeout { hash: Hash, waited_ms: u128 },
+}
+
+/// The node API at one base URL.
+#[derive(Clone, Debug)]
+pub struct NodeClient {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl NodeClient {
+    pub fn new(base: &str) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn answer(
+        &self,
+        url: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, NodeError> {
+        let mut response = result.map_err(|e| NodeError::Unreachable {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let status = response.status().as_u16();
+        let body: Value = response
+            .body_mut()
+            .read_json()
+            .map_err(|e| NodeError::BadAnswer {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+        if status >= 400 {
+            let code = body["error"]["code"]
+                .as_str()
+                .unwrap_or("error")
+                .to_string();
+            let message = body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            return Err(NodeError::Refused {
+                status,
+                code,
+                message,
+            });
+        }
+        Ok(body)
+    }
+
+    /// GET a path under the base URL, as JSON.
+    pub fn get(&self, path: &str) -> Result<Value, NodeError> {
+        let url = format!("{}{path}", self.base);
+        let result = self.agent.get(&url).call();
+        self.answer(&url, result)
+    }
+
+    pub fn status(&self) -> Result<Value, NodeError> {
+        self.get("/v1/status")
+    }
+
+    pub fn account(&self, address: &Address) -> Result<Value, NodeError> {
+        self.get(&format!("/v1/accounts/{address}"))
+    }
+
+    /// The account's next nonce as the node sees it (finalized state).
+    pub fn nonce(&self, address: &Address) -> Result<u64, NodeError> {
+        let account = self.account(address)?;
+        account["nonce"]
+            .as_u64()
+            .ok_or_else(|| NodeError::BadAnswer {
+                url: format!("{}/v1/accounts/{address}", self.base),
+                reason: "no nonce".to_string(),
+            })
+    }
+
+    pub fn chain_id(&self) -> Result<String, NodeError> {
+        let status = self.status()?;
+        status["chain_id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| NodeError::BadAnswer {
+                url: format!("{}/v1/status", self.base),
+                reason: "no chain_id".to_string(),
+            })
+    }
+
+    /// Submits in the canonical binary encoding; returns the transaction hash.
+    pub fn submit(&self, tx: &SignedTransaction) -> Result<Hash, NodeError> {
+        let url = format!("{}/v1/txs", self.base);
+        let result = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/octet-stream")
+            .send(&tx.to_bytes()[..]);
+        let body = self.answer(&url, result)?;
+        body["hash"]
+            .as_str()
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| NodeError::BadAnswer {
+                url,
+                reason: "no hash in the answer".to_string(),
+            })
+    }
+
+    /// The receipt once finalized, `None` while pending.
+    pub fn tx(&self, hash: &Hash) -> Result<Value, NodeError> {
+        self.get(&format!("/v1/txs/{hash}"))
+    }
+
+    /// Polls until the transaction is finalized; returns its record.
+    pub fn wait_finalized(&self, hash: &Hash, timeout: Duration) -> Result<Value, NodeError> {
+        let start = Instant::now();
+        loop {
+            match self.tx(hash) {
+                Ok(record) if record["status"] == "finalized" => return Ok(record),
+                Ok(_) => {}
+                Err(NodeError::Refused { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+            if start.elapsed() >= timeout {
+                return Err(NodeError::Timeout {
+                    hash: *hash,
+                    waited_ms: start.elapsed().as_millis(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
