@@ -15,6 +15,5 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-# Doc tests are not run by nextest; run them first so the runner's summary closes the log.
-cargo test --workspace --doc --quiet
+# The workspace has no doc tests (examples live in tests/); nextest runs every test binary.
 cargo nextest run --workspace --all-targets --profile ci "$@"

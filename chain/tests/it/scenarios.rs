@@ -11,6 +11,7 @@ fn all_online(seed: u64, blocks: u64) {
         let mut workload = Workload::new();
         cluster.reach(blocks, secs(120), &mut workload).await;
         cluster.check_agreement(&workload);
+        eprintln!("DEBUG heights {:?} submitted {} finalized {} rejected {}", cluster.heights(), workload.submitted, workload.finalized.len(), workload.rejected);
         assert!(
             workload.finalized.len() >= 10,
             "only {} transfers finalized",
