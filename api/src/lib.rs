@@ -6,7 +6,7 @@
 //! reaches the mempool. Every error is JSON: `{"error": {"code": "...", "message": "..."}}`
 //! with a 4xx status naming what was wrong.
 
-mod openapi;
+pub mod openapi;
 mod views;
 
 use axum::Router;
@@ -48,7 +48,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
     fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} {id}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} {id}"),
+        )
     }
 }
 
@@ -73,7 +77,11 @@ fn ok(value: Value) -> ApiResult {
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
     serde_json::to_value(value).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "serialization", e.to_string())
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "serialization",
+            e.to_string(),
+        )
     })
 }
 
@@ -105,7 +113,11 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/openapi.json", get(openapi_doc))
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route: see /v1/openapi.json")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_route",
+                "no such route: see /v1/openapi.json",
+            )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(node)
@@ -156,7 +168,9 @@ async fn submit(
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("Content-Type {content_type:?}: use application/json or application/octet-stream"),
+            format!(
+                "Content-Type {content_type:?}: use application/json or application/octet-stream"
+            ),
         ));
     };
     match node.submit(tx) {
@@ -177,9 +191,11 @@ async fn submit(
             };
             Err(ApiError::new(status, code, e.to_string()))
         }
-        Err(e @ SubmitError::Duplicate { .. }) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "duplicate", e.to_string()))
-        }
+        Err(e @ SubmitError::Duplicate { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate",
+            e.to_string(),
+        )),
         Err(e) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "mempool_full",

@@ -192,7 +192,11 @@ pub fn leases(ledger: &Ledger, status: Option<&str>, limit: usize) -> Value {
 }
 
 pub fn lease(ledger: &Ledger, id: LeaseId) -> Option<Value> {
-    ledger.state().leases.get(&id).map(|l| lease_view(ledger, l))
+    ledger
+        .state()
+        .leases
+        .get(&id)
+        .map(|l| lease_view(ledger, l))
 }
 
 pub fn epoch(ledger: &Ledger, n: Epoch) -> Option<Value> {

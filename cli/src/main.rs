@@ -57,8 +57,10 @@ impl Global {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a whole network on this machine (today: the ledger with a live workload).
+    /// Run the whole network on this machine: validators, node API, a funded `default` key.
     Devnet(devnet::DevnetArgs),
+    /// Run one validator from a config file (see `cairn devnet --init-only`).
+    Node(devnet::NodeArgs),
     /// The node's chain id, finalized height, state root and validators.
     Status,
     /// Show an account; transfer, stake, delegate, undelegate.
@@ -100,6 +102,7 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Devnet(args) => devnet::run(&cli.global, args),
+        Command::Node(args) => devnet::node(&cli.global, args),
         Command::Keys(command) => keys::run(&cli.global, command),
         Command::Status => account::status(&cli.global),
         Command::Account(command) => account::account(&cli.global, command),

@@ -34,6 +34,27 @@ pub fn validator_key(i: usize) -> Keypair {
     Keypair::from_test_seed(&format!("validator-{i}"))
 }
 
+/// A signed transfer of `amount` uCRN from user `from` to user `to`.
+pub fn transfer(
+    from: usize,
+    to: usize,
+    nonce: u64,
+    amount: u128,
+) -> cairn_types::SignedTransaction {
+    let key = user_key(from);
+    Transaction {
+        chain_id: BoundedString::new(CHAIN_ID).unwrap(),
+        sender: key.public_key().clone(),
+        nonce,
+        fee: Amount::from_ucrn(1_000),
+        body: TxBody::Transfer(Transfer {
+            to: user_key(to).address(),
+            amount: Amount::from_ucrn(amount),
+        }),
+    }
+    .sign(&key)
+}
+
 pub fn user_key(i: usize) -> Keypair {
     Keypair::from_test_seed(&format!("user-{i}"))
 }
@@ -82,6 +103,8 @@ pub struct Cluster {
     starts: Vec<u32>,
     /// Validators that are not honest (excluded from every check).
     pub byzantine: BTreeSet<usize>,
+    /// Local policy every validator started from now on uses.
+    pub config: ChainConfig,
 }
 
 impl Cluster {
@@ -109,6 +132,7 @@ impl Cluster {
             nodes: (0..n).map(|_| None).collect(),
             starts: vec![0; n],
             byzantine: BTreeSet::new(),
+            config: ChainConfig::default(),
         };
         for a in 0..n {
             for b in 0..n {
@@ -125,6 +149,21 @@ impl Cluster {
             .add_link(public(a), public(b), LINK)
             .await
             .unwrap();
+    }
+
+    /// Replaces every link with `link`.
+    pub async fn relink_all(&self, link: Link) {
+        for a in 0..self.n {
+            for b in 0..self.n {
+                if a != b {
+                    self.unlink(a, b).await;
+                    self.oracle
+                        .add_link(public(a), public(b), link.clone())
+                        .await
+                        .unwrap();
+                }
+            }
+        }
     }
 
     pub async fn unlink(&self, a: usize, b: usize) {
@@ -152,7 +191,7 @@ impl Cluster {
             genesis: self.genesis.clone(),
             key: validator_key(i),
             partition_prefix: format!("v{i}"),
-            chain: ChainConfig::default(),
+            chain: self.config.clone(),
         };
         let context = self
             .context
@@ -327,10 +366,11 @@ struct InFlight {
 }
 
 /// Submits transfers through `NodeHandle::submit`, one in flight per user, and records the
-/// receipts the submitting node reports.
+/// receipts the submitting node reports. Which node, which user and how much are drawn from a
+/// generator seeded by the scenario's seed, so seeds give different chains.
 pub struct Workload {
     in_flight: Vec<Option<InFlight>>,
-    next_node: usize,
+    rng: u64,
     pub submitted: usize,
     pub rejected: usize,
     /// Transactions the submitting node reported finalized.
@@ -339,15 +379,28 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn new() -> Self {
+    pub fn new(seed: u64) -> Self {
         Self {
             in_flight: vec![None; USERS],
-            next_node: 0,
+            rng: seed ^ 0x9E37_79B9_7F4A_7C15,
             submitted: 0,
             rejected: 0,
             finalized: BTreeMap::new(),
             enabled: true,
         }
+    }
+
+    /// SplitMix64: enough randomness for a workload, no dependency.
+    fn next(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn pick(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
     }
 
     pub fn tick(&mut self, cluster: &Cluster) {
@@ -374,25 +427,16 @@ impl Workload {
                     None => self.in_flight[user] = None,
                 }
             }
-            if !self.enabled {
+            // About two users in three submit each tick, to a random honest validator.
+            if !self.enabled || self.pick(3) == 0 {
                 continue;
             }
-            let node = honest[self.next_node % honest.len()];
-            self.next_node += 1;
+            let node = honest[self.pick(honest.len())];
             let h = cluster.handle(node).unwrap();
-            let key = user_key(user);
-            let nonce = h.with_ledger(|l| l.state().nonce(&key.address()));
-            let tx = Transaction {
-                chain_id: BoundedString::new(CHAIN_ID).unwrap(),
-                sender: key.public_key().clone(),
-                nonce,
-                fee: Amount::from_ucrn(1_000),
-                body: TxBody::Transfer(Transfer {
-                    to: user_key((user + 1) % USERS).address(),
-                    amount: Amount::from_ucrn(1 + u128::from(nonce)),
-                }),
-            }
-            .sign(&key);
+            let nonce = h.with_ledger(|l| l.state().nonce(&user_key(user).address()));
+            let to = (user + 1 + self.pick(USERS - 1)) % USERS;
+            let amount = 1 + u128::from(self.next() % 1_000_000);
+            let tx = transfer(user, to, nonce, amount);
             match h.submit(tx) {
                 Ok(hash) => {
                     self.submitted += 1;
@@ -415,6 +459,34 @@ where
         .with_seed(seed)
         .with_timeout(Some(Duration::from_secs(3_600)));
     deterministic::Runner::new(config).start(scenario);
+}
+
+/// Like [`run`], but the runtime then crashes as `kill -9` would: every write not yet synced
+/// keeps only a random prefix. Returns the scenario's output and the storage to recover from.
+pub fn run_and_crash<T, F, Fut>(seed: u64, scenario: F) -> (T, deterministic::Checkpoint)
+where
+    F: FnOnce(deterministic::Context) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let torn = deterministic::FaultConfig::default().write(deterministic::WriteConfig {
+        failure_rate: probability!(0.0),
+        retention_rate: probability!(0.5),
+        mode: deterministic::PartialWriteMode::Prefix,
+    });
+    let config = deterministic::Config::new()
+        .with_seed(seed)
+        .with_timeout(Some(Duration::from_secs(3_600)))
+        .with_storage_fault_config(torn);
+    deterministic::Runner::new(config).start_and_recover(scenario)
+}
+
+/// Runs `scenario` on the storage a crashed runtime left behind.
+pub fn recover<F, Fut>(checkpoint: deterministic::Checkpoint, scenario: F)
+where
+    F: FnOnce(deterministic::Context) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    deterministic::Runner::from(checkpoint).start(scenario);
 }
 
 /// Seconds of simulated time, for readability.

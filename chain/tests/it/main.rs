@@ -10,3 +10,5 @@
 
 mod harness;
 mod scenarios;
+mod submit;
+mod tokio_devnet;
