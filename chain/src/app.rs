@@ -16,7 +16,8 @@
 //! - `timestamp >= parent timestamp + block_time_ms` (the minimum block time is a consensus
 //!   rule, so a Byzantine leader cannot flood the chain with blocks), and not further in the
 //!   future than the local clock allows (verification waits rather than rejects);
-//! - at most `max_block_txs` transactions, all signatures valid (one batch verification), and
+//! - the block is already final (nothing to decide), or: all signatures valid (one batch
+//!   verification), and
 //!   the ledger accepts the block on the parent's state (header, state root of the parent,
 //!   admission of every transaction).
 //!
@@ -246,13 +247,13 @@ where
             debug!(height = header.height, "wrong seed");
             return false;
         }
+        // The transaction count is bounded by the block type itself (decoding refuses more than
+        // the ledger's limit); `max_block_txs` is local proposal policy, not a validity rule.
         let txs = &block.inner().block().txs.0;
-        if txs.len() > block_tx_limit(self.shared.config.max_block_txs) {
-            debug!(height = header.height, "too many transactions");
-            return false;
-        }
-        if self.shared.state_after(&digest).is_some() {
-            // Executed already (our own proposal, or verified in an earlier request).
+        if self.shared.is_finalized(header.height, &block.inner().hash())
+            || self.shared.state_after(&digest).is_some()
+        {
+            // Final already, or executed already (our own proposal, or an earlier request).
             return true;
         }
 

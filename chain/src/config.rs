@@ -12,8 +12,8 @@ use std::time::Duration;
 /// Local policy of one node. Every field has a sensible default ([`ChainConfig::default`]).
 #[derive(Clone, Debug)]
 pub struct ChainConfig {
-    /// Most transactions this node puts in a block it proposes (also the most it accepts in a
-    /// block it verifies). Capped at the ledger's own limit.
+    /// Most transactions this node puts in a block it proposes. Local policy: a block from
+    /// another validator is bounded only by the ledger's limit (and the chain's byte limit).
     pub max_block_txs: usize,
     /// Most pending transactions in the mempool.
     pub mempool_max_txs: usize,

@@ -18,11 +18,13 @@
 //! either already replayed (skipped, acknowledged) or the next one (applied). No finalized
 //! transaction is lost, and nothing is applied twice.
 //!
-//! Fsyncs: the application writes nothing to disk itself. Marshal groups the archive writes of
-//! every block finalized since the last sync into one sync before dispatch (group commit), and
-//! syncs its processed-height metadata once per batch of acknowledgements; simplex syncs its
-//! vote journal. The ledger state lives in memory and is rebuilt by replay, so there is no
-//! second copy of the state to keep in step with the archive.
+//! Fsyncs: the application writes nothing to disk itself. For each batch of finalizations
+//! marshal writes the blocks and certificates to its two archives and starts one sync of both
+//! (group commit: one sync covers every write since the previous one), dispatching only once it
+//! completes; it then records the processed height with one metadata sync per drained batch of
+//! acknowledgements. Simplex syncs its own vote journal (it must never sign twice). The ledger
+//! lives in memory and is rebuilt by replay, so there is no second copy of the state to keep in
+//! step with the archive.
 
 use crate::app::App;
 use crate::block::ChainBlock;

@@ -68,7 +68,8 @@ impl Validator {
 
     /// Blocks until the validator stops on its own (it does not, unless consensus fails).
     pub fn wait(mut self) -> Result<(), ChainError> {
-        self.stop = None;
+        // Hold the stop signal while waiting: dropping it would stop the validator.
+        let _stop = self.stop.take();
         match self.thread.take() {
             Some(thread) => thread.join().map_err(|_| ChainError::Runtime {
                 reason: "validator thread panicked".into(),
@@ -156,7 +157,10 @@ pub fn start_validator(config: ValidatorConfig) -> Result<Validator, ChainError>
         .with_storage_directory(config.data_dir.clone());
     let node = config.node;
     let thread = std::thread::Builder::new()
-        .name(format!("validator-{}", &me.to_string()[5..13]))
+        .name(format!(
+            "validator-{}",
+            me.to_string().get(5..13).unwrap_or_default()
+        ))
         .spawn(move || {
             tokio::Runner::new(runtime).start(|context| async move {
                 let n = peers.len();

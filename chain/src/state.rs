@@ -109,6 +109,17 @@ impl Shared {
             .map(|s| Arc::clone(&s.ledger))
     }
 
+    /// Whether the block `hash` at `height` is part of the finalized chain this node applied
+    /// (checked against the recent-block cache; older heights answer `false`).
+    pub(crate) fn is_finalized(&self, height: Height, hash: &Hash) -> bool {
+        height <= self.finalized.read().ledger.height()
+            && self
+                .blocks
+                .read()
+                .get(&height)
+                .is_some_and(|b| b.hash() == *hash)
+    }
+
     /// Keeps the state after a verified block, dropping the lowest heights beyond the cap.
     pub(crate) fn remember(&self, digest: Digest, ledger: Arc<Ledger>, outcome: BlockOutcome) {
         let finalized_height = self.finalized.read().ledger.height();

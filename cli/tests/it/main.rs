@@ -4,6 +4,7 @@
 
 use std::process::Command;
 
+mod devnet;
 mod keys;
 
 pub(crate) fn cairn() -> Command {
@@ -118,10 +119,9 @@ fn devnet_honours_home_and_cairn_home() {
     let out = cairn()
         .args([
             "devnet",
-            "--blocks",
-            "3",
-            "--block-time-ms",
-            "1",
+            "--init-only",
+            "--validators",
+            "4",
             "--json",
             "--home",
         ])
@@ -133,24 +133,30 @@ fn devnet_honours_home_and_cairn_home() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["node_configs"].as_array().map(Vec::len), Some(4));
     assert!(flag_home.join("genesis.toml").exists());
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per block"))
-        .collect();
-    assert_eq!(lines.len(), 3);
-    assert_eq!(lines[2]["height"], 3);
+    assert!(flag_home.join("keys/default.json").exists());
+    assert!(flag_home.join("node-3.toml").exists());
+    let genesis = std::fs::read_to_string(flag_home.join("genesis.toml")).expect("genesis");
+    assert_eq!(genesis.matches("p2p_address").count(), 4);
 
     let env_home = dir.join("env");
     let out = cairn()
         .env("CAIRN_HOME", &env_home)
-        .args(["devnet", "--blocks", "1", "--block-time-ms", "1"])
+        .args(["devnet", "--init-only"])
         .output()
         .expect("run cairn");
     assert!(out.status.success());
     assert!(env_home.join("genesis.toml").exists());
-    let genesis = std::fs::read_to_string(env_home.join("genesis.toml")).expect("genesis");
-    assert!(genesis.contains("chain_id"));
+    // A home's devnet keeps its validator count.
+    let out = cairn()
+        .env("CAIRN_HOME", &env_home)
+        .args(["devnet", "--init-only", "--validators", "3"])
+        .output()
+        .expect("run cairn");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("validators"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
