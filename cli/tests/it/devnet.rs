@@ -56,11 +56,10 @@ impl Devnet {
         let client = NodeClient::new(&self.url());
         let start = Instant::now();
         loop {
-            if let Ok(status) = client.status() {
-                if status["height"].as_u64().unwrap_or(0) >= 1 {
+            if let Ok(status) = client.status()
+                && status["height"].as_u64().unwrap_or(0) >= 1 {
                     return client;
                 }
-            }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
                 "devnet did not start"
