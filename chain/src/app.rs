@@ -16,10 +16,13 @@
 //! - `timestamp >= parent timestamp + block_time_ms` (the minimum block time is a consensus
 //!   rule, so a Byzantine leader cannot flood the chain with blocks), and not further in the
 //!   future than the local clock allows (verification waits rather than rejects);
-//! - the block is already final (nothing to decide), or: all signatures valid (one batch
-//!   verification), and
-//!   the ledger accepts the block on the parent's state (header, state root of the parent,
-//!   admission of every transaction).
+//! - unless the block is already final or already executed here (nothing left to decide): all
+//!   signatures valid (one batch verification), and the ledger accepts the block on the
+//!   parent's state (header, state root of the parent, admission of every transaction).
+//!
+//! The transaction count is bounded by the block type (decoding refuses more than the ledger's
+//! limit, and more than [`MAX_BLOCK_BYTES`]); `max_block_txs` is local proposal policy, never a
+//! validity rule, so validators with different settings still agree.
 //!
 //! The seed is predictable by the leader (it knows the view and the parent). An unbiasable seed
 //! needs a threshold VRF (`simplex::scheme::bls12381_threshold::vrf`, whose certificates carry
@@ -247,10 +250,9 @@ where
             debug!(height = header.height, "wrong seed");
             return false;
         }
-        // The transaction count is bounded by the block type itself (decoding refuses more than
-        // the ledger's limit); `max_block_txs` is local proposal policy, not a validity rule.
-        let txs = &block.inner().block().txs.0;
-        if self.shared.is_finalized(header.height, &block.inner().hash())
+        if self
+            .shared
+            .is_finalized(header.height, &block.inner().hash())
             || self.shared.state_after(&digest).is_some()
         {
             // Final already, or executed already (our own proposal, or an earlier request).
@@ -285,7 +287,7 @@ where
             clock.sleep_until(acceptable_from).await;
         }
 
-        if let Err(index) = Ledger::verify_signatures(txs) {
+        if let Err(index) = Ledger::verify_signatures(&block.inner().block().txs.0) {
             debug!(height = header.height, index, "bad transaction signature");
             return false;
         }
@@ -300,5 +302,238 @@ where
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ChainConfig;
+    use crate::state::Replayer;
+    use cairn_ledger::Genesis;
+    use cairn_ledger::params::{GenesisAccount, GenesisValidator};
+    use cairn_types::tx::Transfer;
+    use cairn_types::{Amount, BoundedString, Keypair, Transaction, TxBody};
+    use commonware_consensus::marshal::ancestry;
+    use commonware_consensus::types::{Epoch, Round, View};
+    use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
+
+    const BT: u64 = 100;
+
+    struct Fixture {
+        app: App,
+        shared: Arc<Shared>,
+        genesis: Ledger,
+        genesis_block: ChainBlock,
+        leader: Keypair,
+        user: Keypair,
+    }
+
+    fn fixture() -> Fixture {
+        let leader = Keypair::from_test_seed("leader");
+        let user = Keypair::from_test_seed("user");
+        let genesis = Genesis {
+            chain_id: "unit".into(),
+            genesis_time_ms: 0,
+            params: cairn_ledger::Params {
+                block_time_ms: BT,
+                ..Default::default()
+            },
+            accounts: vec![GenesisAccount {
+                address: user.address(),
+                balance: Amount::from_ucrn(1_000_000_000),
+            }],
+            validators: vec![GenesisValidator {
+                address: leader.address(),
+                stake: Amount::from_ucrn(1),
+                p2p_address: String::new(),
+            }],
+            providers: vec![],
+        };
+        let ledger = Ledger::from_genesis(&genesis).unwrap();
+        let genesis_block = ChainBlock::genesis(ledger.state().last_block_hash);
+        let replayed = Replayer::new(ledger.clone(), genesis_block.digest(), 16).finish();
+        let shared = Arc::new(Shared::new(
+            "unit".into(),
+            vec![leader.address()],
+            BT,
+            ChainConfig::default(),
+            leader.address(),
+            replayed,
+        ));
+        Fixture {
+            app: App::new(Arc::clone(&shared)),
+            shared,
+            genesis: ledger,
+            genesis_block,
+            leader,
+            user,
+        }
+    }
+
+    fn transfer(user: &Keypair, nonce: u64) -> SignedTransaction {
+        Transaction {
+            chain_id: BoundedString::new("unit").unwrap(),
+            sender: user.public_key().clone(),
+            nonce,
+            fee: Amount::from_ucrn(1_000),
+            body: TxBody::Transfer(Transfer {
+                to: Keypair::from_test_seed("sink").address(),
+                amount: Amount::from_ucrn(5),
+            }),
+        }
+        .sign(user)
+    }
+
+    /// A valid first block in view 1, then `tweak` applied to it.
+    fn first_block(f: &Fixture, tweak: impl FnOnce(&mut Block)) -> ChainBlock {
+        let g = f.genesis.state().last_block_hash;
+        let mut block = Block::new(
+            1,
+            g,
+            BT,
+            f.leader.address(),
+            block_seed(&g, 1),
+            vec![transfer(&f.user, 0)],
+        )
+        .unwrap()
+        .with_state_root(f.genesis.root());
+        tweak(&mut block);
+        // Keep the tx root honest unless the tweak is about it: the codec path checks it.
+        ChainBlock::new(block)
+    }
+
+    fn context(f: &Fixture, leader: &Keypair) -> Context<Digest, ed25519::PublicKey> {
+        Context {
+            round: Round::new(Epoch::zero(), View::new(1)),
+            leader: leader.public_key().0.clone(),
+            parent: (View::zero(), f.genesis_block.digest()),
+        }
+    }
+
+    fn verify(f: &Fixture, block: ChainBlock, leader: &Keypair) -> bool {
+        let digest = block.digest();
+        let blocks = [
+            Digested::precomputed(block, digest),
+            Digested::precomputed(f.genesis_block.clone(), f.genesis_block.digest()),
+        ];
+        let mut app = f.app.clone();
+        let ctx = context(f, leader);
+        deterministic::Runner::default().start(|clock| async move {
+            <App as Application<deterministic::Context>>::verify(
+                &mut app,
+                (clock, ctx),
+                ancestry::from_iter(blocks),
+            )
+            .await
+        })
+    }
+
+    #[test]
+    fn verify_accepts_a_valid_block_and_remembers_its_state() {
+        let f = fixture();
+        let block = first_block(&f, |_| {});
+        let digest = block.digest();
+        assert!(verify(&f, block, &f.leader));
+        let state = f.shared.state_after(&digest).unwrap();
+        assert_eq!(state.height(), 1);
+        assert_eq!(state.state().nonce(&f.user.address()), 1);
+    }
+
+    #[test]
+    fn verify_rejects_broken_rules() {
+        let f = fixture();
+        let other = Keypair::from_test_seed("not-the-leader");
+        // Proposer is not the round's leader.
+        assert!(!verify(&f, first_block(&f, |_| {}), &other));
+        // Seed not derived from (parent, view).
+        assert!(!verify(
+            &f,
+            first_block(&f, |b| b.header.seed = Hash([1; 32])),
+            &f.leader
+        ));
+        // Before the minimum block time.
+        assert!(!verify(
+            &f,
+            first_block(&f, |b| b.header.timestamp_ms = BT - 1),
+            &f.leader
+        ));
+        // Wrong parent state root.
+        assert!(!verify(
+            &f,
+            first_block(&f, |b| b.header.state_root = Hash([2; 32])),
+            &f.leader
+        ));
+        // A transaction whose signature does not verify.
+        let forged = first_block(&f, |b| {
+            let mut tx = transfer(&f.user, 0);
+            tx.tx.fee = Amount::from_ucrn(2_000);
+            *b = Block::new(
+                1,
+                b.header.parent,
+                BT,
+                b.header.proposer,
+                b.header.seed,
+                vec![tx],
+            )
+            .unwrap()
+            .with_state_root(b.header.state_root);
+        });
+        assert!(!verify(&f, forged, &f.leader));
+        // An inadmissible transaction (nonce from the future).
+        let gap = first_block(&f, |b| {
+            *b = Block::new(
+                1,
+                b.header.parent,
+                BT,
+                b.header.proposer,
+                b.header.seed,
+                vec![transfer(&f.user, 7)],
+            )
+            .unwrap()
+            .with_state_root(b.header.state_root);
+        });
+        assert!(!verify(&f, gap, &f.leader));
+        assert!(f.shared.speculative.lock().is_empty());
+    }
+
+    #[test]
+    fn propose_waits_for_the_block_time_and_includes_the_mempool() {
+        let f = fixture();
+        {
+            let mut mempool = f.shared.mempool.lock();
+            for nonce in 0..3 {
+                let tx = transfer(&f.user, nonce);
+                let hash = tx.hash();
+                mempool.insert(tx, hash);
+            }
+        }
+        let mut app = f.app.clone();
+        let ctx = context(&f, &f.leader);
+        let genesis = Digested::precomputed(f.genesis_block.clone(), f.genesis_block.digest());
+        let (block, now) = deterministic::Runner::default().start(|clock| async move {
+            let block = <App as Application<deterministic::Context>>::propose(
+                &mut app,
+                (clock.child("propose"), ctx),
+                ancestry::from_iter([genesis]),
+                (),
+            )
+            .await
+            .unwrap();
+            (block, millis(clock.current()))
+        });
+        assert!(now >= BT, "proposed at {now} ms, before the block time");
+        let header = block.inner().header();
+        assert_eq!(header.height, 1);
+        assert_eq!(header.timestamp_ms, BT);
+        assert_eq!(header.proposer, f.leader.address());
+        assert_eq!(
+            header.seed,
+            block_seed(&f.genesis.state().last_block_hash, 1)
+        );
+        assert_eq!(block.inner().block().txs.len(), 3);
+        // Its own proposal is executed already, and verifies.
+        assert!(f.shared.state_after(&block.digest()).is_some());
+        assert!(verify(&f, block.inner().clone(), &f.leader));
     }
 }

@@ -44,6 +44,15 @@
 //! - **Validator set**: fixed by genesis (one consensus epoch); reconfiguration is future work.
 //! - **Seed**: `H(parent, view)`, predictable by the leader; unbiasable randomness needs the
 //!   `bls12381_threshold::vrf` scheme and a DKG (future work).
+//!
+//! # Known limits
+//!
+//! - Transactions are not gossiped: a transaction waits in the mempool of the node it was
+//!   submitted to until that node leads a view (round robin: within `n` views). Submitting to
+//!   several nodes is safe (nonces make the copies exclusive).
+//! - The transaction index and the ledger live in memory and are rebuilt from the archive at
+//!   start; replay time grows with the chain (a state snapshot is future work, with QMDB).
+//! - Equivocation evidence from consensus is not yet fed to the ledger's slashing.
 
 pub mod app;
 pub mod block;

@@ -5,6 +5,7 @@
 //! (default `$CAIRN_HOME`, else `~/.cairn`) for where keys, genesis and data live.
 
 mod account;
+mod bench;
 mod devnet;
 mod keys;
 mod simulate;
@@ -72,6 +73,9 @@ enum Command {
     /// Create, list, show, import and export keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Measure a running network.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Work with the ledger state machine directly, without a network.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -105,6 +109,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Node(args) => devnet::node(&cli.global, args),
         Command::Keys(command) => keys::run(&cli.global, command),
         Command::Status => account::status(&cli.global),
+        Command::Bench(command) => bench::run(&cli.global, command),
         Command::Account(command) => account::account(&cli.global, command),
         Command::Tx(command) => account::tx(&cli.global, command),
         Command::Ledger(LedgerCommand::Simulate(args)) => simulate::run(&cli.global, args),

@@ -10,6 +10,7 @@ use cairn_ledger::{Genesis, Params};
 use cairn_types::tx::Transfer;
 use cairn_types::{Amount, BoundedString, Hash, Height, Keypair, Transaction, TxBody};
 use commonware_consensus::simplex::mocks::conflicter::{Config as ConflicterConfig, Conflicter};
+use commonware_consensus::simplex::mocks::nuller::{Config as NullerConfig, Nuller};
 use commonware_consensus::simplex::scheme::ed25519::Scheme;
 use commonware_cryptography::ed25519;
 use commonware_cryptography::sha256::Sha256;
@@ -91,6 +92,16 @@ pub fn genesis(validators: usize) -> Genesis {
 
 fn public(i: usize) -> ed25519::PublicKey {
     validator_key(i).public_key().0.clone()
+}
+
+/// Which Byzantine double a validator runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Byzantine {
+    /// Votes (notarize and finalize) for the proposal it sees *and* for a random digest in the
+    /// same view, every time; never proposes.
+    Conflicter,
+    /// Answers every notarize with a nullify *and* a finalize for the same view.
+    Nuller,
 }
 
 /// The validators of one simulation.
@@ -217,9 +228,8 @@ impl Cluster {
         }
     }
 
-    /// Runs validator `i` as commonware's simplex conflicter: it votes for the proposal it
-    /// sees *and* for a random digest in the same view, every time.
-    pub async fn start_conflicter(&mut self, i: usize) {
+    /// Runs validator `i` as one of commonware's Byzantine simplex doubles.
+    pub async fn start_byzantine(&mut self, i: usize, kind: Byzantine) {
         self.byzantine.insert(i);
         let control = self.oracle.control(public(i));
         let quota = Quota::per_second(NZU32!(4_096));
@@ -231,11 +241,18 @@ impl Cluster {
             key,
         )
         .unwrap();
-        let engine: Conflicter<_, _, Sha256> = Conflicter::new(
-            self.context.child("byzantine").with_attribute("index", i),
-            ConflicterConfig { scheme },
-        );
-        engine.start(votes);
+        let context = self.context.child("byzantine").with_attribute("index", i);
+        match kind {
+            Byzantine::Conflicter => {
+                let engine: Conflicter<_, _, Sha256> =
+                    Conflicter::new(context, ConflicterConfig { scheme });
+                engine.start(votes);
+            }
+            Byzantine::Nuller => {
+                let engine: Nuller<_, _, Sha256> = Nuller::new(context, NullerConfig { scheme });
+                engine.start(votes);
+            }
+        }
     }
 
     /// Stops validator `i` abruptly (its task and every actor under it are aborted).

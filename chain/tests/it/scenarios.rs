@@ -1,7 +1,7 @@
 //! The scenarios: all online, one crashed, a 2|2 partition, a Byzantine validator, restarts
 //! from storage (one validator, and all of them with torn unsynced writes).
 
-use crate::harness::{Cluster, Workload, recover, run, run_and_crash, secs};
+use crate::harness::{Byzantine, Cluster, Workload, recover, run, run_and_crash, secs};
 use cairn_chain::FinalizedEvent;
 use commonware_p2p::simulated::Link;
 use commonware_utils::probability;
@@ -149,13 +149,13 @@ fn slow_partition_many_seeds() {
     }
 }
 
-/// (d) One Byzantine validator (commonware's simplex conflicter: it notarizes and finalizes a
-/// random digest alongside every honest vote, and never proposes): the honest three agree and
-/// progress.
-fn byzantine(seed: u64, blocks: u64) {
+/// (d) One Byzantine validator (commonware's simplex doubles: the conflicter notarizes and
+/// finalizes a random digest alongside every honest vote and never proposes; the nuller
+/// nullifies and finalizes the same view): the honest three agree and progress.
+fn byzantine(seed: u64, blocks: u64, kind: Byzantine) {
     run(seed, |context| async move {
         let mut cluster = Cluster::new(context, 4).await;
-        cluster.start_conflicter(0).await;
+        cluster.start_byzantine(0, kind).await;
         for i in 1..4 {
             cluster.start(i).await;
         }
@@ -168,13 +168,23 @@ fn byzantine(seed: u64, blocks: u64) {
 
 #[test]
 fn byzantine_conflicter_cannot_split_honest() {
-    byzantine(31, 10);
+    byzantine(31, 10, Byzantine::Conflicter);
+}
+
+#[test]
+fn byzantine_nuller_cannot_split_honest() {
+    byzantine(37, 10, Byzantine::Nuller);
 }
 
 #[test]
 fn slow_byzantine_many_seeds() {
     for seed in 32..36 {
-        byzantine(seed, 30);
+        let kind = if seed % 2 == 0 {
+            Byzantine::Conflicter
+        } else {
+            Byzantine::Nuller
+        };
+        byzantine(seed, 30, kind);
     }
 }
 

@@ -57,9 +57,10 @@ impl Devnet {
         let start = Instant::now();
         loop {
             if let Ok(status) = client.status()
-                && status["height"].as_u64().unwrap_or(0) >= 1 {
-                    return client;
-                }
+                && status["height"].as_u64().unwrap_or(0) >= 1
+            {
+                return client;
+            }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
                 "devnet did not start"

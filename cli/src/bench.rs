@@ -1,0 +1,262 @@
+//! `cairn bench chain`: a load generator for a running node. Funds fresh sender accounts from
+//! the `default` key, then submits pre-signed transfers from several threads and watches the
+//! node's event stream: finalized transactions per second, and submit-to-finality latency
+//! percentiles measured per transaction.
+
+use crate::Global;
+use crate::account::node_url;
+use anyhow::{Context, Result, bail};
+use cairn_client::{Keystore, NodeClient};
+use cairn_types::tx::Transfer;
+use cairn_types::{Amount, BoundedString, Hash, Keypair, SignedTransaction, Transaction, TxBody};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Finalized transfers per second and submit-to-finality latency against a running node.
+    Chain(ChainBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ChainBenchArgs {
+    /// Transfers to submit.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub txs: u64,
+    /// Distinct sender accounts (each sends txs/senders in nonce order).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub senders: u64,
+    /// Submitting threads.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub threads: u64,
+    /// Target submission rate in tx/s (0: as fast as possible). Light load for latency.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Extra node API URLs to spread submissions over (a cluster).
+    #[arg(long = "also", value_name = "URL")]
+    pub also: Vec<String>,
+}
+
+fn percentile(sorted: &[f64], percent: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    // Nearest rank, in integers (no float-to-index casts).
+    let rank = (percent * (sorted.len() - 1) + 50) / 100;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Finality times of transaction hashes, read from `/v1/events` on a thread.
+fn watch(url: &str, tx: mpsc::Sender<(Hash, Instant)>) -> Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let mut response = agent
+        .get(&format!("{url}/v1/events"))
+        .call()
+        .context("subscribing to /v1/events")?;
+    let reader = std::io::BufReader::new(response.body_mut().as_reader());
+    for line in reader.lines() {
+        let line = line?;
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let now = Instant::now();
+        let event: Value = serde_json::from_str(data)?;
+        for receipt in event["receipts"].as_array().into_iter().flatten() {
+            if let Some(hash) = receipt["tx"].as_str().and_then(|h| h.parse().ok()) {
+                if tx.send((hash, now)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
+    let BenchCommand::Chain(args) = command;
+    let url = node_url(global)?;
+    let client = NodeClient::new(&url);
+    let status = client.status()?;
+    let chain_id = status["chain_id"]
+        .as_str()
+        .context("no chain id")?
+        .to_string();
+    let fee = Amount::from_ucrn(1_000);
+    let store = Keystore::open(&global.home_dir()?);
+    let funder = store
+        .load("default", None)
+        .context("the bench funds its senders from the unencrypted devnet `default` key")?;
+    let chain_id_b = BoundedString::new(chain_id.as_str()).context("chain id")?;
+    let sign = |key: &Keypair, nonce: u64, body: TxBody| -> SignedTransaction {
+        Transaction {
+            chain_id: chain_id_b.clone(),
+            sender: key.public_key().clone(),
+            nonce,
+            fee,
+            body,
+        }
+        .sign(key)
+    };
+
+    // Fresh senders for this run, funded in one burst.
+    let run_id = Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id());
+    let senders: Vec<Keypair> = (0..args.senders)
+        .map(|i| Keypair::from_test_seed(&format!("bench-{run_id}-{i}")))
+        .collect();
+    let per_sender = args.txs.div_ceil(args.senders);
+    let budget = Amount::from_ucrn(u128::from(per_sender) * 2_000 + 1_000_000);
+    let mut nonce = client.nonce(&funder.address())?;
+    let mut last = Hash::ZERO;
+    for s in &senders {
+        let tx = sign(
+            &funder,
+            nonce,
+            TxBody::Transfer(Transfer {
+                to: s.address(),
+                amount: budget,
+            }),
+        );
+        last = client.submit(&tx)?;
+        nonce += 1;
+    }
+    client.wait_finalized(&last, Duration::from_secs(120))?;
+
+    // Pre-sign everything so signing is not measured.
+    let sink = Keypair::from_test_seed("bench-sink").address();
+    let mut work: Vec<Vec<SignedTransaction>> = vec![Vec::new(); usize::try_from(args.threads)?];
+    let mut count = 0u64;
+    'outer: for n in 0..per_sender {
+        for (i, s) in senders.iter().enumerate() {
+            if count == args.txs {
+                break 'outer;
+            }
+            let tx = sign(
+                s,
+                n,
+                TxBody::Transfer(Transfer {
+                    to: sink,
+                    amount: Amount::from_ucrn(1),
+                }),
+            );
+            // A sender always goes to the same thread so its nonces arrive in order.
+            let lane = i % work.len();
+            work[lane].push(tx);
+            count += 1;
+        }
+    }
+    let urls: Vec<String> = std::iter::once(url.clone())
+        .chain(args.also.iter().cloned())
+        .collect();
+
+    let (event_tx, event_rx) = mpsc::channel();
+    let watch_url = url.clone();
+    std::thread::spawn(move || {
+        if let Err(e) = watch(&watch_url, event_tx) {
+            eprintln!("event stream ended: {e:#}");
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    let start = Instant::now();
+    let per_thread_interval = if args.rate == 0 {
+        None
+    } else {
+        Some(Duration::from_secs_f64(
+            args.threads as f64 / args.rate as f64,
+        ))
+    };
+    let (submitted_tx, submitted_rx) = mpsc::channel::<(Hash, Instant)>();
+    let mut workers = Vec::new();
+    for (t, batch) in work.into_iter().enumerate() {
+        let node = NodeClient::new(&urls[t % urls.len()]);
+        let submitted = submitted_tx.clone();
+        workers.push(std::thread::spawn(move || -> Result<u64> {
+            let mut rejected = 0;
+            let mut next = Instant::now();
+            for tx in batch {
+                if let Some(interval) = per_thread_interval {
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    }
+                    next += interval;
+                }
+                let at = Instant::now();
+                match node.submit(&tx) {
+                    Ok(hash) => {
+                        let _ = submitted.send((hash, at));
+                    }
+                    Err(_) => rejected += 1,
+                }
+            }
+            Ok(rejected)
+        }));
+    }
+    drop(submitted_tx);
+    let mut rejected = 0;
+    for w in workers {
+        rejected += w
+            .join()
+            .map_err(|_| anyhow::anyhow!("a submitter panicked"))??;
+    }
+    let submit_elapsed = start.elapsed();
+    let submitted: HashMap<Hash, Instant> = submitted_rx.iter().collect();
+    if submitted.is_empty() {
+        bail!("every submission was refused");
+    }
+
+    let mut latencies_ms = Vec::with_capacity(submitted.len());
+    let mut last_final = start;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while latencies_ms.len() < submitted.len() && Instant::now() < deadline {
+        match event_rx.recv_timeout(Duration::from_secs(1)) {
+            Ok((hash, at)) => {
+                if let Some(sent) = submitted.get(&hash) {
+                    latencies_ms.push(at.saturating_duration_since(*sent).as_secs_f64() * 1e3);
+                    last_final = last_final.max(at);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    latencies_ms.sort_by(|a, b| a.total_cmp(b));
+    let finalized = latencies_ms.len();
+    let window = last_final.saturating_duration_since(start).as_secs_f64();
+    let report = json!({
+        "node": url,
+        "validators": status["validators"].as_array().map(Vec::len),
+        "block_time_ms": status["block_time_ms"],
+        "submitted": submitted.len(),
+        "refused": rejected,
+        "finalized": finalized,
+        "submit_rate_tx_s": submitted.len() as f64 / submit_elapsed.as_secs_f64(),
+        "finalized_tx_s": if window > 0.0 { finalized as f64 / window } else { 0.0 },
+        "latency_ms": {
+            "p50": percentile(&latencies_ms, 50),
+            "p90": percentile(&latencies_ms, 90),
+            "p99": percentile(&latencies_ms, 99),
+            "max": latencies_ms.last().copied().unwrap_or(0.0),
+        },
+    });
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} submitted ({} refused) at {:.0} tx/s; {} finalized at {:.0} tx/s; submit-to-finality p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms",
+            submitted.len(),
+            rejected,
+            report["submit_rate_tx_s"].as_f64().unwrap_or(0.0),
+            finalized,
+            report["finalized_tx_s"].as_f64().unwrap_or(0.0),
+            report["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
+            report["latency_ms"]["p90"].as_f64().unwrap_or(0.0),
+            report["latency_ms"]["p99"].as_f64().unwrap_or(0.0),
+        );
+    }
+    Ok(())
+}
