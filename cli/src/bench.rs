@@ -66,10 +66,10 @@ fn watch(url: &str, tx: mpsc::Sender<(Hash, Instant)>) -> Result<()> {
         let now = Instant::now();
         let event: Value = serde_json::from_str(data)?;
         for receipt in event["receipts"].as_array().into_iter().flatten() {
-            if let Some(hash) = receipt["tx"].as_str().and_then(|h| h.parse().ok()) {
-                if tx.send((hash, now)).is_err() {
-                    return Ok(());
-                }
+            if let Some(hash) = receipt["tx"].as_str().and_then(|h| h.parse().ok())
+                && tx.send((hash, now)).is_err()
+            {
+                return Ok(());
             }
         }
     }
@@ -109,9 +109,9 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
         .collect();
     let per_sender = args.txs.div_ceil(args.senders);
     let budget = Amount::from_ucrn(u128::from(per_sender) * 2_000 + 1_000_000);
-    let mut nonce = client.nonce(&funder.address())?;
+    let first_nonce = client.nonce(&funder.address())?;
     let mut last = Hash::ZERO;
-    for s in &senders {
+    for (nonce, s) in (first_nonce..).zip(&senders) {
         let tx = sign(
             &funder,
             nonce,
@@ -121,7 +121,6 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
             }),
         );
         last = client.submit(&tx)?;
-        nonce += 1;
     }
     client.wait_finalized(&last, Duration::from_secs(120))?;
 
