@@ -61,6 +61,8 @@ pub struct NodeStatus {
     pub validator: Address,
     pub mempool_size: usize,
     pub block_time_ms: u64,
+    /// The smallest fee admission accepts (genesis parameter), so clients need not guess.
+    pub min_tx_fee: cairn_types::Amount,
     /// Why the node stopped following the chain, if it did (a finalized block failed to apply).
     pub halted: Option<String>,
 }
@@ -136,6 +138,7 @@ impl NodeHandle {
             validator: self.shared.me,
             mempool_size,
             block_time_ms: self.shared.block_time_ms,
+            min_tx_fee: ledger.params().min_tx_fee,
             halted: self
                 .shared
                 .halted

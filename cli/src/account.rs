@@ -165,23 +165,7 @@ fn load_key(global: &Global, name: &str, passphrase: &PassphraseArgs) -> Result<
 fn send(global: &Global, sign: &SignArgs, body: TxBody) -> Result<()> {
     let client = NodeClient::new(&node_url(global)?);
     let key = load_key(global, &sign.from, &sign.passphrase)?;
-    let status = client.status()?;
-    let chain_id = status["chain_id"]
-        .as_str()
-        .context("the node gave no chain id")?;
-    let min_fee: Amount =
-        serde_json::from_value(status["min_tx_fee"].clone()).unwrap_or(Amount::from_ucrn(1_000));
-    let fee = sign.fee.unwrap_or(min_fee);
-    let nonce = client.nonce(&key.address())?;
-    let tx = Transaction {
-        chain_id: BoundedString::new(chain_id).context("chain id too long")?,
-        sender: key.public_key().clone(),
-        nonce,
-        fee,
-        body,
-    }
-    .sign(&key);
-    let hash = client.submit(&tx)?;
+    let hash = client.send(&key, body, sign.fee)?;
     if sign.no_wait {
         return print(
             global,

@@ -262,18 +262,20 @@ fn hash_leaf(leaf: &[i32; ENTRIES_PER_LEAF]) -> Hash {
     merkle::leaf_hash(&bytes)
 }
 
+/// Hash of one commitment leaf: up to [`ENTRIES_PER_LEAF`] consecutive entries of C,
+/// zero-padded (the last leaf may be short). Fast provers that hash leaves in parallel call
+/// this so that their trees equal [`commit`]'s.
+pub fn leaf_hash_of(entries: &[i32]) -> Hash {
+    let mut leaf = [0i32; ENTRIES_PER_LEAF];
+    for (slot, value) in leaf.iter_mut().zip(entries) {
+        *slot = *value;
+    }
+    hash_leaf(&leaf)
+}
+
 /// Merkle commitment to C (see the module docs for the leaf layout).
 pub fn commit(c: &[i32]) -> MerkleTree {
-    let leaves = c
-        .chunks(ENTRIES_PER_LEAF)
-        .map(|chunk| {
-            let mut leaf = [0i32; ENTRIES_PER_LEAF];
-            for (slot, value) in leaf.iter_mut().zip(chunk) {
-                *slot = *value;
-            }
-            hash_leaf(&leaf)
-        })
-        .collect();
+    let leaves = c.chunks(ENTRIES_PER_LEAF).map(leaf_hash_of).collect();
     MerkleTree::from_leaf_hashes(leaves)
 }
 
