@@ -1,7 +1,9 @@
 //! A typed client of the node API (design §5), blocking and dependency-light: the CLI's
 //! commands are one request or a short poll each.
 
-use cairn_types::{Address, Amount, BoundedString, Hash, Keypair, SignedTransaction, Transaction, TxBody};
+use cairn_types::{
+    Address, Amount, BoundedString, Hash, Keypair, SignedTransaction, Transaction, TxBody,
+};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -142,13 +144,20 @@ impl NodeClient {
     ///
     /// The nonce comes from finalized state: a caller with transactions still pending must
     /// wait for them (or track nonces itself) before sending the next one.
-    pub fn send(&self, key: &Keypair, body: TxBody, fee: Option<Amount>) -> Result<Hash, NodeError> {
+    pub fn send(
+        &self,
+        key: &Keypair,
+        body: TxBody,
+        fee: Option<Amount>,
+    ) -> Result<Hash, NodeError> {
         let status = self.status()?;
         let bad = |reason: &str| NodeError::BadAnswer {
             url: format!("{}/v1/status", self.base),
             reason: reason.to_string(),
         };
-        let chain_id = status["chain_id"].as_str().ok_or_else(|| bad("no chain_id"))?;
+        let chain_id = status["chain_id"]
+            .as_str()
+            .ok_or_else(|| bad("no chain_id"))?;
         let min_fee: Amount = serde_json::from_value(status["min_tx_fee"].clone())
             .map_err(|_| bad("no min_tx_fee"))?;
         let tx = Transaction {

@@ -44,9 +44,13 @@ impl GpuInfo {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Discovery {
-    Found { gpus: Vec<GpuInfo> },
+    Found {
+        gpus: Vec<GpuInfo>,
+    },
     /// No NVIDIA driver (or it failed): the host offers CPU only.
-    NoDriver { reason: String },
+    NoDriver {
+        reason: String,
+    },
 }
 
 impl Discovery {
@@ -82,6 +86,7 @@ pub fn int8_dense_peak_tops(model: &str) -> Option<f64> {
 
 const NVML_SUCCESS: c_int = 0;
 const NAME_BUFFER: usize = 96;
+const NAME_BUFFER_C: c_uint = 96;
 
 #[repr(C)]
 #[derive(Default)]
@@ -111,14 +116,19 @@ fn discover_nvml() -> Result<Vec<GpuInfo>, String> {
             lib.get(b"nvmlInit_v2").map_err(|e| e.to_string())?;
         let shutdown: libloading::Symbol<'_, unsafe extern "C" fn() -> c_int> =
             lib.get(b"nvmlShutdown").map_err(|e| e.to_string())?;
-        let count: libloading::Symbol<'_, unsafe extern "C" fn(*mut c_uint) -> c_int> =
-            lib.get(b"nvmlDeviceGetCount_v2").map_err(|e| e.to_string())?;
+        let count: libloading::Symbol<'_, unsafe extern "C" fn(*mut c_uint) -> c_int> = lib
+            .get(b"nvmlDeviceGetCount_v2")
+            .map_err(|e| e.to_string())?;
         let by_index: libloading::Symbol<'_, unsafe extern "C" fn(c_uint, *mut Device) -> c_int> =
-            lib.get(b"nvmlDeviceGetHandleByIndex_v2").map_err(|e| e.to_string())?;
-        let name: libloading::Symbol<'_, unsafe extern "C" fn(Device, *mut c_char, c_uint) -> c_int> =
-            lib.get(b"nvmlDeviceGetName").map_err(|e| e.to_string())?;
+            lib.get(b"nvmlDeviceGetHandleByIndex_v2")
+                .map_err(|e| e.to_string())?;
+        let name: libloading::Symbol<
+            '_,
+            unsafe extern "C" fn(Device, *mut c_char, c_uint) -> c_int,
+        > = lib.get(b"nvmlDeviceGetName").map_err(|e| e.to_string())?;
         let memory: libloading::Symbol<'_, unsafe extern "C" fn(Device, *mut NvmlMemory) -> c_int> =
-            lib.get(b"nvmlDeviceGetMemoryInfo").map_err(|e| e.to_string())?;
+            lib.get(b"nvmlDeviceGetMemoryInfo")
+                .map_err(|e| e.to_string())?;
 
         let status = init();
         if status != NVML_SUCCESS {
@@ -136,10 +146,10 @@ fn discover_nvml() -> Result<Vec<GpuInfo>, String> {
                     return Err(format!("nvmlDeviceGetHandleByIndex({index}) failed"));
                 }
                 let mut buffer = [0 as c_char; NAME_BUFFER];
-                let model = if name(device, buffer.as_mut_ptr(), NAME_BUFFER as c_uint)
-                    == NVML_SUCCESS
-                {
-                    CStr::from_ptr(buffer.as_ptr()).to_string_lossy().into_owned()
+                let model = if name(device, buffer.as_mut_ptr(), NAME_BUFFER_C) == NVML_SUCCESS {
+                    CStr::from_ptr(buffer.as_ptr())
+                        .to_string_lossy()
+                        .into_owned()
                 } else {
                     "unknown NVIDIA GPU".to_string()
                 };

@@ -46,9 +46,18 @@ pub enum ProverError {
 /// What the responder did with one challenge, for logs and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    Committed { challenge: ChallengeId, compute_ms: u128 },
-    Opened { challenge: ChallengeId, entries: usize },
-    Decided { challenge: ChallengeId, verdict: String },
+    Committed {
+        challenge: ChallengeId,
+        compute_ms: u128,
+    },
+    Opened {
+        challenge: ChallengeId,
+        entries: usize,
+    },
+    Decided {
+        challenge: ChallengeId,
+        verdict: String,
+    },
 }
 
 struct Held {
@@ -94,7 +103,10 @@ impl Responder {
             .keys()
             .filter(|id| {
                 live.get(id).is_none_or(|c| {
-                    !matches!(c.phase, ComputePhase::Issued | ComputePhase::Committed { .. })
+                    !matches!(
+                        c.phase,
+                        ComputePhase::Issued | ComputePhase::Committed { .. }
+                    )
                 })
             })
             .copied()
@@ -168,13 +180,12 @@ impl Responder {
                     );
                     let openings = held.solution.open(&indices);
                     let count = openings.len();
-                    let openings = BoundedVec::new(openings).ok_or(
-                        ProverError::TooManyOpenings {
+                    let openings =
+                        BoundedVec::new(openings).ok_or(ProverError::TooManyOpenings {
                             challenge: challenge.id,
                             count,
                             max: 4096,
-                        },
-                    )?;
+                        })?;
                     held.opened_sent_at = Some(height);
                     events.push(Event::Opened {
                         challenge: challenge.id,

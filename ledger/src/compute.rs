@@ -621,15 +621,29 @@ impl Ledger {
             &body.openings.0,
         ) {
             Ok(()) => {
-                // Rate = work / time from issue to commitment, never above the claim and
-                // never measured below one block time.
+                // Rate = work / time from issue to commitment less the forgiven latency,
+                // never measured over less than one block time, never above the claim.
+                let allowance_ms = self
+                    .params
+                    .compute_latency_allowance_blocks
+                    .saturating_mul(self.params.block_time_ms);
                 let elapsed_ms = committed_timestamp_ms
                     .saturating_sub(challenge.issued_timestamp_ms)
+                    .saturating_sub(allowance_ms)
                     .max(self.params.block_time_ms);
                 let rate = shape.ops().saturating_mul(1_000) / u128::from(elapsed_ms);
                 let rate = u64::try_from(rate).unwrap_or(u64::MAX);
-                ComputePhase::Passed {
-                    proven_int8_ops: rate.min(challenge.claimed_int8_ops),
+                let floor = u128::from(challenge.claimed_int8_ops)
+                    * u128::from(self.params.compute_proven_floor_bps)
+                    / 10_000;
+                if u128::from(rate) < floor {
+                    ComputePhase::Unproven {
+                        measured_int8_ops: rate,
+                    }
+                } else {
+                    ComputePhase::Passed {
+                        proven_int8_ops: rate.min(challenge.claimed_int8_ops),
+                    }
                 }
             }
             Err(e) => ComputePhase::Failed {

@@ -133,6 +133,8 @@ impl Ledger {
                     tally.failed += 1;
                     0
                 }
+                // Slower than claimed: no fault, but no proven rate either.
+                ComputePhase::Unproven { .. } => 0,
                 _ => {
                     tally.missed += 1;
                     0
@@ -141,6 +143,16 @@ impl Ledger {
             if let Some(p) = self.state.providers.get_mut(&challenge.provider) {
                 // Unproven until the next pass: a claimed GPU earns nothing on faith.
                 p.proven_int8_ops = rate;
+            }
+        }
+        // Between challenges (one every `compute_challenge_interval_epochs`) the rate proven
+        // last stands, so the compute pool pays every epoch, not only on challenge epochs.
+        for (address, provider) in &self.state.providers {
+            if provider.is_active() && provider.proven_int8_ops > 0 {
+                let tally = tallies.entry(*address).or_default();
+                if tally.proven_int8_ops == 0 && tally.faults() == 0 {
+                    tally.proven_int8_ops = provider.proven_int8_ops;
+                }
             }
         }
     }
@@ -241,8 +253,14 @@ impl Ledger {
         }
         // An epoch with nothing to prove has no fault either: it ends a run of faulty epochs,
         // so warnings come again before the next slash.
+        // A compute provider between its challenges has not had a clean epoch, only an
+        // unobserved one: its run of faults carries over to its next challenge, or a cheater
+        // challenged every `compute_challenge_interval_epochs` would only ever be warned.
+        let interval = self.params.compute_challenge_interval_epochs;
         for (address, provider) in self.state.providers.iter_mut() {
-            if !tallies.contains_key(address) {
+            let unobserved = provider.claimed_int8_ops > 0
+                && !Self::compute_challenge_due(address, epoch, interval);
+            if !tallies.contains_key(address) && !unobserved {
                 provider.consecutive_faulty_epochs = 0;
             }
         }
@@ -256,7 +274,7 @@ impl Ledger {
             };
             if faults == 0 {
                 provider.consecutive_faulty_epochs = 0;
-                if tally.passed > 0 {
+                if tally.passed > 0 || tally.proven_int8_ops > 0 {
                     provider.last_proven_epoch = Some(epoch);
                 }
                 continue;
@@ -737,11 +755,16 @@ impl Ledger {
         }
         self.state.storage_challenges = storage;
 
+        let interval = self.params.compute_challenge_interval_epochs;
         let provers: Vec<(Address, u64)> = self
             .state
             .providers
             .values()
-            .filter(|p| p.is_active() && p.claimed_int8_ops > 0)
+            .filter(|p| {
+                p.is_active()
+                    && p.claimed_int8_ops > 0
+                    && Self::compute_challenge_due(&p.address, epoch, interval)
+            })
             .map(|p| (p.address, p.claimed_int8_ops))
             .collect();
         for (provider, claimed) in provers {
@@ -778,6 +801,16 @@ impl Ledger {
             );
         }
         Ok(())
+    }
+
+    /// Whether `provider` is challenged in `epoch`: once every `interval` epochs, at an
+    /// offset fixed by its address so that providers' challenges (and the validators'
+    /// verification work) spread over the interval.
+    pub(crate) fn compute_challenge_due(provider: &Address, epoch: Epoch, interval: u64) -> bool {
+        let interval = interval.max(1);
+        let offset =
+            Hash::domain("cairn.compute.offset.v1", &[&provider.0]).prefix_u64() % interval;
+        epoch % interval == offset
     }
 
     /// Bounds state growth: statements and finished challenges older than the history window.

@@ -60,10 +60,20 @@ pub struct Params {
 
     /// Wall time a compute challenge should take at the claimed rate.
     pub compute_challenge_ms: u64,
+    /// A compute provider is challenged once every this many epochs (at an epoch fixed by
+    /// its address, which spreads the work): with `compute_challenge_ms` this bounds the
+    /// share of a provider's time spent proving, which `validate` holds to at most 1%.
+    pub compute_challenge_interval_epochs: u64,
     pub max_gemm_dim: u32,
     pub compute_commit_deadline_blocks: u64,
     pub compute_open_deadline_blocks: u64,
     pub compute_openings: u16,
+    /// Blocks of latency forgiven when measuring the proven rate: the challenge becomes
+    /// visible one block after it is issued and the commitment lands a block after it is sent.
+    pub compute_latency_allowance_blocks: u64,
+    /// A measured rate below this share of the claim leaves the provider unproven (no
+    /// compute rewards), though not faulted: its hardware is slower than it said.
+    pub compute_proven_floor_bps: u16,
 
     pub max_bid_window_blocks: u64,
     /// Blocks after the bid window during which the tenant may still accept a bid.
@@ -116,11 +126,14 @@ impl Default for Params {
             endowment_payout_bps: 5,
             storage_leaves_per_challenge: 8,
             storage_proof_deadline_blocks: 30,
-            compute_challenge_ms: 10_000,
+            compute_challenge_ms: 5_000,
+            compute_challenge_interval_epochs: 10,
             max_gemm_dim: 16_384,
             compute_commit_deadline_blocks: 20,
             compute_open_deadline_blocks: 10,
             compute_openings: 700,
+            compute_latency_allowance_blocks: 2,
+            compute_proven_floor_bps: 8_000,
             max_bid_window_blocks: 600,
             accept_window_blocks: 60,
             lease_grace_blocks: 600,
@@ -178,6 +191,7 @@ impl Params {
             ("emission_decay_bps", self.emission_decay_bps),
             ("endowment_payout_bps", self.endowment_payout_bps),
             ("slash_bps", self.slash_bps),
+            ("compute_proven_floor_bps", self.compute_proven_floor_bps),
         ] {
             if v > 10_000 {
                 return Err(param(field, format!("{v} is above 10000 bps")));
@@ -241,6 +255,43 @@ impl Params {
             return Err(param(
                 "compute_commit_deadline_blocks",
                 "commit + open deadlines must be positive and end within the epoch",
+            ));
+        }
+        if self.compute_challenge_ms < self.block_time_ms {
+            return Err(param(
+                "compute_challenge_ms",
+                "must be at least one block time: rates are measured between block timestamps",
+            ));
+        }
+        if self.compute_challenge_interval_epochs == 0 {
+            return Err(param(
+                "compute_challenge_interval_epochs",
+                "must be at least 1",
+            ));
+        }
+        // Proving may take at most 1% of a provider's time.
+        let period_ms = u128::from(self.compute_challenge_interval_epochs)
+            * u128::from(self.epoch_length_blocks)
+            * u128::from(self.block_time_ms);
+        if u128::from(self.compute_challenge_ms) * 100 > period_ms {
+            return Err(param(
+                "compute_challenge_ms",
+                format!(
+                    "{} ms every {} epochs of {} blocks of {} ms is more than 1% of a provider's time",
+                    self.compute_challenge_ms,
+                    self.compute_challenge_interval_epochs,
+                    self.epoch_length_blocks,
+                    self.block_time_ms
+                ),
+            ));
+        }
+        if u128::from(self.compute_commit_deadline_blocks) * u128::from(self.block_time_ms)
+            <= u128::from(self.compute_challenge_ms)
+                + u128::from(self.compute_latency_allowance_blocks) * u128::from(self.block_time_ms)
+        {
+            return Err(param(
+                "compute_commit_deadline_blocks",
+                "the commit deadline leaves no time for the challenge's work plus the latency allowance",
             ));
         }
         if self.compute_openings == 0 || self.compute_openings > 4_096 {

@@ -134,7 +134,9 @@ pub fn sim_params() -> Params {
         endowment_payout_bps: 200,
         storage_leaves_per_challenge: 4,
         storage_proof_deadline_blocks: 10,
-        compute_challenge_ms: 2_000,
+        // One block of work every 5 epochs of 20 blocks: the 1% bound `validate` enforces.
+        compute_challenge_ms: 1_000,
+        compute_challenge_interval_epochs: 5,
         max_gemm_dim: 128,
         compute_commit_deadline_blocks: 5,
         compute_open_deadline_blocks: 5,

@@ -303,6 +303,11 @@ pub enum ComputePhase {
     Passed {
         proven_int8_ops: u64,
     },
+    /// The openings were right but the work came in slower than the claim allows: the
+    /// provider is unproven (no compute rewards) without a fault.
+    Unproven {
+        measured_int8_ops: u64,
+    },
     Failed {
         detail: String,
     },
@@ -315,6 +320,7 @@ impl ComputePhase {
             Self::Issued => "issued",
             Self::Committed { .. } => "committed",
             Self::Passed { .. } => "passed",
+            Self::Unproven { .. } => "unproven",
             Self::Failed { .. } => "failed",
             Self::Missed => "missed",
         }

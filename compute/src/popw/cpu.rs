@@ -224,7 +224,7 @@ mod simd {
     }
 
     pub fn dot(a: &[i16], b: &[i16]) -> i32 {
-        assert!(available() && a.len() == b.len() && a.len() % LANES == 0);
+        assert!(available() && a.len() == b.len() && a.len().is_multiple_of(LANES));
         // SAFETY: AVX2 checked above; lengths checked so every 16-lane load is in bounds.
         unsafe { dot_avx2(a, b) }
     }
@@ -249,7 +249,7 @@ mod simd {
         let len = b[0].len();
         assert!(
             available()
-                && len % LANES == 0
+                && len.is_multiple_of(LANES)
                 && b.iter().all(|r| r.len() == len)
                 && a.iter().all(|r| r.len() == len)
         );
@@ -304,9 +304,15 @@ mod tests {
 
     #[test]
     fn matches_the_reference_on_odd_shapes_and_thread_counts() {
-        for (i, (m, k, n)) in [(1, 1, 1), (5, 3, 7), (17, 33, 9), (64, 1040, 48), (9, 2049, 131)]
-            .into_iter()
-            .enumerate()
+        for (i, (m, k, n)) in [
+            (1, 1, 1),
+            (5, 3, 7),
+            (17, 33, 9),
+            (64, 1040, 48),
+            (9, 2049, 131),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let s = shape(m, k, n);
             let seed = Hash::domain("test", &[&[u8::try_from(i).unwrap()]]);
@@ -345,7 +351,10 @@ mod tests {
         let expected = gemm_reference(&a, &b, s);
         for i in 0..8 {
             for j in 0..6 {
-                let got = portable_dot(&packed_a[i * kp..(i + 1) * kp], &packed_b[j * kp..(j + 1) * kp]);
+                let got = portable_dot(
+                    &packed_a[i * kp..(i + 1) * kp],
+                    &packed_b[j * kp..(j + 1) * kp],
+                );
                 assert_eq!(got, expected[i * 6 + j]);
             }
         }

@@ -144,7 +144,9 @@ impl Job {
                 bt_host[j * kp + p] = value;
             }
         }
-        let dev = |step: &'static str| move |e: cudarc::driver::DriverError| device_err(step)(format!("{e:?}"));
+        let dev = |step: &'static str| {
+            move |e: cudarc::driver::DriverError| device_err(step)(format!("{e:?}"))
+        };
         let a_dev = stream.clone_htod(&a_host).map_err(dev("upload A"))?;
         let bt_dev = stream.clone_htod(&bt_host).map_err(dev("upload B"))?;
         let c_dev = stream
@@ -154,7 +156,8 @@ impl Job {
             .alloc_zeros::<u8>(WORKSPACE_BYTES)
             .map_err(dev("allocate workspace"))?;
 
-        let lt_err = |step: &'static str| move |e: lt::CublasError| device_err(step)(format!("{e:?}"));
+        let lt_err =
+            |step: &'static str| move |e: lt::CublasError| device_err(step)(format!("{e:?}"));
         let to_u64 = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
         let to_i64 = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
         let handle = lt::create_handle().map_err(lt_err("create cuBLASLt handle"))?;
@@ -175,14 +178,29 @@ impl Job {
         }
         .map_err(lt_err("set TRANSA"))?;
         // First operand: column-major kp×n (ld kp), transposed by op → n×kp.
-        let first = lt::create_matrix_layout(sys::cudaDataType::CUDA_R_8I, to_u64(kp), to_u64(n), to_i64(kp))
-            .map_err(lt_err("layout of Bᵀ"))?;
+        let first = lt::create_matrix_layout(
+            sys::cudaDataType::CUDA_R_8I,
+            to_u64(kp),
+            to_u64(n),
+            to_i64(kp),
+        )
+        .map_err(lt_err("layout of Bᵀ"))?;
         // Second operand: column-major kp×m (ld kp) = Aᵀ.
-        let second = lt::create_matrix_layout(sys::cudaDataType::CUDA_R_8I, to_u64(kp), to_u64(m), to_i64(kp))
-            .map_err(lt_err("layout of Aᵀ"))?;
+        let second = lt::create_matrix_layout(
+            sys::cudaDataType::CUDA_R_8I,
+            to_u64(kp),
+            to_u64(m),
+            to_i64(kp),
+        )
+        .map_err(lt_err("layout of Aᵀ"))?;
         // Output: column-major n×m (ld n) = row-major C.
-        let out = lt::create_matrix_layout(sys::cudaDataType::CUDA_R_32I, to_u64(n), to_u64(m), to_i64(n))
-            .map_err(lt_err("layout of C"))?;
+        let out = lt::create_matrix_layout(
+            sys::cudaDataType::CUDA_R_32I,
+            to_u64(n),
+            to_u64(m),
+            to_i64(n),
+        )
+        .map_err(lt_err("layout of C"))?;
         let pref = lt::create_matmul_pref().map_err(lt_err("create preference"))?;
         let workspace_bytes = WORKSPACE_BYTES;
         // SAFETY: every descriptor was created above and is destroyed only after use.

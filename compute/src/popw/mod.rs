@@ -267,16 +267,22 @@ pub fn check_exact(
 }
 
 /// Picks a backend by name: `cpu`, or `cuda` when built with the `cuda` feature.
-pub fn backend_named(name: &str, threads: Option<usize>) -> Result<Box<dyn GemmBackend>, BackendError> {
+pub fn backend_named(
+    name: &str,
+    threads: Option<usize>,
+) -> Result<Box<dyn GemmBackend>, BackendError> {
     match name {
-        "cpu" => Ok(Box::new(threads.map_or_else(CpuBackend::new, CpuBackend::with_threads))),
+        "cpu" => Ok(Box::new(
+            threads.map_or_else(CpuBackend::new, CpuBackend::with_threads),
+        )),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Box::new(cuda::CudaBackend::new(0)?)),
         #[cfg(not(feature = "cuda"))]
         "cuda" => Err(BackendError::Unavailable {
             backend: "cuda",
-            reason: "this binary was built without the `cuda` feature (cargo build --features cuda)"
-                .to_string(),
+            reason:
+                "this binary was built without the `cuda` feature (cargo build --features cuda)"
+                    .to_string(),
         }),
         _ => Err(BackendError::Unavailable {
             backend: "unknown",

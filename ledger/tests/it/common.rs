@@ -194,9 +194,15 @@ impl Chain {
         }
     }
 
-    /// The simulation's small parameters (20-block epochs) and `provers` GPU provers.
+    /// Sim parameters; with compute provers, every prover is challenged every epoch
+    /// (interval 1, with epochs long enough to keep proving within 1% of the time).
     pub fn sim(provers: usize) -> Self {
-        Self::new(&genesis(sim_params(), provers))
+        let params = if provers > 0 {
+            compute_every_epoch()
+        } else {
+            sim_params()
+        };
+        Self::new(&genesis(params, provers))
     }
 
     pub fn with_params(params: Params, provers: usize) -> Self {
@@ -612,6 +618,16 @@ pub fn submit_proofs(epoch: Epoch, proofs: Vec<StorageProof>) -> TxBody {
 
 // ---------------------------------------------------------------------------------------
 // Compute: challenges answered with the reference prover.
+
+/// Sim parameters with a compute challenge for every prover in every epoch: 100-block
+/// epochs so one block of proving stays within the 1% bound.
+pub fn compute_every_epoch() -> Params {
+    Params {
+        epoch_length_blocks: 100,
+        compute_challenge_interval_epochs: 1,
+        ..sim_params()
+    }
+}
 
 /// The provider's challenge issued for `epoch`.
 pub fn challenge_of(chain: &Chain, provider: &Address, epoch: Epoch) -> ComputeChallenge {

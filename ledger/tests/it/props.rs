@@ -94,12 +94,12 @@ proptest! {
 #[test]
 fn workload_covers_every_module() {
     let config = SimConfig {
-        seed: 7,
+        seed: 3,
         chaos_percent: 60,
         chaos_per_block: 6,
         ..SimConfig::default()
     };
-    let (sim, _, _, kinds) = run(config, 400);
+    let (sim, _, _, kinds) = run(config, 1_000);
     for kind in [
         "transfer:ok",
         "transfer:err",

@@ -1006,16 +1006,17 @@ fn delegators_share_rewards_by_stake_minus_commission() {
 
 #[test]
 fn compute_challenges_honest_wrong_and_late() {
-    let mut chain = Chain::sim(3);
+    let mut chain = Chain::sim(4);
     let p = chain.params().clone();
-    let (honest, wrong, late) = (prover(0), prover(1), prover(2));
+    let (honest, wrong, late, slow) = (prover(0), prover(1), prover(2), prover(3));
     let c0 = challenge_of(&chain, &honest.address(), 0);
     let c1 = challenge_of(&chain, &wrong.address(), 0);
     let c2 = challenge_of(&chain, &late.address(), 0);
+    let c3 = challenge_of(&chain, &slow.address(), 0);
     let shape =
         cairn_proofs::compute::shape_for(PROVER_CLAIM, p.compute_challenge_ms, p.max_gemm_dim);
     assert_eq!((c0.m, c0.k, c0.n), (shape.m, shape.k, shape.n));
-    assert_eq!((shape.m, shape.k, shape.n), (96, 128, 96));
+    assert_eq!((shape.m, shape.k, shape.n), (64, 128, 64));
     assert_eq!(
         (c0.issued_height, c0.issued_timestamp_ms),
         (0, GENESIS_TIME_MS)
@@ -1036,9 +1037,12 @@ fn compute_challenges_honest_wrong_and_late() {
     let open1 = open(&chain, c1.id, &bad_tree, &bad);
     chain.run(vec![(&honest, open0), (&wrong, open1)]);
     let ops = shape.ops();
-    assert_eq!(ops, 2_359_296);
-    let rate = u64::try_from(ops * 1_000 / 3_000).unwrap();
-    assert_eq!(rate, 786_432);
+    assert_eq!(ops, 1_048_576);
+    // Three seconds less the two-block latency allowance: the work took one second, at
+    // slightly above the claim, so the proven rate is the claim.
+    assert_eq!(p.compute_latency_allowance_blocks * p.block_time_ms, 2_000);
+    let rate = PROVER_CLAIM;
+    assert!(ops * 1_000 / 1_000 > u128::from(rate));
     assert_eq!(
         chain.state().compute_challenges[&c0.id].phase,
         ComputePhase::Passed {
@@ -1049,6 +1053,11 @@ fn compute_challenges_honest_wrong_and_late() {
         panic!("wrong opening passed");
     };
     assert!(detail.contains("A·B gives"), "{detail}");
+    // h5: the slow prover commits a right product at its deadline: (5 s − 2 s) measured for
+    // one second of claimed work is a third of the claim, below the 80% floor.
+    chain.advance_to(c3.commit_deadline - 1);
+    let (tree3, product3) = honest_product(&c3);
+    chain.ok(&slow, commit(c3.id, tree3.root()));
     // h6: the late prover is past its commit deadline (height 5).
     chain.advance_to(c2.commit_deadline);
     let (tree2, _) = honest_product(&c2);
@@ -1064,6 +1073,17 @@ fn compute_challenges_honest_wrong_and_late() {
         "{e:?}"
     );
 
+    // h7: the slow prover opens; the openings are right, the rate is not.
+    let open3 = open(&chain, c3.id, &tree3, &product3);
+    chain.ok(&slow, open3);
+    let measured = u64::try_from(ops * 1_000 / 3_000).unwrap();
+    assert_eq!(
+        chain.state().compute_challenges[&c3.id].phase,
+        ComputePhase::Unproven {
+            measured_int8_ops: measured
+        }
+    );
+
     // Epoch 0 ends: verdicts, proven rates, faults and the compute pool.
     let (before, _) = end_epoch(&mut chain);
     let state = chain.state();
@@ -1071,6 +1091,14 @@ fn compute_challenges_honest_wrong_and_late() {
     assert_eq!(state.providers[&honest.address()].proven_int8_ops, rate);
     assert_eq!(state.providers[&wrong.address()].proven_int8_ops, 0);
     assert_eq!(state.providers[&late.address()].proven_int8_ops, 0);
+    // Slow is unproven: no compute reward, but no fault either.
+    let slow_record = &state.providers[&slow.address()];
+    assert_eq!(
+        (slow_record.proven_int8_ops, slow_record.total_faults),
+        (0, 0)
+    );
+    let st3 = statement(&chain, 0, &slow);
+    assert_eq!((st3.gross_reward, st3.warning), (Amount::ZERO, false));
     let pool = bps(p.initial_emission_per_epoch.0, p.compute_pool_bps);
     let st0 = statement(&chain, 0, &honest);
     assert_eq!((st0.proofs_passed, st0.proven_int8_ops), (1, rate));
@@ -1190,4 +1218,42 @@ fn supply_invariant_holds_through_a_mixed_workload() {
     assert!(seen_unbonding);
     // The unbonded 10 CRN came back after unbonding_epochs.
     assert!(chain.state().unbonding.is_empty());
+}
+
+#[test]
+fn compute_faults_carry_over_between_challenges() {
+    // With a challenge every `interval` epochs, the epochs in between tell nothing about a
+    // compute provider: a prover that ignores every challenge must still reach a slash (sim
+    // params tolerate one warning) at its second challenge, not be warned forever.
+    let params = cairn_ledger::sim::sim_params();
+    let interval = params.compute_challenge_interval_epochs;
+    assert!(interval > 1);
+    let mut chain = Chain::with_params(params, 1);
+    let g = prover(0);
+    let mut challenged = Vec::new();
+    for epoch in 0..=2 * interval {
+        if chain
+            .state()
+            .compute_challenges
+            .values()
+            .any(|c| c.provider == g.address() && c.epoch == epoch)
+        {
+            challenged.push(epoch);
+        }
+        let end = chain.epoch_end(epoch);
+        chain.advance_to(end);
+        if challenged.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(challenged.len(), 2, "challenged in epochs {challenged:?}");
+    assert_eq!(challenged[1] - challenged[0], interval);
+    let provider = &chain.state().providers[&g.address()];
+    assert_eq!(provider.total_faults, 2);
+    assert!(
+        matches!(provider.status, ProviderStatus::Jailed { .. }),
+        "{:?}",
+        provider.status
+    );
+    assert!(provider.total_slashed > Amount::ZERO);
 }
