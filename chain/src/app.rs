@@ -335,10 +335,7 @@ mod tests {
         let genesis = Genesis {
             chain_id: "unit".into(),
             genesis_time_ms: 0,
-            params: cairn_ledger::Params {
-                block_time_ms: BT,
-                ..Default::default()
-            },
+            params: cairn_ledger::Params::default().with_block_time(BT),
             accounts: vec![GenesisAccount {
                 address: user.address(),
                 balance: Amount::from_ucrn(1_000_000_000),

@@ -5,7 +5,7 @@ use crate::keys::PassphraseArgs;
 use anyhow::{Context, Result, bail};
 use cairn_client::{Keystore, NodeClient};
 use cairn_types::tx::{Delegation, StakeAmount, Transfer};
-use cairn_types::{Address, Amount, BoundedString, Hash, Keypair, Transaction, TxBody};
+use cairn_types::{Address, Amount, Hash, Keypair, TxBody};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use std::time::Duration;
@@ -91,7 +91,7 @@ pub enum TxCommand {
     Show { hash: Hash },
 }
 
-fn print(global: &Global, value: &Value) -> Result<()> {
+pub(crate) fn print(global: &Global, value: &Value) -> Result<()> {
     if global.json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 pub enum BenchCommand {
     /// Finalized transfers per second and submit-to-finality latency against a running node.
     Chain(ChainBenchArgs),
+    /// Proof-of-compute backends: exactness, int8 rate, verification cost per challenge.
+    Popw(crate::popw::PopwBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -77,7 +79,10 @@ fn watch(url: &str, tx: mpsc::Sender<(Hash, Instant)>) -> Result<()> {
 }
 
 pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
-    let BenchCommand::Chain(args) = command;
+    let args = match command {
+        BenchCommand::Chain(args) => args,
+        BenchCommand::Popw(args) => return crate::popw::run(global, args),
+    };
     let url = node_url(global)?;
     let client = NodeClient::new(&url);
     let status = client.status()?;

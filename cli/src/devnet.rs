@@ -129,10 +129,7 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_millis(),
         )?,
-        params: Params {
-            block_time_ms: args.block_time_ms,
-            ..Params::default()
-        },
+        params: Params::default().with_block_time(args.block_time_ms),
         accounts: vec![GenesisAccount {
             address: default.address,
             balance: crn(1_000_000_000),

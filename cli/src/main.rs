@@ -8,6 +8,7 @@ mod account;
 mod bench;
 mod devnet;
 mod keys;
+mod popw;
 mod simulate;
 
 use anyhow::{Context, Result};
@@ -73,7 +74,7 @@ enum Command {
     /// Create, list, show, import and export keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// Measure a running network.
+    /// Measure a running network, or this machine's proof-of-compute backends.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Work with the ledger state machine directly, without a network.

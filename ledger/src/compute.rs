@@ -633,7 +633,12 @@ impl Ledger {
                     .max(self.params.block_time_ms);
                 let rate = shape.ops().saturating_mul(1_000) / u128::from(elapsed_ms);
                 let rate = u64::try_from(rate).unwrap_or(u64::MAX);
-                let floor = u128::from(challenge.claimed_int8_ops)
+                // A challenge clamped by `max_gemm_dim` cannot show more than its work in one
+                // block time: the floor applies to what the challenge could measure, so a
+                // fast GPU is proven at that ceiling rather than left unproven.
+                let measurable = shape.ops().saturating_mul(1_000)
+                    / u128::from(self.params.block_time_ms.max(1));
+                let floor = u128::from(challenge.claimed_int8_ops).min(measurable)
                     * u128::from(self.params.compute_proven_floor_bps)
                     / 10_000;
                 if u128::from(rate) < floor {

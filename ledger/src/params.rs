@@ -126,8 +126,8 @@ impl Default for Params {
             endowment_payout_bps: 5,
             storage_leaves_per_challenge: 8,
             storage_proof_deadline_blocks: 30,
-            compute_challenge_ms: 5_000,
-            compute_challenge_interval_epochs: 10,
+            compute_challenge_ms: 4_000,
+            compute_challenge_interval_epochs: 12,
             max_gemm_dim: 16_384,
             compute_commit_deadline_blocks: 20,
             compute_open_deadline_blocks: 10,
@@ -175,6 +175,30 @@ fn param(field: &'static str, reason: impl Into<String>) -> GenesisError {
 }
 
 impl Params {
+    /// These parameters at another block time, with the compute challenge rescaled to fit:
+    /// its work shrinks until it fits the commit deadline (less the latency allowance) and
+    /// the interval grows until proving stays within 1% of a provider's time. Devnets with
+    /// fast blocks use this; the result always passes [`Self::validate`] when `self` does.
+    pub fn with_block_time(mut self, block_time_ms: u64) -> Self {
+        let block_time_ms = block_time_ms.max(1);
+        self.block_time_ms = block_time_ms;
+        let room_blocks = self
+            .compute_commit_deadline_blocks
+            .saturating_sub(self.compute_latency_allowance_blocks.saturating_add(1));
+        let room_ms = room_blocks.saturating_mul(block_time_ms);
+        self.compute_challenge_ms = self.compute_challenge_ms.min(room_ms).max(block_time_ms);
+        let epoch_ms = self
+            .epoch_length_blocks
+            .saturating_mul(block_time_ms)
+            .max(1);
+        let needed = self
+            .compute_challenge_ms
+            .saturating_mul(100)
+            .div_ceil(epoch_ms);
+        self.compute_challenge_interval_epochs = self.compute_challenge_interval_epochs.max(needed);
+        self
+    }
+
     /// Checks internal consistency; the ledger relies on these holding.
     pub fn validate(&self) -> Result<(), GenesisError> {
         if self.epoch_length_blocks < 4 {
@@ -443,5 +467,43 @@ impl Genesis {
         let stakes = cairn_types::amount::checked_sum(self.validators.iter().map(|v| v.stake))?;
         let bonds = cairn_types::amount::checked_sum(self.providers.iter().map(|p| p.bond))?;
         balances.checked_add(stakes)?.checked_add(bonds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_keep_proving_within_one_percent() {
+        let p = Params::default();
+        assert!(p.validate().is_ok());
+        let period_ms =
+            p.compute_challenge_interval_epochs * p.epoch_length_blocks * p.block_time_ms;
+        assert!(p.compute_challenge_ms * 100 <= period_ms);
+    }
+
+    #[test]
+    fn any_block_time_gives_valid_parameters() {
+        for block_time_ms in [1, 7, 50, 100, 250, 1_000, 2_000, 6_000, 60_000] {
+            let p = Params::default().with_block_time(block_time_ms);
+            assert_eq!(p.block_time_ms, block_time_ms);
+            assert!(p.validate().is_ok(), "{block_time_ms}: {:?}", p.validate());
+        }
+        // At the default block time nothing changes.
+        assert_eq!(Params::default().with_block_time(1_000), Params::default());
+    }
+
+    #[test]
+    fn proving_more_than_one_percent_of_the_time_is_refused() {
+        let p = Params {
+            compute_challenge_interval_epochs: 1,
+            ..Params::default()
+        };
+        let e = p.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("compute_challenge_ms") && e.contains("1%"),
+            "{e}"
+        );
     }
 }

@@ -26,9 +26,10 @@
 //! ```text
 //! seed_word(tag)  = Hash::domain("cairn.gemm.matrix.v1", [seed (32 bytes), tag]).prefix_u64()
 //!                   with tag = b"A" or b"B"; prefix_u64 reads the first 8 digest bytes big-endian
-//! element(r, c)   = byte (idx mod 8) of splitmix64(seed_word(tag) XOR (idx div 8)), as i8
-//!                   where idx = r·cols + c (row-major; cols = k for A, n for B),
-//!                   byte b of a u64 is bits 8b..8b+8 (little-endian byte order)
+//! element(idx)    = byte (idx mod 8) of splitmix64(seed_word(tag) XOR (idx div 8)), as i8,
+//!                   byte b of a u64 being bits 8b..8b+8 (little-endian byte order)
+//! A[r][c]         = element(r·k + c) with tag "A"   (A counted row by row)
+//! B[r][c]         = element(c·k + r) with tag "B"   (B counted column by column)
 //! splitmix64(x)   : z = x + 0x9E3779B97F4A7C15
 //!                   z = (z XOR (z >> 30)) · 0xBF58476D1CE4E5B9
 //!                   z = (z XOR (z >> 27)) · 0x94D049BB133111EB
@@ -36,7 +37,8 @@
 //! ```
 //!
 //! Counter-based rather than a stream so that the verifier can produce one row of A and one
-//! column of B without generating the matrices.
+//! column of B without generating the matrices; B is counted column by column so that a
+//! column, like a row of A, is k consecutive counters: k/8 draws each, not k.
 //!
 //! # Commitment
 //!
@@ -62,10 +64,11 @@
 //!
 //! # Verifier cost
 //!
-//! Per opening: k multiply-adds, the k + k/8 splitmix64 draws that regenerate column j of B
-//! and row i of A, and one leaf hash plus ⌈log2(m·n / 4)⌉ node hashes. In all
-//! r·k multiply-adds plus r·log2(entries/4) hashes: for r = 700, k = 4096 and a 4096×4096 C,
-//! about 2.9 M multiply-adds and 16 k hashes, a few milliseconds of one CPU core.
+//! Per opening: k multiply-adds, the k/4 splitmix64 draws that regenerate row i of A and
+//! column j of B, and one leaf hash plus ⌈log2(m·n / 4)⌉ node hashes. In all r·k
+//! multiply-adds, r·k/4 draws and r·log2(entries/4) hashes: for r = 700, k = 4096 and a
+//! 16384×16384 C, about 2.9 M multiply-adds, 0.7 M draws and 18 k hashes; measured in
+//! docs/benchmarks.md (`cairn bench popw`), within the 5 ms of one core the design allows.
 //!
 //! # What it does not prove
 //!
@@ -145,16 +148,6 @@ fn seed_word(seed: &Hash, tag: &[u8]) -> u64 {
     Hash::domain(MATRIX_DOMAIN, &[seed.as_bytes(), tag]).prefix_u64()
 }
 
-/// Byte `idx mod 8` of `word`, little-endian, as i8.
-fn byte_of(word: u64, idx: u64) -> i8 {
-    let low = (word >> (8 * (idx % 8))).to_le_bytes()[0];
-    i8::from_le_bytes([low])
-}
-
-fn element(word: u64, idx: u64) -> i8 {
-    byte_of(splitmix64(word ^ (idx / 8)), idx)
-}
-
 /// The first `len` elements of the stream for `word`, eight per splitmix64 call.
 fn fill(word: u64, len: u64) -> Vec<i8> {
     let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
@@ -174,12 +167,47 @@ pub fn generate_a(seed: &Hash, shape: GemmShape) -> Vec<i8> {
     )
 }
 
-/// B (k×n, row-major) for the challenge `seed`.
+/// B (k×n, row-major) for the challenge `seed`; its counters run column by column.
 pub fn generate_b(seed: &Hash, shape: GemmShape) -> Vec<i8> {
+    let columns = generate_b_columns(seed, shape);
+    let (Ok(k), Ok(n)) = (usize::try_from(shape.k), usize::try_from(shape.n)) else {
+        return Vec::new();
+    };
+    let mut b = vec![0i8; columns.len()];
+    for (j, column) in columns.chunks_exact(k.max(1)).enumerate().take(n) {
+        for (p, &value) in column.iter().enumerate() {
+            b[p * n + j] = value;
+        }
+    }
+    b
+}
+
+/// Bᵀ (n×k, row-major: row j is column j of B) for the challenge `seed`, in generation
+/// order. Backends that want B transposed (most GEMM kernels do) take it from here.
+pub fn generate_b_columns(seed: &Hash, shape: GemmShape) -> Vec<i8> {
     fill(
         seed_word(seed, b"B"),
         u64::from(shape.k) * u64::from(shape.n),
     )
+}
+
+/// `len` consecutive elements starting at counter index `start`.
+fn run_of(word: u64, start: u64, len: u64) -> Vec<i8> {
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    let end = start.saturating_add(len);
+    let mut idx = start;
+    while idx < end {
+        let bytes = splitmix64(word ^ (idx / 8)).to_le_bytes();
+        let from = usize::try_from(idx % 8).unwrap_or(0);
+        let take = usize::try_from((end - idx).min(8 - idx % 8)).unwrap_or(0);
+        out.extend(
+            bytes[from..from + take]
+                .iter()
+                .map(|&b| i8::from_le_bytes([b])),
+        );
+        idx += 8 - idx % 8;
+    }
+    out
 }
 
 /// C = A·B (m×n, row-major) with int32 accumulation; see the module docs on exactness.
@@ -215,28 +243,86 @@ pub fn gemm_reference(a: &[i8], b: &[i8], shape: GemmShape) -> Vec<i32> {
 /// Returns 0 for an index outside C; [`verify_openings`] refuses such indices before it
 /// gets here.
 pub fn entry(seed: &Hash, shape: GemmShape, entry_index: u64) -> i32 {
+    entry_from_words(
+        seed_word(seed, b"A"),
+        seed_word(seed, b"B"),
+        shape,
+        entry_index,
+    )
+}
+
+/// [`entry`] with the two seed words already derived (a verifier derives them once per
+/// challenge, not once per opening).
+fn entry_from_words(a_word: u64, b_word: u64, shape: GemmShape, entry_index: u64) -> i32 {
     if entry_index >= shape.entries() {
         return 0;
     }
     let k = u64::from(shape.k);
     let n = u64::from(shape.n);
     let (row, col) = (entry_index / n, entry_index % n);
-    let a_word = seed_word(seed, b"A");
-    let b_word = seed_word(seed, b"B");
-    // Row `row` of A is contiguous, so one splitmix64 call serves eight of its elements;
-    // column `col` of B strides by n and needs a call per element.
-    let mut a_block = (u64::MAX, 0u64);
-    let mut acc = 0i32;
-    for p in 0..k {
-        let a_idx = row * k + p;
-        if a_block.0 != a_idx / 8 {
-            a_block = (a_idx / 8, splitmix64(a_word ^ (a_idx / 8)));
-        }
-        let a = byte_of(a_block.1, a_idx);
-        let b = element(b_word, p * n + col);
-        acc = acc.wrapping_add(i32::from(a) * i32::from(b));
+    // Row `row` of A and column `col` of B are each k consecutive counters.
+    let (a_start, b_start) = (row * k, col * k);
+    if k % 8 != 0 {
+        return dot(&run_of(a_word, a_start, k), &run_of(b_word, b_start, k));
     }
-    acc
+    // k a multiple of 8 (every shape `shape_for` picks): both runs start on a draw
+    // boundary. Draw them into stack buffers, then one vectorizable dot product.
+    const MAX_BYTES: usize = MAX_K as usize;
+    let Some(len) = usize::try_from(k).ok().filter(|&len| len <= MAX_BYTES) else {
+        return dot(&run_of(a_word, a_start, k), &run_of(b_word, b_start, k));
+    };
+    let mut x = [0u8; MAX_BYTES];
+    let mut y = [0u8; MAX_BYTES];
+    let (a_block, b_block) = (a_start / 8, b_start / 8);
+    for ((block, xs), ys) in (0u64..)
+        .zip(x[..len].chunks_exact_mut(8))
+        .zip(y[..len].chunks_exact_mut(8))
+    {
+        xs.copy_from_slice(&splitmix64(a_word ^ (a_block + block)).to_le_bytes());
+        ys.copy_from_slice(&splitmix64(b_word ^ (b_block + block)).to_le_bytes());
+    }
+    dot_bytes(&x[..len], &y[..len])
+}
+
+/// [`dot`] over bytes read as two's-complement i8.
+fn dot_bytes(a: &[u8], b: &[u8]) -> i32 {
+    const LANES: usize = 32;
+    let mut lanes = [0i32; LANES];
+    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for ((lane, &p), &q) in lanes.iter_mut().zip(x).zip(y) {
+            let product = i32::from(i8::from_le_bytes([p])) * i32::from(i8::from_le_bytes([q]));
+            *lane = lane.wrapping_add(product);
+        }
+    }
+    let tail = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(0i32, |acc, (&p, &q)| {
+            acc.wrapping_add(i32::from(i8::from_le_bytes([p])) * i32::from(i8::from_le_bytes([q])))
+        });
+    lanes.iter().fold(tail, |acc, &v| acc.wrapping_add(v))
+}
+
+/// Σ a·b with wrapping i32 accumulation, in lanes the compiler can vectorize.
+fn dot(a: &[i8], b: &[i8]) -> i32 {
+    const LANES: usize = 32;
+    let mut lanes = [0i32; LANES];
+    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for ((lane, &p), &q) in lanes.iter_mut().zip(x).zip(y) {
+            *lane = lane.wrapping_add(i32::from(p) * i32::from(q));
+        }
+    }
+    let tail = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(0i32, |acc, (&p, &q)| {
+            acc.wrapping_add(i32::from(p) * i32::from(q))
+        });
+    lanes.iter().fold(tail, |acc, &v| acc.wrapping_add(v))
 }
 
 /// Leaf `leaf_index` of C: four consecutive entries, zero past the end.
@@ -344,6 +430,7 @@ pub fn verify_openings(
     }
     let entries = shape.entries();
     let leaf_count = shape.leaf_count();
+    let (a_word, b_word) = (seed_word(seed, b"A"), seed_word(seed, b"B"));
     for (position, (&entry_index, opening)) in indices.iter().zip(openings).enumerate() {
         if opening.entry_index != entry_index {
             return Err(ComputeProofError::WrongIndex {
@@ -368,7 +455,7 @@ pub fn verify_openings(
         }
         let slot = usize::try_from(entry_index % LEAF_ENTRIES).unwrap_or(0);
         let got = opening.leaf.get(slot).copied().unwrap_or(0);
-        let expected = entry(seed, shape, entry_index);
+        let expected = entry_from_words(a_word, b_word, shape, entry_index);
         if got != expected {
             return Err(ComputeProofError::WrongValue {
                 entry_index,
@@ -465,7 +552,10 @@ mod tests {
                 splitmix64(a_word ^ (idx / 8)).to_le_bytes()[usize::try_from(idx % 8).unwrap()];
             assert_eq!(value, i8::from_le_bytes([byte]));
         }
-        for (idx, &value) in (0u64..).zip(&b) {
+        for (pos, &value) in (0u64..).zip(&b) {
+            // B is counted column by column: B[r][c] is element c·k + r.
+            let (r, c) = (pos / 3, pos % 3);
+            let idx = c * 7 + r;
             let byte =
                 splitmix64(b_word ^ (idx / 8)).to_le_bytes()[usize::try_from(idx % 8).unwrap()];
             assert_eq!(value, i8::from_le_bytes([byte]));
@@ -486,8 +576,9 @@ mod tests {
         47, -76, 32, 31, -100, -85, -118, -126, 87, 6, -44, -105, 90, 85, -107, 73,
     ];
 
+    // Column-major counters: column 0 is elements 0..8, column 1 elements 8..16.
     const GOLDEN_B: [i8; 16] = [
-        62, -61, 127, -112, 120, -1, -101, 116, -17, 68, -120, -81, 0, 81, -112, 96,
+        62, -17, -61, 68, 127, -120, -112, -81, 120, 0, -1, 81, -101, -112, 116, 96,
     ];
 
     #[test]

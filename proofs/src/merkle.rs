@@ -7,21 +7,37 @@
 //! is therefore a function of the leaf count alone, and the verifier takes the leaf count
 //! from the chain (blob metadata or challenge shape), never from the prover.
 
+use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
 use cairn_types::Hash;
 use cairn_types::proof::MerklePath;
+use std::sync::LazyLock;
 
 const LEAF_DOMAIN: &str = "cairn.merkle.leaf.v1";
 const NODE_DOMAIN: &str = "cairn.merkle.node.v1";
 const EMPTY_DOMAIN: &str = "cairn.merkle.empty.v1";
 
+// The derive-key contexts hashed once: `Hash::domain` re-derives the key from the context
+// string on every call, which doubles the cost of the tiny inputs trees hash by the million.
+// Same digests by construction (BLAKE3's derive_key mode), checked in the tests.
+static LEAF_KEY: LazyLock<ContextKey> = LazyLock::new(|| hash_derive_key_context(LEAF_DOMAIN));
+static NODE_KEY: LazyLock<ContextKey> = LazyLock::new(|| hash_derive_key_context(NODE_DOMAIN));
+
+fn keyed(key: &ContextKey, parts: &[&[u8]]) -> Hash {
+    let mut hasher = blake3::Hasher::new_from_context_key(key);
+    for part in parts {
+        hasher.update(part);
+    }
+    Hash(*hasher.finalize().as_bytes())
+}
+
 /// Hash of one leaf's bytes.
 pub fn leaf_hash(data: &[u8]) -> Hash {
-    Hash::domain(LEAF_DOMAIN, &[data])
+    keyed(&LEAF_KEY, &[data])
 }
 
 /// Hash of an inner node from its two children.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    Hash::domain(NODE_DOMAIN, &[left.as_bytes(), right.as_bytes()])
+    keyed(&NODE_KEY, &[left.as_bytes(), right.as_bytes()])
 }
 
 /// Root of a tree with no leaves. Storage never produces one (an empty shard has one empty
@@ -61,6 +77,22 @@ impl MerkleTree {
             levels.push(parent);
         }
         Self { levels }
+    }
+
+    /// Adopts levels built elsewhere (a parallel builder): `levels[0]` the leaf hashes, each
+    /// next level ⌈previous / 2⌉ long, ending in a single root. `None` when the shape is not
+    /// that of [`Self::from_leaf_hashes`]; the contents are the builder's responsibility (a
+    /// wrong hash yields a root that no honest check will accept).
+    pub fn from_levels(levels: Vec<Vec<Hash>>) -> Option<Self> {
+        if levels.is_empty() {
+            return Some(Self { levels });
+        }
+        let shaped = levels
+            .windows(2)
+            .all(|w| w[1].len() == w[0].len().div_ceil(2))
+            && levels.last().is_some_and(|top| top.len() == 1)
+            && levels.iter().all(|level| !level.is_empty());
+        shaped.then_some(Self { levels })
     }
 
     pub fn root(&self) -> Hash {
@@ -133,6 +165,31 @@ mod tests {
 
     fn leaves(count: u64) -> Vec<Hash> {
         (0..count).map(|i| leaf_hash(&i.to_be_bytes())).collect()
+    }
+
+    #[test]
+    fn cached_context_keys_hash_like_the_domain_function() {
+        for data in [&b""[..], b"x", &[7u8; 16], &[9u8; 100]] {
+            assert_eq!(leaf_hash(data), Hash::domain(LEAF_DOMAIN, &[data]));
+        }
+        let (l, r) = (leaf_hash(b"l"), leaf_hash(b"r"));
+        assert_eq!(
+            node_hash(&l, &r),
+            Hash::domain(NODE_DOMAIN, &[l.as_bytes(), r.as_bytes()])
+        );
+    }
+
+    #[test]
+    fn from_levels_accepts_only_the_reference_shape() {
+        for count in [1u64, 2, 3, 5, 8, 13] {
+            let tree = MerkleTree::from_leaf_hashes(leaves(count));
+            let rebuilt = MerkleTree::from_levels(tree.levels.clone()).unwrap();
+            assert_eq!(rebuilt, tree);
+        }
+        let mut bad = MerkleTree::from_leaf_hashes(leaves(5)).levels;
+        bad[1].pop();
+        assert!(MerkleTree::from_levels(bad).is_none());
+        assert!(MerkleTree::from_levels(vec![leaves(2)]).is_none());
     }
 
     /// Recomputes the root by the textbook recursion, independently of `from_leaf_hashes`.

@@ -62,13 +62,13 @@ pub fn user_key(i: usize) -> Keypair {
 
 pub fn genesis(validators: usize) -> Genesis {
     let params = Params {
-        block_time_ms: BLOCK_TIME_MS,
         epoch_length_blocks: 20,
         storage_proof_deadline_blocks: 5,
         compute_commit_deadline_blocks: 5,
         compute_open_deadline_blocks: 5,
         ..Params::default()
-    };
+    }
+    .with_block_time(BLOCK_TIME_MS);
     Genesis {
         chain_id: CHAIN_ID.into(),
         genesis_time_ms: 0,

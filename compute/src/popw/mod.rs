@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cairn_proofs::GemmShape;
 use cairn_proofs::compute::{self, generate_a, generate_b};
-use cairn_proofs::merkle::MerkleTree;
+use cairn_proofs::merkle::{self, MerkleTree};
 use cairn_types::Hash;
 use cairn_types::proof::ComputeOpening;
 
@@ -162,9 +162,10 @@ pub fn solve(
     })
 }
 
-/// The commitment of `cairn_proofs::compute::commit`, with the leaf hashes (half of all the
-/// hashing) spread over `threads`. Same root and paths by construction: the leaves are the
-/// same bytes in the same order.
+/// The commitment of `cairn_proofs::compute::commit`, built on `threads` threads: leaf
+/// hashes and each level of nodes split into contiguous, even-aligned chunks. Same root and
+/// paths by construction (same leaves, same pairing); the tests compare it with the
+/// reference.
 pub fn commit_parallel(product: &[i32], threads: usize) -> MerkleTree {
     const LEAF: usize = cairn_types::proof::ENTRIES_PER_LEAF;
     let leaves = product.len().div_ceil(LEAF);
@@ -173,11 +174,11 @@ pub fn commit_parallel(product: &[i32], threads: usize) -> MerkleTree {
         return compute::commit(product);
     }
     let leaves_per_thread = leaves.div_ceil(threads);
-    let mut hashes = vec![Hash::default(); leaves];
+    let mut level = vec![Hash::default(); leaves];
     std::thread::scope(|scope| {
         for (chunk, out) in product
             .chunks(leaves_per_thread * LEAF)
-            .zip(hashes.chunks_mut(leaves_per_thread))
+            .zip(level.chunks_mut(leaves_per_thread))
         {
             scope.spawn(move || {
                 for (leaf, slot) in chunk.chunks(LEAF).zip(out.iter_mut()) {
@@ -186,7 +187,53 @@ pub fn commit_parallel(product: &[i32], threads: usize) -> MerkleTree {
             });
         }
     });
-    MerkleTree::from_leaf_hashes(hashes)
+    let mut levels = vec![level];
+    while let Some(below) = levels.last().filter(|l| l.len() > 1) {
+        let mut next = vec![Hash::default(); below.len().div_ceil(2)];
+        // Chunks of an even number of children map onto whole parents.
+        let parents_per_thread = next.len().div_ceil(threads).max(1024);
+        std::thread::scope(|scope| {
+            for (children, parents) in below
+                .chunks(parents_per_thread * 2)
+                .zip(next.chunks_mut(parents_per_thread))
+            {
+                scope.spawn(move || {
+                    for (pair, slot) in children.chunks(2).zip(parents.iter_mut()) {
+                        *slot = match pair {
+                            [left, right] => merkle::node_hash(left, right),
+                            [single] => *single,
+                            _ => Hash::default(),
+                        };
+                    }
+                });
+            }
+        });
+        levels.push(next);
+    }
+    // The shape is right by construction; fall back to the reference if that ever breaks.
+    MerkleTree::from_levels(levels).unwrap_or_else(|| compute::commit(product))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_commitment_equals_the_reference() {
+        for entries in [1usize, 5, 16_384, 16_385, 70_001, 262_144] {
+            let product: Vec<i32> = (0..entries)
+                .map(|i| i32::try_from(i).unwrap().wrapping_mul(2_654_435))
+                .collect();
+            let reference = compute::commit(&product);
+            for threads in [1, 2, 3, 7] {
+                assert_eq!(
+                    commit_parallel(&product, threads),
+                    reference,
+                    "{entries} on {threads}"
+                );
+            }
+        }
+    }
 }
 
 /// What [`check_exact`] compared.

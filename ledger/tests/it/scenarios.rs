@@ -1257,3 +1257,31 @@ fn compute_faults_carry_over_between_challenges() {
     );
     assert!(provider.total_slashed > Amount::ZERO);
 }
+
+#[test]
+fn a_clamped_challenge_proves_its_ceiling_not_unproven() {
+    // max_gemm_dim caps the work a challenge can ask for: a GPU faster than the cap can
+    // show in one block passes at the cap (the most the chain can measure) rather than
+    // being left unproven for failing to reach a claim no challenge could have measured.
+    let params = Params {
+        max_gemm_dim: 16,
+        ..compute_every_epoch()
+    };
+    let mut chain = Chain::with_params(params, 1);
+    let g = prover(0);
+    let c = challenge_of(&chain, &g.address(), 0);
+    let shape = c.shape();
+    assert_eq!((shape.m, shape.k, shape.n), (16, 16, 16));
+    let ceiling = u64::try_from(shape.ops()).unwrap(); // per 1 s block
+    assert!(ceiling < PROVER_CLAIM);
+    let (tree, product) = honest_product(&c);
+    chain.ok(&g, commit(c.id, tree.root()));
+    let opening = open(&chain, c.id, &tree, &product);
+    chain.ok(&g, opening);
+    assert_eq!(
+        chain.state().compute_challenges[&c.id].phase,
+        ComputePhase::Passed {
+            proven_int8_ops: ceiling
+        }
+    );
+}
