@@ -11,9 +11,9 @@ use crate::Global;
 use anyhow::{Context, Result, bail};
 use cairn_chain::{ChainConfig, NodeConfig, NodeHandle, Validator, ValidatorConfig};
 use cairn_client::Keystore;
-use cairn_ledger::params::{GenesisAccount, GenesisValidator};
+use cairn_ledger::params::{GenesisAccount, GenesisProvider, GenesisValidator};
 use cairn_ledger::{Genesis, Params};
-use cairn_types::{Amount, Keypair};
+use cairn_types::{Amount, Capacity, Keypair};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -46,6 +46,43 @@ pub struct DevnetArgs {
     /// Stop once this height is finalized (default: run until Ctrl-C).
     #[arg(long)]
     pub until_height: Option<u64>,
+    /// Compute providers that prove their CPU's int8 rate by answering GEMM challenges
+    /// (registered at genesis with a claim calibrated on this machine; fixed at creation).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=8))]
+    pub compute_provers: u64,
+    /// Blocks per epoch (a genesis parameter, fixed at creation; default 60).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(4..=100_000))]
+    pub epoch_length_blocks: Option<u64>,
+    /// Wall time of a compute challenge at the claimed rate (genesis parameter; by default
+    /// 4 s, shortened to fit fast blocks). The challenge interval grows to keep proving
+    /// within 1% of a provider's time.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub compute_challenge_ms: Option<u64>,
+}
+
+/// The compute provers' share of this machine's int8 rate they claim: below what they reach
+/// so that scheduling noise on a shared machine does not leave them unproven.
+const CLAIM_SHARE_PERCENT: u64 = 60;
+
+/// This machine's int8 rate on the CPU backend, from one small product (about 0.1 s).
+fn calibrate_int8_ops() -> Result<u64> {
+    use cairn_compute::popw::{CpuBackend, GemmBackend};
+    let shape = cairn_proofs::GemmShape {
+        m: 512,
+        k: 4096,
+        n: 512,
+    };
+    let seed = cairn_types::Hash::domain("cairn.devnet.calibrate", &[]);
+    let (a, b) = (
+        cairn_proofs::compute::generate_a(&seed, shape),
+        cairn_proofs::compute::generate_b(&seed, shape),
+    );
+    let backend = CpuBackend::new();
+    backend.gemm(&a, &b, shape)?;
+    let start = std::time::Instant::now();
+    backend.gemm(&a, &b, shape)?;
+    let micros = start.elapsed().as_micros().max(1);
+    Ok(u64::try_from(shape.ops() * 1_000_000 / micros).unwrap_or(u64::MAX))
 }
 
 /// A `cairn node --config` file.
@@ -122,6 +159,56 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
             p2p_address: format!("127.0.0.1:{port}"),
         });
     }
+    let mut params = Params::default();
+    if let Some(blocks) = args.epoch_length_blocks {
+        params.epoch_length_blocks = blocks;
+    }
+    if let Some(ms) = args.compute_challenge_ms {
+        params.compute_challenge_ms = ms;
+    }
+    let params = params.with_block_time(args.block_time_ms);
+    params
+        .validate()
+        .context("these devnet flags give invalid genesis parameters")?;
+    let mut accounts = vec![GenesisAccount {
+        address: default.address,
+        balance: crn(1_000_000_000),
+    }];
+    let mut providers = Vec::new();
+    if let Some(share) = CLAIM_SHARE_PERCENT.checked_div(args.compute_provers) {
+        let claim = calibrate_int8_ops()? / 100 * share;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let gpus: Vec<cairn_types::GpuSpec> = cairn_compute::gpu::discover()
+            .gpus()
+            .iter()
+            .map(cairn_compute::gpu::GpuInfo::spec)
+            .collect();
+        for i in 0..args.compute_provers {
+            let name = format!("compute-{i}");
+            let info = match store.info(&name) {
+                Ok(info) => info,
+                Err(_) => store.create(&name, None)?,
+            };
+            accounts.push(GenesisAccount {
+                address: info.address,
+                balance: crn(100_000),
+            });
+            providers.push(GenesisProvider {
+                address: info.address,
+                endpoint: format!("http://127.0.0.1:{}", 7900 + i),
+                region: "local".to_string(),
+                capacity: Capacity {
+                    cpu_millicores: u64::try_from(cores)? * 1_000,
+                    memory_bytes: 4 << 30,
+                    gpus: cairn_types::BoundedVec::new(gpus.clone()).unwrap_or_default(),
+                    ..Capacity::default()
+                },
+                commission_bps: 500,
+                bond: crn(10_000),
+                claimed_int8_ops: claim,
+            });
+        }
+    }
     let genesis = Genesis {
         chain_id: DEVNET_CHAIN_ID.to_string(),
         genesis_time_ms: u64::try_from(
@@ -129,13 +216,10 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_millis(),
         )?,
-        params: Params::default().with_block_time(args.block_time_ms),
-        accounts: vec![GenesisAccount {
-            address: default.address,
-            balance: crn(1_000_000_000),
-        }],
+        params,
+        accounts,
         validators,
-        providers: vec![],
+        providers,
     };
     std::fs::write(&genesis_path, genesis.to_toml()?)
         .with_context(|| format!("writing {}", genesis_path.display()))?;
@@ -262,7 +346,27 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
         .map(|v| v.p2p_address.clone())
         .collect();
     let height = handle.height();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut provers = Vec::new();
+    let block_time = Duration::from_millis(genesis.params.block_time_ms);
+    let store = Keystore::open(&home);
+    let prover_keys: Vec<(String, Keypair)> = genesis
+        .providers
+        .iter()
+        .filter(|p| p.claimed_int8_ops > 0)
+        .enumerate()
+        .filter_map(|(i, _)| {
+            let name = format!("compute-{i}");
+            store.load(&name, None).ok().map(|key| (name, key))
+        })
+        .collect();
     let result = serve(global, handle, api, args.until_height, |url| {
+        for (name, key) in prover_keys {
+            let (url, stop) = (url.to_string(), std::sync::Arc::clone(&stop));
+            provers.push(std::thread::spawn(move || {
+                prove_forever(&name, &url, &key, block_time, &stop, json);
+            }));
+        }
         let doc = serde_json::json!({ "api": url, "chain_id": chain_id, "p2p": p2p, "resumed_at_height": height });
         if let Err(e) = std::fs::write(&node_json, doc.to_string()) {
             eprintln!("warning: cannot write {}: {e}", node_json.display());
@@ -282,13 +386,55 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
             println!(
                 "  account    `default` (devnet key, unencrypted) funded with 1,000,000,000 CRN"
             );
+            println!(
+                "  provers    {} compute prover(s) answering proof-of-compute challenges",
+                genesis.providers.len()
+            );
             println!("  Ctrl-C stops; starting again resumes from disk");
         }
     });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for prover in provers {
+        let _ = prover.join();
+    }
     for v in validators {
         v.shutdown().context("stopping a validator")?;
     }
     result
+}
+
+/// A compute prover of the devnet: answers its GEMM challenges until `stop`.
+fn prove_forever(
+    name: &str,
+    url: &str,
+    key: &Keypair,
+    poll: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    json: bool,
+) {
+    use cairn_compute::popw::CpuBackend;
+    use cairn_compute::prover::{self, Event, Responder};
+    let client = cairn_client::NodeClient::new(url);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut responder = Responder::new(Box::new(CpuBackend::new()), threads);
+    prover::run(&client, key, &mut responder, poll, stop, |event| {
+        if json {
+            return;
+        }
+        match event {
+            Ok(Event::Committed {
+                challenge,
+                compute_ms,
+            }) => println!("  {name}: solved compute challenge {challenge} in {compute_ms} ms"),
+            Ok(Event::Opened { challenge, entries }) => {
+                println!("  {name}: opened {entries} entries of challenge {challenge}");
+            }
+            Ok(Event::Decided { challenge, verdict }) => {
+                println!("  {name}: challenge {challenge} {verdict}");
+            }
+            Err(e) => eprintln!("  {name}: {e}"),
+        }
+    });
 }
 
 pub fn node(global: &Global, args: NodeArgs) -> Result<()> {

@@ -14,7 +14,8 @@ use std::time::Duration;
 use cairn_client::{NodeClient, NodeError};
 use cairn_ledger::state::{ComputeChallenge, ComputePhase};
 use cairn_proofs::compute::opening_indices;
-use cairn_types::tx::{CommitCompute, OpenCompute};
+use cairn_types::proof::ComputeOpening;
+use cairn_types::tx::{CommitCompute, MAX_TX_BYTES, OpenCompute};
 use cairn_types::{BoundedVec, ChallengeId, Keypair, TxBody};
 
 use crate::popw::{BackendError, GemmBackend, Solution, solve};
@@ -23,6 +24,8 @@ use crate::popw::{BackendError, GemmBackend, Solution, solve};
 pub const MAX_HELD: usize = 4;
 /// Blocks to wait for a sent transaction to show before sending it again.
 const RESEND_AFTER_BLOCKS: u64 = 3;
+/// Room left in each opening transaction for the envelope (chain id, keys, signature, fee).
+const TX_OVERHEAD_BYTES: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProverError {
@@ -63,7 +66,8 @@ pub enum Event {
 struct Held {
     solution: Solution,
     committed_sent_at: Option<u64>,
-    opened_sent_at: Option<u64>,
+    /// The ledger's count of verified openings when the parts were last sent, and when.
+    opened_sent: Option<(u16, u64)>,
 }
 
 /// Answers challenges with one backend.
@@ -147,7 +151,7 @@ impl Responder {
                             Held {
                                 solution,
                                 committed_sent_at: None,
-                                opened_sent_at: None,
+                                opened_sent: None,
                             },
                         );
                     }
@@ -164,12 +168,14 @@ impl Responder {
                 ComputePhase::Committed {
                     reveal_seed,
                     open_deadline,
+                    opened,
                     ..
                 } if height <= *open_deadline => {
                     let Some(held) = self.held.get_mut(&challenge.id) else {
                         continue; // committed by an earlier run of this process: lost.
                     };
-                    if !due(held.opened_sent_at, height) {
+                    let progressed = held.opened_sent.is_some_and(|(at, _)| at != *opened);
+                    if !progressed && !due(held.opened_sent.map(|(_, h)| h), height) {
                         continue;
                     }
                     let indices = opening_indices(
@@ -178,29 +184,51 @@ impl Responder {
                         challenge.shape(),
                         usize::from(challenge.openings),
                     );
-                    let openings = held.solution.open(&indices);
+                    let remaining = indices.get(usize::from(*opened)..).unwrap_or_default();
+                    let openings = held.solution.open(remaining);
                     let count = openings.len();
-                    let openings =
-                        BoundedVec::new(openings).ok_or(ProverError::TooManyOpenings {
-                            challenge: challenge.id,
-                            count,
-                            max: 4096,
-                        })?;
-                    held.opened_sent_at = Some(height);
+                    held.opened_sent = Some((*opened, height));
                     events.push(Event::Opened {
                         challenge: challenge.id,
                         entries: count,
                     });
-                    txs.push(TxBody::OpenCompute(OpenCompute {
-                        challenge: challenge.id,
-                        openings,
-                    }));
+                    txs.extend(parts(challenge.id, *opened, openings)?);
                 }
                 _ => {}
             }
         }
         Ok((txs, events))
     }
+}
+
+/// Openings split into transactions that fit `MAX_TX_BYTES`, numbered from `first`.
+fn parts(
+    challenge: ChallengeId,
+    first: u16,
+    openings: Vec<ComputeOpening>,
+) -> Result<Vec<TxBody>, ProverError> {
+    // Size of one opening on the wire: index, leaf, path length prefix and hashes.
+    let per_opening = openings
+        .first()
+        .map_or(64, |o| 8 + 16 + 5 + 32 * o.path.0.len());
+    let per_part = ((MAX_TX_BYTES - TX_OVERHEAD_BYTES) / per_opening).clamp(1, 4096);
+    let mut out = Vec::new();
+    let mut next = first;
+    for chunk in openings.chunks(per_part) {
+        let count = chunk.len();
+        let part = BoundedVec::new(chunk.to_vec()).ok_or(ProverError::TooManyOpenings {
+            challenge,
+            count,
+            max: 4096,
+        })?;
+        out.push(TxBody::OpenCompute(OpenCompute {
+            challenge,
+            first_opening: next,
+            openings: part,
+        }));
+        next = next.saturating_add(u16::try_from(count).unwrap_or(u16::MAX));
+    }
+    Ok(out)
 }
 
 fn due(sent_at: Option<u64>, height: u64) -> bool {
@@ -249,5 +277,42 @@ pub fn run(
             on_event(Err(e));
         }
         std::thread::sleep(poll);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_types::{BoundedString, Hash, Transaction};
+
+    #[test]
+    fn opening_parts_fit_a_transaction_and_cover_every_opening() {
+        // The largest default challenge: 16384² entries, 26-hash paths, 700 openings.
+        let opening = ComputeOpening {
+            entry_index: u64::MAX,
+            leaf: [i32::MIN; 4],
+            path: BoundedVec::new(vec![Hash::ZERO; 26]).unwrap(),
+        };
+        let key = Keypair::from_test_seed("prover");
+        let bodies = parts(ChallengeId(7), 0, vec![opening; 700]).unwrap();
+        assert!(bodies.len() > 1, "700 openings do not fit one transaction");
+        let mut next = 0u16;
+        for body in bodies {
+            let TxBody::OpenCompute(part) = &body else {
+                panic!("an opening part");
+            };
+            assert_eq!(part.first_opening, next);
+            next += u16::try_from(part.openings.0.len()).unwrap();
+            let tx = Transaction {
+                chain_id: BoundedString::new("a-fairly-long-chain-id-for-the-test").unwrap(),
+                sender: key.public_key().clone(),
+                nonce: u64::MAX,
+                fee: cairn_types::Amount::from_ucrn(u128::MAX),
+                body,
+            }
+            .sign(&key);
+            assert!(tx.to_bytes().len() <= MAX_TX_BYTES);
+        }
+        assert_eq!(next, 700);
     }
 }

@@ -571,6 +571,7 @@ impl Ledger {
                 committed_timestamp_ms: ctx.timestamp_ms,
                 reveal_seed,
                 open_deadline,
+                opened: 0,
             };
         }
         Ok(())
@@ -592,6 +593,7 @@ impl Ledger {
             committed_timestamp_ms,
             reveal_seed,
             open_deadline,
+            opened,
             ..
         } = &challenge.phase
         else {
@@ -606,6 +608,21 @@ impl Ledger {
                 height: ctx.height,
             });
         }
+        if body.first_opening != *opened {
+            return Err(TxError::OpeningsOutOfOrder {
+                expected: *opened,
+                got: body.first_opening,
+            });
+        }
+        let end = u32::from(body.first_opening)
+            + u32::try_from(body.openings.0.len()).unwrap_or(u32::MAX);
+        if end > u32::from(challenge.openings) || body.openings.0.is_empty() {
+            return Err(TxError::OpeningsBeyondChallenge {
+                first: body.first_opening,
+                end,
+                openings: challenge.openings,
+            });
+        }
         let shape = challenge.shape();
         let indices = cairn_proofs::compute::opening_indices(
             reveal_seed,
@@ -613,13 +630,31 @@ impl Ledger {
             shape,
             usize::from(challenge.openings),
         );
-        let phase = match cairn_proofs::compute::verify_openings(
+        let part = indices
+            .get(usize::from(body.first_opening)..)
+            .and_then(|rest| rest.get(..body.openings.0.len()))
+            .unwrap_or_default();
+        let verdict = cairn_proofs::compute::verify_openings(
             &challenge.seed,
             shape,
             root,
-            &indices,
+            part,
             &body.openings.0,
-        ) {
+        );
+        let end = u16::try_from(end).unwrap_or(u16::MAX);
+        if verdict.is_ok() && end < challenge.openings {
+            // A correct part of an unfinished set: wait for the rest.
+            if let Some(ComputePhase::Committed { opened, .. }) = self
+                .state
+                .compute_challenges
+                .get_mut(&body.challenge)
+                .map(|c| &mut c.phase)
+            {
+                *opened = end;
+            }
+            return Ok(());
+        }
+        let phase = match verdict {
             Ok(()) => {
                 // Rate = work / time from issue to commitment less the forgiven latency,
                 // never measured over less than one block time, never above the claim.

@@ -137,6 +137,10 @@ pub enum TxError {
     AlreadyAnswered,
     #[error("challenge is {status}, expected {expected}")]
     ChallengeWrongStatus { status: String, expected: String },
+    #[error("openings must continue at {expected}, this part starts at {got}")]
+    OpeningsOutOfOrder { expected: u16, got: u16 },
+    #[error("openings {first}..{end} run past the challenge's {openings}")]
+    OpeningsBeyondChallenge { first: u16, end: u32, openings: u16 },
     #[error("no order {order}")]
     UnknownOrder { order: OrderId },
     #[error("{sender} does not own order {order}")]

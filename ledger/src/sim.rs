@@ -577,6 +577,7 @@ impl Simulation {
                         &key,
                         TxBody::OpenCompute(OpenCompute {
                             challenge: *id,
+                            first_opening: 0,
                             openings: BoundedVec::new(openings).unwrap_or_default(),
                         }),
                     ));
@@ -940,6 +941,7 @@ impl Simulation {
             }),
             17 => TxBody::OpenCompute(OpenCompute {
                 challenge,
+                first_opening: 0,
                 openings: BoundedVec::default(),
             }),
             18 => TxBody::CreateOrder(CreateOrder {

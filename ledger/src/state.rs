@@ -299,6 +299,8 @@ pub enum ComputePhase {
         committed_timestamp_ms: u64,
         reveal_seed: Hash,
         open_deadline: Height,
+        /// Openings verified so far (they arrive in parts, in order).
+        opened: u16,
     },
     Passed {
         proven_int8_ops: u64,

@@ -291,10 +291,15 @@ codec_struct!(CommitCompute { challenge, root });
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenCompute {
     pub challenge: ChallengeId,
+    /// Position of `openings[0]` among the challenge's openings: a challenge's openings
+    /// (700 by default, each with its Merkle path) exceed one transaction, so they arrive in
+    /// consecutive parts, each verified as it lands.
+    pub first_opening: u16,
     pub openings: BoundedVec<ComputeOpening, 4096>,
 }
 codec_struct!(OpenCompute {
     challenge,
+    first_opening,
     openings
 });
 

@@ -668,6 +668,7 @@ pub fn open(chain: &Chain, id: ChallengeId, tree: &MerkleTree, c: &[i32]) -> TxB
     let openings: Vec<ComputeOpening> = cairn_proofs::compute::open(tree, c, &indices);
     TxBody::OpenCompute(OpenCompute {
         challenge: id,
+        first_opening: 0,
         openings: BoundedVec::new(openings).expect("few openings"),
     })
 }

@@ -63,6 +63,9 @@ fn tx_error_test(e: &TxError) -> &'static str {
         TxError::DeadlinePassed { .. } => "storage_proof_rejections, compute_challenge_rejections",
         TxError::AlreadyAnswered => "storage_proof_rejections",
         TxError::ChallengeWrongStatus { .. } => "compute_challenge_rejections",
+        TxError::OpeningsOutOfOrder { .. } | TxError::OpeningsBeyondChallenge { .. } => {
+            "compute_openings_arrive_in_parts"
+        }
         TxError::UnknownOrder { .. } => "unknown_order",
         TxError::NotOrderOwner { .. } => "not_order_owner",
         TxError::OrderNotOpen { .. } => "order_not_open",
@@ -1118,6 +1121,7 @@ fn compute_challenge_rejections() {
         &g0,
         TxBody::OpenCompute(cairn_types::tx::OpenCompute {
             challenge: unknown,
+            first_opening: 0,
             openings: BoundedVec::default(),
         }),
     );
@@ -1137,6 +1141,7 @@ fn compute_challenge_rejections() {
         &g0,
         TxBody::OpenCompute(cairn_types::tx::OpenCompute {
             challenge: c0.id,
+            first_opening: 0,
             openings: BoundedVec::default(),
         }),
     );
@@ -1175,6 +1180,70 @@ fn compute_challenge_rejections() {
         matches!(e, TxError::DeadlinePassed { deadline, height } if deadline == open_deadline && height == deadline + 1),
         "{e:?}"
     );
+}
+
+#[test]
+fn compute_openings_arrive_in_parts() {
+    // Default challenges open 700 entries, more than one transaction carries: openings come
+    // in consecutive parts, each verified as it lands; the verdict comes with the last part.
+    let mut chain = Chain::sim(1);
+    let g = prover(0);
+    let c = challenge_of(&chain, &g.address(), 0);
+    let (tree, product) = honest_product(&c);
+    chain.ok(&g, commit(c.id, tree.root()));
+    let TxBody::OpenCompute(all) = open(&chain, c.id, &tree, &product) else {
+        panic!("an opening");
+    };
+    let openings = all.openings.0.clone();
+    assert_eq!(openings.len(), usize::from(c.openings));
+    let part = |first: usize, len: usize| {
+        TxBody::OpenCompute(cairn_types::tx::OpenCompute {
+            challenge: c.id,
+            first_opening: u16::try_from(first).unwrap(),
+            openings: BoundedVec::new(openings[first..first + len].to_vec()).unwrap(),
+        })
+    };
+    let half = openings.len() / 2;
+    // Starting anywhere but at 0 is out of order.
+    let e = reject(&mut chain, &g, part(1, 2));
+    assert!(
+        matches!(
+            e,
+            TxError::OpeningsOutOfOrder {
+                expected: 0,
+                got: 1
+            }
+        ),
+        "{e:?}"
+    );
+    chain.ok(&g, part(0, half));
+    assert!(matches!(
+        chain.state().compute_challenges[&c.id].phase,
+        ComputePhase::Committed { opened, .. } if usize::from(opened) == half
+    ));
+    // The same part again is out of order now; running past the end is refused.
+    let e = reject(&mut chain, &g, part(0, half));
+    assert!(matches!(e, TxError::OpeningsOutOfOrder { .. }), "{e:?}");
+    let mut too_many = openings[half..].to_vec();
+    too_many.push(openings[0].clone());
+    let e = reject(
+        &mut chain,
+        &g,
+        TxBody::OpenCompute(cairn_types::tx::OpenCompute {
+            challenge: c.id,
+            first_opening: u16::try_from(half).unwrap(),
+            openings: BoundedVec::new(too_many).unwrap(),
+        }),
+    );
+    assert!(
+        matches!(e, TxError::OpeningsBeyondChallenge { .. }),
+        "{e:?}"
+    );
+    chain.ok(&g, part(half, openings.len() - half));
+    assert!(matches!(
+        chain.state().compute_challenges[&c.id].phase,
+        ComputePhase::Passed { .. }
+    ));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1800,6 +1869,7 @@ fn oversized_transaction() {
     };
     let body = TxBody::OpenCompute(cairn_types::tx::OpenCompute {
         challenge: cairn_types::ChallengeId(0),
+        first_opening: 0,
         openings: cairn_types::BoundedVec::new(vec![opening; 4096]).unwrap(),
     });
     let fee = chain.fee();

@@ -539,7 +539,7 @@ fn huge_length_prefixes_fail_fast() {
     );
 
     // Nested vectors: a CreateDeal's shard roots and an OpenCompute's openings.
-    for (index, after_tag) in [(9, 32 + 8 + 2 + 2 + 8 + 4), (22, 8)] {
+    for (index, after_tag) in [(9, 32 + 8 + 2 + 2 + 8 + 4), (22, 8 + 2)] {
         let signed_tx = every_signed_tx().swap_remove(index);
         let body_at = signed_tx.tx.chain_id.encode_size() + 32 + 8 + 16;
         let at = body_at + 1 + after_tag;

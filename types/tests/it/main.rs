@@ -116,6 +116,7 @@ pub fn place_bid_body() -> TxBody {
 pub fn open_compute_body() -> TxBody {
     TxBody::OpenCompute(OpenCompute {
         challenge: ChallengeId(9),
+        first_opening: 0,
         openings: bvec(vec![
             ComputeOpening {
                 entry_index: 17,
