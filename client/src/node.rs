@@ -143,13 +143,32 @@ impl NodeClient {
     /// minimum fee (or `fee`), submits it, and returns the transaction hash.
     ///
     /// The nonce comes from finalized state: a caller with transactions still pending must
-    /// wait for them (or track nonces itself) before sending the next one.
+    /// wait for them (or use [`Self::send_all`]) before sending the next one.
     pub fn send(
         &self,
         key: &Keypair,
         body: TxBody,
         fee: Option<Amount>,
     ) -> Result<Hash, NodeError> {
+        let hashes = self.send_all(key, vec![body], fee)?;
+        hashes
+            .into_iter()
+            .next()
+            .ok_or_else(|| NodeError::BadAnswer {
+                url: format!("{}/v1/txs", self.base),
+                reason: "no transaction was submitted".to_string(),
+            })
+    }
+
+    /// Signs `bodies` from `key` with consecutive nonces from the account's next finalized
+    /// one and submits them in order without waiting: the mempool holds a sender's
+    /// transactions in nonce order, so they can land in the same block.
+    pub fn send_all(
+        &self,
+        key: &Keypair,
+        bodies: Vec<TxBody>,
+        fee: Option<Amount>,
+    ) -> Result<Vec<Hash>, NodeError> {
         let status = self.status()?;
         let bad = |reason: &str| NodeError::BadAnswer {
             url: format!("{}/v1/status", self.base),
@@ -158,17 +177,24 @@ impl NodeClient {
         let chain_id = status["chain_id"]
             .as_str()
             .ok_or_else(|| bad("no chain_id"))?;
+        let chain_id = BoundedString::new(chain_id).ok_or_else(|| bad("chain id too long"))?;
         let min_fee: Amount = serde_json::from_value(status["min_tx_fee"].clone())
             .map_err(|_| bad("no min_tx_fee"))?;
-        let tx = Transaction {
-            chain_id: BoundedString::new(chain_id).ok_or_else(|| bad("chain id too long"))?,
-            sender: key.public_key().clone(),
-            nonce: self.nonce(&key.address())?,
-            fee: fee.unwrap_or(min_fee),
-            body,
+        let mut nonce = self.nonce(&key.address())?;
+        let mut hashes = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let tx = Transaction {
+                chain_id: chain_id.clone(),
+                sender: key.public_key().clone(),
+                nonce,
+                fee: fee.unwrap_or(min_fee),
+                body,
+            }
+            .sign(key);
+            hashes.push(self.submit(&tx)?);
+            nonce = nonce.saturating_add(1);
         }
-        .sign(key);
-        self.submit(&tx)
+        Ok(hashes)
     }
 
     /// The receipt once finalized, `None` while pending.

@@ -266,10 +266,11 @@ pub fn run(
             for event in events {
                 on_event(Ok(event));
             }
-            for body in txs {
-                let hash = node.send(key, body, None)?;
-                // One at a time: the next nonce is read from finalized state.
-                node.wait_finalized(&hash, Duration::from_secs(30))?;
+            // All of a round's transactions at once (consecutive nonces), then wait for the
+            // last: the next round reads its nonce from finalized state.
+            let hashes = node.send_all(key, txs, None)?;
+            if let Some(last) = hashes.last() {
+                node.wait_finalized(last, Duration::from_secs(30))?;
             }
             Ok(())
         })();
