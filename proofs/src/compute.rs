@@ -191,8 +191,8 @@ pub fn generate_b_columns(seed: &Hash, shape: GemmShape) -> Vec<i8> {
     )
 }
 
-/// `len` consecutive elements starting at counter index `start`.
-fn run_of(word: u64, start: u64, len: u64) -> Vec<i8> {
+/// `len` consecutive elements (as raw two's-complement bytes) from counter index `start`.
+fn run_of(word: u64, start: u64, len: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     let end = start.saturating_add(len);
     let mut idx = start;
@@ -200,11 +200,7 @@ fn run_of(word: u64, start: u64, len: u64) -> Vec<i8> {
         let bytes = splitmix64(word ^ (idx / 8)).to_le_bytes();
         let from = usize::try_from(idx % 8).unwrap_or(0);
         let take = usize::try_from((end - idx).min(8 - idx % 8)).unwrap_or(0);
-        out.extend(
-            bytes[from..from + take]
-                .iter()
-                .map(|&b| i8::from_le_bytes([b])),
-        );
+        out.extend_from_slice(&bytes[from..from + take]);
         idx += 8 - idx % 8;
     }
     out
@@ -263,13 +259,13 @@ fn entry_from_words(a_word: u64, b_word: u64, shape: GemmShape, entry_index: u64
     // Row `row` of A and column `col` of B are each k consecutive counters.
     let (a_start, b_start) = (row * k, col * k);
     if k % 8 != 0 {
-        return dot(&run_of(a_word, a_start, k), &run_of(b_word, b_start, k));
+        return dot_bytes(&run_of(a_word, a_start, k), &run_of(b_word, b_start, k));
     }
     // k a multiple of 8 (every shape `shape_for` picks): both runs start on a draw
     // boundary. Draw them into stack buffers, then one vectorizable dot product.
     const MAX_BYTES: usize = MAX_K as usize;
     let Some(len) = usize::try_from(k).ok().filter(|&len| len <= MAX_BYTES) else {
-        return dot(&run_of(a_word, a_start, k), &run_of(b_word, b_start, k));
+        return dot_bytes(&run_of(a_word, a_start, k), &run_of(b_word, b_start, k));
     };
     let mut x = [0u8; MAX_BYTES];
     let mut y = [0u8; MAX_BYTES];
@@ -284,7 +280,8 @@ fn entry_from_words(a_word: u64, b_word: u64, shape: GemmShape, entry_index: u64
     dot_bytes(&x[..len], &y[..len])
 }
 
-/// [`dot`] over bytes read as two's-complement i8.
+/// Σ a·b over bytes read as two's-complement i8, with wrapping i32 accumulation, in lanes
+/// the compiler can vectorize.
 fn dot_bytes(a: &[u8], b: &[u8]) -> i32 {
     const LANES: usize = 32;
     let mut lanes = [0i32; LANES];
@@ -301,26 +298,6 @@ fn dot_bytes(a: &[u8], b: &[u8]) -> i32 {
         .zip(cb.remainder())
         .fold(0i32, |acc, (&p, &q)| {
             acc.wrapping_add(i32::from(i8::from_le_bytes([p])) * i32::from(i8::from_le_bytes([q])))
-        });
-    lanes.iter().fold(tail, |acc, &v| acc.wrapping_add(v))
-}
-
-/// Σ a·b with wrapping i32 accumulation, in lanes the compiler can vectorize.
-fn dot(a: &[i8], b: &[i8]) -> i32 {
-    const LANES: usize = 32;
-    let mut lanes = [0i32; LANES];
-    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for ((lane, &p), &q) in lanes.iter_mut().zip(x).zip(y) {
-            *lane = lane.wrapping_add(i32::from(p) * i32::from(q));
-        }
-    }
-    let tail = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .fold(0i32, |acc, (&p, &q)| {
-            acc.wrapping_add(i32::from(p) * i32::from(q))
         });
     lanes.iter().fold(tail, |acc, &v| acc.wrapping_add(v))
 }
