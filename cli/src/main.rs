@@ -12,7 +12,7 @@ mod popw;
 mod simulate;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -80,6 +80,9 @@ enum Command {
     /// Work with the ledger state machine directly, without a network.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Print the CLI reference (docs/cli.md) generated from every command's --help.
+    #[command(hide = true)]
+    CliReference,
 }
 
 #[derive(Subcommand, Debug)]
@@ -114,6 +117,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Account(command) => account::account(&cli.global, command),
         Command::Tx(command) => account::tx(&cli.global, command),
         Command::Ledger(LedgerCommand::Simulate(args)) => simulate::run(&cli.global, args),
+        Command::CliReference => {
+            print!("{}", cli_reference());
+            Ok(())
+        }
         Command::Ledger(LedgerCommand::Params) => {
             let params = cairn_ledger::Params::default();
             if cli.global.json {
@@ -124,4 +131,38 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The Markdown CLI reference: each visible command's long help, depth first. A test keeps
+/// docs/cli.md equal to it, so the reference cannot drift from the code.
+fn cli_reference() -> String {
+    fn walk(command: &mut clap::Command, path: &str, out: &mut String) {
+        let name = if path.is_empty() {
+            command.get_name().to_string()
+        } else {
+            format!("{path} {}", command.get_name())
+        };
+        let help = command.render_long_help().to_string();
+        out.push_str(&format!(
+            "## `{name}`\n\n```text\n{}\n```\n\n",
+            help.trim_end()
+        ));
+        let children: Vec<String> = command
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+            .map(|c| c.get_name().to_string())
+            .collect();
+        for child in children {
+            if let Some(sub) = command.find_subcommand_mut(&child) {
+                walk(sub, &name, out);
+            }
+        }
+    }
+    let mut out = String::from(
+        "# CLI reference\n\nGenerated from `--help` by `cairn cli-reference > docs/cli.md`; a test fails when\nthis file and the binary disagree.\n\n",
+    );
+    let mut command = Cli::command();
+    command.build();
+    walk(&mut command, "", &mut out);
+    out
 }

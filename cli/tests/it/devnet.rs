@@ -404,12 +404,13 @@ fn slow_events_stream_finalized_blocks() {
 #[test]
 fn slow_devnet_prover_proves_its_rate_on_chain() {
     // The devnet's compute prover answers a real challenge: commitment before the deadline,
-    // 700 openings in parts, verdict and proven rate on chain. 50 ms blocks, 2 s epochs and
-    // 200 ms challenges put one challenge every 12 epochs (24 s) within the 1% bound.
+    // 700 openings in parts, verdict and proven rate on chain. 100 ms blocks, 4 s epochs and
+    // 200 ms challenges put one challenge every 12 epochs (48 s) within the 1% bound; the
+    // 2 s commit deadline leaves room for a loaded CI machine.
     let mut net = Devnet::new("popw");
     let client = net.start_with(&[
         "--block-time-ms",
-        "50",
+        "100",
         "--epoch-length-blocks",
         "40",
         "--compute-challenge-ms",
@@ -434,8 +435,8 @@ fn slow_devnet_prover_proves_its_rate_on_chain() {
             break (view["provider"].clone(), challenge);
         }
         assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "no compute challenge decided in 90 s: {view}"
+            start.elapsed() < Duration::from_secs(120),
+            "no compute challenge decided in 120 s: {view}"
         );
         std::thread::sleep(Duration::from_millis(250));
     };
@@ -446,9 +447,14 @@ fn slow_devnet_prover_proves_its_rate_on_chain() {
     // fault); it must never fail or miss.
     match challenge["phase"]["phase"].as_str() {
         Some("passed") => {
-            assert_eq!(
-                challenge["phase"]["proven_int8_ops"].as_u64(),
-                Some(claimed)
+            // Passed means at least the floor (80%) of the claim, never above it. (The
+            // provider record takes the rate at the epoch's end.)
+            let proven = challenge["phase"]["proven_int8_ops"]
+                .as_u64()
+                .expect("rate");
+            assert!(
+                proven <= claimed && proven >= claimed / 10 * 8,
+                "{proven} of {claimed}"
             );
         }
         Some("unproven") => {}

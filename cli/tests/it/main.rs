@@ -170,3 +170,30 @@ fn params_print_as_toml_and_parse_back() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("epoch_length_blocks"));
 }
+
+#[test]
+fn cli_reference_is_current() {
+    let out = cairn().arg("cli-reference").output().unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        generated == committed,
+        "docs/cli.md is out of date: run `cargo run -p cairn-cli -- cli-reference > docs/cli.md`"
+    );
+    // Every visible command is in it.
+    for command in [
+        "devnet",
+        "node",
+        "keys new",
+        "account transfer",
+        "bench popw",
+        "ledger simulate",
+    ] {
+        assert!(
+            generated.contains(&format!("## `cairn {command}`")),
+            "{command}"
+        );
+    }
+}

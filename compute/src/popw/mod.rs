@@ -328,7 +328,7 @@ pub fn backend_named(
         "cuda" => Err(BackendError::Unavailable {
             backend: "cuda",
             reason:
-                "this binary was built without the `cuda` feature (cargo build --features cuda)"
+                "this binary was built without the `cuda` feature (cargo build --release -p cairn-cli --features cuda)"
                     .to_string(),
         }),
         _ => Err(BackendError::Unavailable {
