@@ -5,7 +5,9 @@
 //! the whole decision, taking the challenges as the ledger shows them and returning the
 //! transactions to send, so it runs the same against a node over HTTP ([`run`]) and against
 //! an in-process ledger in tests. Solutions are kept only until their challenge is decided,
-//! and at most [`MAX_HELD`] at once: a product of the largest challenge is 1 GiB.
+//! and at most [`MAX_HELD`] at once: a product of the largest challenge is 1 GiB. A prover
+//! restarted between commit and open solves again (the product is a function of the seed)
+//! and opens if its root matches the one committed.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,6 +92,33 @@ impl Responder {
         self.backend.name()
     }
 
+    fn solve(&self, challenge: &ComputeChallenge) -> Result<Solution, ProverError> {
+        solve(
+            self.backend.as_ref(),
+            &challenge.seed,
+            challenge.shape(),
+            self.threads,
+        )
+        .map_err(|source| ProverError::Solve {
+            challenge: challenge.id,
+            source,
+        })
+    }
+
+    fn hold(&mut self, id: ChallengeId, solution: Solution, committed_sent_at: Option<u64>) {
+        while self.held.len() >= MAX_HELD {
+            self.held.pop_first();
+        }
+        self.held.insert(
+            id,
+            Held {
+                solution,
+                committed_sent_at,
+                opened_sent: None,
+            },
+        );
+    }
+
     /// Given this provider's challenges at `height`, returns the transactions to send now
     /// (at most one per challenge) and what happened.
     pub fn answer(
@@ -129,31 +158,12 @@ impl Responder {
             match &challenge.phase {
                 ComputePhase::Issued if height <= challenge.commit_deadline => {
                     if !self.held.contains_key(&challenge.id) {
-                        let solution = solve(
-                            self.backend.as_ref(),
-                            &challenge.seed,
-                            challenge.shape(),
-                            self.threads,
-                        )
-                        .map_err(|source| ProverError::Solve {
-                            challenge: challenge.id,
-                            source,
-                        })?;
+                        let solution = self.solve(challenge)?;
                         events.push(Event::Committed {
                             challenge: challenge.id,
                             compute_ms: solution.total().as_millis(),
                         });
-                        while self.held.len() >= MAX_HELD {
-                            self.held.pop_first();
-                        }
-                        self.held.insert(
-                            challenge.id,
-                            Held {
-                                solution,
-                                committed_sent_at: None,
-                                opened_sent: None,
-                            },
-                        );
+                        self.hold(challenge.id, solution, None);
                     }
                     if let Some(held) = self.held.get_mut(&challenge.id)
                         && due(held.committed_sent_at, height)
@@ -166,13 +176,24 @@ impl Responder {
                     }
                 }
                 ComputePhase::Committed {
+                    root,
                     reveal_seed,
                     open_deadline,
                     opened,
                     ..
                 } if height <= *open_deadline => {
+                    if !self.held.contains_key(&challenge.id) {
+                        // Committed before a restart: the product is a function of the seed,
+                        // so solving again recovers it, and the root says whether it is the
+                        // one committed (if not, there is nothing this prover can open).
+                        let solution = self.solve(challenge)?;
+                        if solution.root() != *root {
+                            continue;
+                        }
+                        self.hold(challenge.id, solution, Some(height));
+                    }
                     let Some(held) = self.held.get_mut(&challenge.id) else {
-                        continue; // committed by an earlier run of this process: lost.
+                        continue;
                     };
                     let progressed = held.opened_sent.is_some_and(|(at, _)| at != *opened);
                     if !progressed && !due(held.opened_sent.map(|(_, h)| h), height) {

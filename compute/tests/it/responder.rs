@@ -179,7 +179,9 @@ fn drive(net: &mut Net, responders: &mut [(&Keypair, &mut Responder)]) -> Vec<Co
         net.block(txs);
     }
     assert!(
-        events.iter().any(|e| matches!(e, Event::Committed { .. })),
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Committed { .. } | Event::Opened { .. })),
         "{events:?}"
     );
     responders
@@ -259,4 +261,32 @@ fn a_responder_past_the_deadline_misses() {
         net.block(vec![]);
     }
     assert_eq!(net.challenges(&key)[0].phase, ComputePhase::Missed);
+}
+
+#[test]
+fn a_restarted_responder_solves_again_and_opens() {
+    // The prover commits, then its process dies before the reveal; a fresh responder finds
+    // the challenge committed, recomputes the same product from the seed and opens it.
+    let key = Keypair::from_test_seed("prover-restart");
+    let mut net = Net::new(&[&key]);
+    let mut before = Responder::new(Box::new(CpuBackend::with_threads(1)), 1);
+    let (txs, _) = before.answer(&net.challenges(&key), net.height()).unwrap();
+    assert!(
+        matches!(txs.as_slice(), [TxBody::CommitCompute(_)]),
+        "{txs:?}"
+    );
+    net.block(txs.into_iter().map(|b| (&key, b)).collect());
+    drop(before);
+    assert!(matches!(
+        net.challenges(&key)[0].phase,
+        ComputePhase::Committed { .. }
+    ));
+    let mut after = Responder::new(Box::new(CpuBackend::with_threads(1)), 1);
+    let phases = drive(&mut net, &mut [(&key, &mut after)]);
+    assert_eq!(
+        phases,
+        vec![ComputePhase::Passed {
+            proven_int8_ops: CLAIM
+        }]
+    );
 }
