@@ -228,10 +228,10 @@ fn parts(
     first: u16,
     openings: Vec<ComputeOpening>,
 ) -> Result<Vec<TxBody>, ProverError> {
-    // Size of one opening on the wire: index, leaf, path length prefix and hashes.
-    let per_opening = openings
-        .first()
-        .map_or(64, |o| 8 + 16 + 5 + 32 * o.path.0.len());
+    // Size of the largest opening on the wire (index, leaf, path length prefix and hashes):
+    // paths differ in length where the tree promotes an odd node, so size by the longest.
+    let longest_path = openings.iter().map(|o| o.path.0.len()).max().unwrap_or(0);
+    let per_opening = 8 + 16 + 5 + 32 * longest_path;
     let per_part = ((MAX_TX_BYTES - TX_OVERHEAD_BYTES) / per_opening).clamp(1, 4096);
     let mut out = Vec::new();
     let mut next = first;
@@ -316,7 +316,15 @@ mod tests {
             path: BoundedVec::new(vec![Hash::ZERO; 26]).unwrap(),
         };
         let key = Keypair::from_test_seed("prover");
-        let bodies = parts(ChallengeId(7), 0, vec![opening; 700]).unwrap();
+        // Paths of different lengths, the long ones last (a size estimate from the first
+        // opening would overflow the transaction).
+        let short = ComputeOpening {
+            path: BoundedVec::new(vec![Hash::ZERO; 3]).unwrap(),
+            ..opening.clone()
+        };
+        let mut openings = vec![short; 350];
+        openings.extend(vec![opening; 350]);
+        let bodies = parts(ChallengeId(7), 0, openings).unwrap();
         assert!(bodies.len() > 1, "700 openings do not fit one transaction");
         let mut next = 0u16;
         for body in bodies {
