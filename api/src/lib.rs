@@ -98,6 +98,10 @@ pub fn router(node: NodeHandle) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/txs", post(submit))
+        .route(
+            "/v1/txs/batch",
+            post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        )
         .route("/v1/txs/{hash}", get(tx))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/blocks/{height}", get(block))
@@ -178,30 +182,108 @@ async fn submit(
             StatusCode::ACCEPTED,
             axum::Json(json!({ "hash": hash, "status": "pending" })),
         )),
-        Err(SubmitError::Admission(e)) => {
-            let code = to_json(&e)?
-                .get("reason")
-                .and_then(Value::as_str)
-                .unwrap_or("inadmissible")
-                .to_string();
+        Err(e) => Err(submit_error(e)),
+    }
+}
+
+/// The API error for a refused submission.
+fn submit_error(e: SubmitError) -> ApiError {
+    match e {
+        SubmitError::Admission(e) => {
+            let code = serde_json::to_value(&e)
+                .ok()
+                .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| "inadmissible".to_string());
             let status = if matches!(e, cairn_ledger::AdmissionError::TooLarge { .. }) {
                 StatusCode::PAYLOAD_TOO_LARGE
             } else {
                 StatusCode::BAD_REQUEST
             };
-            Err(ApiError::new(status, code, e.to_string()))
+            ApiError::new(status, code, e.to_string())
         }
-        Err(e @ SubmitError::Duplicate { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "duplicate",
-            e.to_string(),
-        )),
-        Err(e) => Err(ApiError::new(
+        e @ SubmitError::Duplicate { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "duplicate", e.to_string())
+        }
+        e @ SubmitError::Empty => ApiError::bad_request("empty_batch", e.to_string()),
+        e => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "mempool_full",
             e.to_string(),
-        )),
+        ),
     }
+}
+
+pub use cairn_types::tx::MAX_BATCH_TXS;
+/// Largest `POST /v1/txs/batch` body.
+pub const MAX_BATCH_BODY_BYTES: usize = 16 << 20;
+
+/// `POST /v1/txs/batch`: many transactions in one request, admitted with one batched
+/// signature verification. The body is the canonical encoding of a length-prefixed list
+/// (`application/octet-stream`) or a JSON array. Each transaction gets its own result, in
+/// order; the request fails as a whole only when the body itself is malformed.
+async fn submit_batch(
+    State(node): State<NodeHandle>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let txs: Vec<SignedTransaction> = if content_type.starts_with("application/octet-stream") {
+        cairn_types::tx::decode_batch(&body).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_batch",
+                format!("batch of at most {MAX_BATCH_TXS} encoded transactions: {e}"),
+            )
+        })?
+    } else if content_type.starts_with("application/json") {
+        let txs: Vec<SignedTransaction> = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_batch",
+                format!("JSON array of transactions: {e}"),
+            )
+        })?;
+        if txs.len() > MAX_BATCH_TXS {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "{} transactions, at most {MAX_BATCH_TXS} per batch",
+                    txs.len()
+                ),
+            ));
+        }
+        txs
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type {content_type:?}: use application/json or application/octet-stream"
+            ),
+        ));
+    };
+    if txs.is_empty() {
+        return Err(submit_error(SubmitError::Empty));
+    }
+    // Verification of a large batch takes milliseconds: keep it off the async workers.
+    let results = tokio::task::spawn_blocking(move || node.submit_batch(txs))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results.len() - accepted;
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(hash) => json!({ "hash": hash, "status": "pending" }),
+            Err(e) => {
+                let e = submit_error(e);
+                json!({ "error": { "code": e.code, "message": e.message } })
+            }
+        })
+        .collect();
+    ok(json!({ "accepted": accepted, "refused": refused, "results": results }))
 }
 
 async fn tx(State(node): State<NodeHandle>, Path(hash): Path<String>) -> ApiResult {

@@ -42,6 +42,7 @@ fn list_op(summary: &str) -> Value {
 pub const PATHS: &[&str] = &[
     "/v1/status",
     "/v1/txs",
+    "/v1/txs/batch",
     "/v1/txs/{hash}",
     "/v1/accounts/{address}",
     "/v1/blocks/{height}",
@@ -81,6 +82,21 @@ pub fn document() -> Value {
                     "413": error_response("larger than the transaction limit"),
                     "415": error_response("unsupported Content-Type"),
                     "503": error_response("mempool full")
+                }
+            }},
+            "/v1/txs/batch": { "post": {
+                "summary": "submit up to 4096 signed transactions at once (one batched signature verification); each gets its own result, in order",
+                "requestBody": { "required": true, "content": {
+                    "application/octet-stream": { "schema": { "type": "string", "format": "binary", "description": "canonical encoding of a list: u32 count, then each SignedTransaction" } },
+                    "application/json": { "schema": { "type": "array", "maxItems": 4096, "items": { "$ref": "#/components/schemas/SignedTransaction" } } }
+                }},
+                "responses": {
+                    "200": { "description": "per-transaction results", "content": { "application/json": { "schema": { "type": "object", "properties": {
+                        "accepted": { "type": "integer" }, "refused": { "type": "integer" },
+                        "results": { "type": "array", "items": { "type": "object", "description": "{hash, status: pending} or {error: {code, message}}" } } } } } } },
+                    "400": error_response("malformed body or empty batch"),
+                    "413": error_response("more than 4096 transactions or a body above 16 MiB"),
+                    "415": error_response("unsupported Content-Type")
                 }
             }},
             "/v1/txs/{hash}": get_op("receipt of a finalized transaction, or its pending status", &[("hash", "transaction hash")], true),

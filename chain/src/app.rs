@@ -287,7 +287,20 @@ where
             clock.sleep_until(acceptable_from).await;
         }
 
-        if let Err(index) = Ledger::verify_signatures(&block.inner().block().txs.0) {
+        // A transaction this node's mempool holds passed admission, signature included (same
+        // hash, same bytes): only the others need checking.
+        let unchecked: Vec<&SignedTransaction> = {
+            let mempool = self.shared.mempool.lock();
+            block
+                .inner()
+                .block()
+                .txs
+                .0
+                .iter()
+                .filter(|tx| !mempool.contains(&tx.hash()))
+                .collect()
+        };
+        if let Err(index) = Ledger::verify_signatures_of(&unchecked) {
             debug!(height = header.height, index, "bad transaction signature");
             return false;
         }

@@ -16,6 +16,9 @@ pub enum SubmitError {
     /// Already pending or already finalized.
     #[error("transaction {hash} is already known")]
     Duplicate { hash: Hash },
+    /// A batch with nothing in it.
+    #[error("no transaction given")]
+    Empty,
 }
 
 /// Why a node could not start.

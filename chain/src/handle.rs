@@ -9,7 +9,7 @@ use crate::block::{ChainBlock, to_hash};
 use crate::error::{FinalizeError, SubmitError};
 use crate::mempool::Refusal;
 use crate::state::Shared;
-use cairn_ledger::{Ledger, Receipt};
+use cairn_ledger::{AdmissionError, Ledger, Receipt};
 use cairn_types::{Address, Block, Epoch, Hash, Height, SignedTransaction};
 use commonware_consensus::marshal::core::Mailbox;
 use commonware_consensus::marshal::standard::Standard;
@@ -89,29 +89,94 @@ impl NodeHandle {
     }
 
     /// Admits `tx` against the finalized state plus the sender's pending transactions and adds
-    /// it to the mempool. Returns its hash.
+    /// it to the mempool; other validators hear of it through gossip. Returns its hash.
     pub fn submit(&self, tx: SignedTransaction) -> Result<Hash, SubmitError> {
-        let hash = tx.hash();
-        let sender = tx.sender();
-        if self.shared.index.read().contains_key(&hash) {
-            return Err(SubmitError::Duplicate { hash });
+        let mut results = self.admit_all(vec![tx], true);
+        results.pop().unwrap_or(Err(SubmitError::Empty))
+    }
+
+    /// [`Self::submit`] for many transactions at once: one batched signature verification,
+    /// one mempool lock. Results are in input order; a sender's transactions may follow each
+    /// other in one batch (consecutive nonces).
+    pub fn submit_batch(&self, txs: Vec<SignedTransaction>) -> Vec<Result<Hash, SubmitError>> {
+        self.admit_all(txs, true)
+    }
+
+    /// Transactions another validator gossiped: admitted like a submission, not gossiped
+    /// again (validators are fully connected, one hop reaches everyone).
+    pub(crate) fn admit_gossiped(&self, txs: Vec<SignedTransaction>) -> usize {
+        self.admit_all(txs, false)
+            .iter()
+            .filter(|r| r.is_ok())
+            .count()
+    }
+
+    fn admit_all(
+        &self,
+        txs: Vec<SignedTransaction>,
+        gossip: bool,
+    ) -> Vec<Result<Hash, SubmitError>> {
+        // Signatures first, outside every lock, so concurrent submitters verify in parallel.
+        let signed_ok: Vec<bool> = match Ledger::verify_signatures(&txs) {
+            Ok(()) => vec![true; txs.len()],
+            Err(_) => txs
+                .iter()
+                .map(SignedTransaction::verify_signature)
+                .collect(),
+        };
+        let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+        let finalized: Vec<bool> = {
+            let index = self.shared.index.read();
+            hashes.iter().map(|h| index.contains_key(h)).collect()
+        };
+        let mut results = Vec::with_capacity(txs.len());
+        let mut admitted = Vec::new();
+        {
+            // Lock order: mempool, then the finalized ledger (see `state`).
+            let mut mempool = self.shared.mempool.lock();
+            let ledger = Arc::clone(&self.shared.finalized.read().ledger);
+            for (((tx, hash), signed), known) in
+                txs.into_iter().zip(hashes).zip(signed_ok).zip(finalized)
+            {
+                let sender = tx.sender();
+                let outcome = (|| {
+                    if known {
+                        return Err(SubmitError::Duplicate { hash });
+                    }
+                    mempool.check_room(&sender, &hash).map_err(|r| match r {
+                        Refusal::Duplicate => SubmitError::Duplicate { hash },
+                        Refusal::Full { capacity } => SubmitError::MempoolFull {
+                            pending: mempool.len(),
+                            capacity,
+                        },
+                        Refusal::SenderFull { capacity } => {
+                            SubmitError::SenderQueueFull { sender, capacity }
+                        }
+                    })?;
+                    let (count, fees) = mempool.pending(&sender);
+                    let expected = ledger.state().nonce(&sender).saturating_add(count);
+                    ledger.admit_signature_checked(&tx, expected, fees)?;
+                    if !signed {
+                        return Err(AdmissionError::BadSignature { sender }.into());
+                    }
+                    Ok(())
+                })();
+                match outcome {
+                    Ok(()) => {
+                        if gossip {
+                            admitted.push(tx.clone());
+                        }
+                        mempool.insert(tx, hash);
+                        results.push(Ok(hash));
+                    }
+                    Err(e) => results.push(Err(e)),
+                }
+            }
         }
-        // Lock order: mempool, then the finalized ledger (see `state`).
-        let mut mempool = self.shared.mempool.lock();
-        mempool.check_room(&sender, &hash).map_err(|r| match r {
-            Refusal::Duplicate => SubmitError::Duplicate { hash },
-            Refusal::Full { capacity } => SubmitError::MempoolFull {
-                pending: mempool.len(),
-                capacity,
-            },
-            Refusal::SenderFull { capacity } => SubmitError::SenderQueueFull { sender, capacity },
-        })?;
-        let ledger = Arc::clone(&self.shared.finalized.read().ledger);
-        let (count, fees) = mempool.pending(&sender);
-        let expected = ledger.state().nonce(&sender).saturating_add(count);
-        ledger.admit(&tx, expected, fees)?;
-        mempool.insert(tx, hash);
-        Ok(hash)
+        if !admitted.is_empty() {
+            self.shared.gossip(admitted);
+        }
+        results
     }
 
     /// Whether `tx` is waiting in the mempool.

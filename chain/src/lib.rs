@@ -18,6 +18,7 @@
 //! - [`block`]: the consensus block (a `cairn_types::Block`; digest = its BLAKE3 header hash).
 //! - [`app`]: proposal and verification with speculative execution, minimum block time, seed.
 //! - [`mempool`]: per-sender nonce-ordered pending transactions, bounded.
+//! - [`gossip`]: submitted transactions reach every validator's mempool (one hop, batched).
 //! - [`node`]: the runtime- and network-agnostic wiring ([`start_node`]); the durability story.
 //! - [`runner`]: production wiring on the tokio runtime and `authenticated::lookup` p2p
 //!   ([`start_validator`]), used by `cairn node` and `cairn devnet`.
@@ -47,9 +48,6 @@
 //!
 //! # Known limits
 //!
-//! - Transactions are not gossiped: a transaction waits in the mempool of the node it was
-//!   submitted to until that node leads a view (round robin: within `n` views). Submitting to
-//!   several nodes is safe (nonces make the copies exclusive).
 //! - The transaction index and the ledger live in memory and are rebuilt from the archive at
 //!   start; replay time grows with the chain (a state snapshot is future work, with QMDB).
 //! - Equivocation evidence from consensus is not yet fed to the ledger's slashing.
@@ -58,6 +56,7 @@ pub mod app;
 pub mod block;
 pub mod config;
 pub mod error;
+pub mod gossip;
 pub mod handle;
 mod mempool;
 pub mod node;

@@ -65,7 +65,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tracing::{error, info};
 
-/// Channel ids: every network a node runs on registers these five.
+/// Channel ids: every network a node runs on registers these six.
 pub mod channels {
     /// Simplex votes.
     pub const VOTES: u64 = 0;
@@ -77,17 +77,20 @@ pub mod channels {
     pub const BACKFILL: u64 = 3;
     /// Block dissemination (buffered broadcast).
     pub const BROADCAST: u64 = 4;
+    /// Transaction gossip (`crate::gossip`).
+    pub const TXS: u64 = 5;
     /// All of them, in order.
-    pub const ALL: [u64; 5] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BROADCAST];
+    pub const ALL: [u64; 6] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BROADCAST, TXS];
 }
 
-/// The five registered channels a node uses.
+/// The six registered channels a node uses.
 pub struct NodeChannels<S, R> {
     pub votes: (S, R),
     pub certificates: (S, R),
     pub resolver: (S, R),
     pub backfill: (S, R),
     pub broadcast: (S, R),
+    pub txs: (S, R),
 }
 
 /// A started node: its handle and the task running it (abort it to stop the node abruptly).
@@ -377,6 +380,12 @@ where
         replayed,
     ));
     let handle = NodeHandle::new(Arc::clone(&shared), marshal.clone());
+    crate::gossip::start(
+        context.child("gossip"),
+        Arc::clone(&shared),
+        handle.clone(),
+        channels.txs,
+    );
 
     // Finalizer.
     let (finalized_tx, finalized_rx) = mpsc::unbounded();

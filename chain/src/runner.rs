@@ -214,7 +214,8 @@ pub fn start_validator(config: ValidatorConfig) -> Result<Validator, ChainError>
                     Some(resolver),
                     Some(backfill),
                     Some(broadcast),
-                ) = (take(0), take(1), take(2), take(3), take(4))
+                    Some(txs),
+                ) = (take(0), take(1), take(2), take(3), take(4), take(5))
                 else {
                     let _ = ready_tx.send(Err(ChainError::StartAborted));
                     return;
@@ -225,6 +226,7 @@ pub fn start_validator(config: ValidatorConfig) -> Result<Validator, ChainError>
                     resolver,
                     backfill,
                     broadcast,
+                    txs,
                 };
                 let running = match start_node(
                     context.child("validator"),

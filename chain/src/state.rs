@@ -12,7 +12,7 @@ use crate::error::FinalizeError;
 use crate::handle::{FinalizedEvent, TxRecord};
 use crate::mempool::Mempool;
 use cairn_ledger::{BlockOutcome, Ledger};
-use cairn_types::{Address, Block, Hash, Height};
+use cairn_types::{Address, Block, Hash, Height, SignedTransaction};
 use commonware_cryptography::sha256::Digest;
 use commonware_utils::sync::{Mutex, RwLock};
 use futures::channel::mpsc;
@@ -61,6 +61,10 @@ pub(crate) struct Shared {
     pub finalized_tip: AtomicU64,
     /// Set when a finalized block failed to apply: the node stops following the chain.
     pub halted: Mutex<Option<FinalizeError>>,
+    /// Where newly submitted transactions go to be gossiped (`None` until gossip starts, and
+    /// on a node without peers). Bounded: when gossip falls behind, transactions stay local
+    /// and still reach a block when this node leads.
+    pub gossip_out: Mutex<Option<mpsc::Sender<Vec<SignedTransaction>>>>,
 }
 
 impl Shared {
@@ -88,6 +92,16 @@ impl Shared {
             subscribers: Mutex::new(Vec::new()),
             finalized_tip: AtomicU64::new(height),
             halted: Mutex::new(None),
+            gossip_out: Mutex::new(None),
+        }
+    }
+
+    /// Hands admitted transactions to the gossip task, dropping them if it is behind.
+    pub(crate) fn gossip(&self, txs: Vec<SignedTransaction>) {
+        if let Some(out) = self.gossip_out.lock().as_mut()
+            && out.try_send(txs).is_err()
+        {
+            debug!("gossip queue full: transactions stay local");
         }
     }
 

@@ -139,6 +139,41 @@ impl NodeClient {
             })
     }
 
+    /// Submits many transactions in one request (`POST /v1/txs/batch`, binary encoding).
+    /// Each gets its own result, in order: the hash, or the node's refusal.
+    pub fn submit_batch(
+        &self,
+        txs: &[SignedTransaction],
+    ) -> Result<Vec<Result<Hash, String>>, NodeError> {
+        let url = format!("{}/v1/txs/batch", self.base);
+        let result = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/octet-stream")
+            .send(&cairn_types::tx::encode_batch(txs)[..]);
+        let body = self.answer(&url, result)?;
+        let bad = |reason: &str| NodeError::BadAnswer {
+            url: url.clone(),
+            reason: reason.to_string(),
+        };
+        let results = body["results"]
+            .as_array()
+            .ok_or_else(|| bad("no results in the answer"))?;
+        if results.len() != txs.len() {
+            return Err(bad("one result per transaction expected"));
+        }
+        Ok(results
+            .iter()
+            .map(|r| match r["hash"].as_str().and_then(|h| h.parse().ok()) {
+                Some(hash) => Ok(hash),
+                None => Err(r["error"]["message"]
+                    .as_str()
+                    .unwrap_or("refused")
+                    .to_string()),
+            })
+            .collect())
+    }
+
     /// Signs `body` from `key` with the account's next finalized nonce and the node's
     /// minimum fee (or `fee`), submits it, and returns the transaction hash.
     ///

@@ -209,7 +209,7 @@ impl Ledger {
         expected_nonce: u64,
         fees_already_pending: Amount,
     ) -> Result<(), AdmissionError> {
-        self.admit_unsigned(tx, expected_nonce, fees_already_pending)?;
+        self.admit_signature_checked(tx, expected_nonce, fees_already_pending)?;
         if !tx.verify_signature() {
             return Err(AdmissionError::BadSignature {
                 sender: tx.sender(),
@@ -218,7 +218,9 @@ impl Ledger {
         Ok(())
     }
 
-    fn admit_unsigned(
+    /// [`Self::admit`] for a transaction whose signature the caller has already verified (the
+    /// node verifies a whole batch of submissions at once, outside its mempool lock).
+    pub fn admit_signature_checked(
         &self,
         tx: &SignedTransaction,
         expected_nonce: u64,
@@ -270,6 +272,11 @@ impl Ledger {
     /// The batch's random coefficients come from a ChaCha stream seeded by the hash of all the
     /// signatures: unpredictable to whoever chose the signatures, identical on every node.
     pub fn verify_signatures(txs: &[SignedTransaction]) -> Result<(), usize> {
+        Self::verify_signatures_of(&txs.iter().collect::<Vec<_>>())
+    }
+
+    /// [`Self::verify_signatures`] over borrowed transactions (a subset of a block, say).
+    pub fn verify_signatures_of(txs: &[&SignedTransaction]) -> Result<(), usize> {
         if txs.is_empty() {
             return Ok(());
         }
@@ -353,7 +360,7 @@ impl Ledger {
                 .get(&sender)
                 .copied()
                 .unwrap_or((self.state.nonce(&sender), Amount::ZERO));
-            self.admit_unsigned(tx, nonce, fees)
+            self.admit_signature_checked(tx, nonce, fees)
                 .map_err(|source| BlockError::Inadmissible {
                     index,
                     tx: tx.hash(),

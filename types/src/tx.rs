@@ -425,6 +425,29 @@ pub struct SignedTransaction {
 }
 codec_struct!(SignedTransaction { tx, signature });
 
+/// Most transactions in one batch (`POST /v1/txs/batch`).
+pub const MAX_BATCH_TXS: usize = 4_096;
+
+/// The canonical encoding of a batch of transactions: a length-prefixed list.
+pub fn encode_batch(txs: &[SignedTransaction]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(txs.iter().map(|t| t.encode_size()).sum::<usize>() + 8);
+    commonware_codec::Write::write(&txs.to_vec(), &mut buf);
+    buf
+}
+
+/// Decodes [`encode_batch`]'s output, refusing more than [`MAX_BATCH_TXS`] before allocating.
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<SignedTransaction>, DecodeError> {
+    crate::BoundedVec::<SignedTransaction, MAX_BATCH_TXS>::decode_cfg(
+        commonware_codec::Copying(bytes),
+        &(),
+    )
+    .map(|batch| batch.0)
+    .map_err(|source| DecodeError::Malformed {
+        what: "transaction batch",
+        source,
+    })
+}
+
 /// Why bytes did not decode into a transaction or block.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -197,6 +197,7 @@ impl Cluster {
             resolver: next(),
             backfill: next(),
             broadcast: next(),
+            txs: next(),
         };
         let config = NodeConfig {
             genesis: self.genesis.clone(),

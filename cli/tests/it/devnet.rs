@@ -122,12 +122,16 @@ fn signed(key: &Keypair, chain_id: &str, nonce: u64, to: Address, ucrn: u128) ->
 }
 
 fn post_raw(url: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    post_to(url, "/v1/txs", content_type, body)
+}
+
+fn post_to(url: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
     let mut response = agent
-        .post(&format!("{url}/v1/txs"))
+        .post(&format!("{url}{path}"))
         .header("Content-Type", content_type)
         .send(&body[..])
         .expect("POST");
@@ -316,6 +320,55 @@ fn slow_api_refuses_bad_transactions() {
         post_raw(&url, "application/octet-stream", bad_sig.to_bytes()),
     );
     refused.push(bad_sig.hash());
+
+    // Batches: a malformed or empty body fails whole; otherwise each transaction gets its own
+    // result, in order.
+    let batch = "/v1/txs/batch";
+    expect(
+        "malformed batch",
+        400,
+        "malformed_batch",
+        post_to(&url, batch, "application/octet-stream", vec![9, 9, 9]),
+    );
+    expect(
+        "malformed json batch",
+        400,
+        "malformed_batch",
+        post_to(&url, batch, "application/json", b"[{}]".to_vec()),
+    );
+    expect(
+        "empty batch",
+        400,
+        "empty_batch",
+        post_to(
+            &url,
+            batch,
+            "application/octet-stream",
+            cairn_types::tx::encode_batch(&[]),
+        ),
+    );
+    let late_nonce = signed(&key, &chain_id, nonce + 9, to, 14);
+    let (status, body) = post_to(
+        &url,
+        batch,
+        "application/octet-stream",
+        cairn_types::tx::encode_batch(&[late_nonce.clone(), bad_sig.clone(), wrong_chain.clone()]),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 0, "{body}");
+    assert_eq!(body["refused"], 3, "{body}");
+    let codes: Vec<&str> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["error"]["code"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        codes,
+        ["bad_nonce", "bad_signature", "wrong_chain"],
+        "{body}"
+    );
+    refused.push(late_nonce.hash());
 
     // The good one lands; replaying it is refused.
     let hash = client.submit(&good).expect("submit");
