@@ -11,7 +11,7 @@ use crate::commit::{piece_root, root_from_pieces};
 use crate::crypto::{Protection, SegmentCipher};
 use crate::erasure::Erasure;
 use crate::error::{CodingError, ShardFailure};
-use crate::layout::{Layout, PIECE_ROOT_BYTES};
+use crate::layout::{Layout, PIECE_ROOT_BYTES, TRAILER_HEADER_BYTES};
 use cairn_types::Hash;
 use cairn_types::tx::BlobMeta;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -126,7 +126,9 @@ impl Decoder {
         if got != expected {
             return Err(CodingError::TrailerLength { expected, got });
         }
-        let table: Vec<Hash> = trailer
+        let header_len = to_usize(TRAILER_HEADER_BYTES)?;
+        let (header, roots) = trailer.split_at(header_len.min(trailer.len()));
+        let table: Vec<Hash> = roots
             .chunks_exact(to_usize(PIECE_ROOT_BYTES)?)
             .map(|bytes| {
                 let mut root = [0u8; 32];
@@ -144,6 +146,32 @@ impl Decoder {
             if root_from_pieces(row.iter().copied(), trailer, piece, leaf) != *root {
                 return Err(CodingError::TrailerMismatch { shard_index });
             }
+        }
+        // Authenticated now: a header that differs is the blob's real format, not corruption.
+        let expected_header = self.layout.trailer_header();
+        if header != expected_header {
+            return Err(CodingError::TrailerHeader {
+                detail: if header.get(8) != expected_header.get(8) {
+                    format!(
+                        "the blob is {}, the reader expected it {}",
+                        if header.get(8) == Some(&1) {
+                            "encrypted"
+                        } else {
+                            "public"
+                        },
+                        if self.layout.encrypted {
+                            "encrypted"
+                        } else {
+                            "public"
+                        }
+                    )
+                } else {
+                    format!(
+                        "header {:?} differs from the expected {:?} (other format or piece size)",
+                        header, expected_header
+                    )
+                },
+            });
         }
         self.table = Some(table);
         Ok(())
@@ -211,6 +239,9 @@ impl Decoder {
             return Err(CodingError::InvalidParams {
                 detail: format!("{} piece slots for {n} shards", pieces.len()),
             });
+        }
+        if self.table.is_none() {
+            return Err(CodingError::TrailerMissing);
         }
         for (shard_index, piece) in (0u16..).zip(pieces) {
             if let Some(piece) = piece {
@@ -307,10 +338,14 @@ impl Decoder {
         let mut buf = vec![0u8; to_usize(range.end - range.start)?];
         for (shard_index, slot) in (0u16..).zip(sources.iter_mut()) {
             let Some(source) = slot else { continue };
-            let outcome = source
-                .read_at(range.start, &mut buf)
-                .map_err(|error| format!("reading the trailer: {error}"))
-                .and_then(|()| self.load_trailer(&buf).map_err(|error| error.to_string()));
+            let outcome = match source.read_at(range.start, &mut buf) {
+                Err(error) => Err(format!("reading the trailer: {error}")),
+                Ok(()) => match self.load_trailer(&buf) {
+                    Ok(()) => Ok(()),
+                    Err(error @ CodingError::TrailerHeader { .. }) => return Err(error),
+                    Err(error) => Err(error.to_string()),
+                },
+            };
             match outcome {
                 Ok(()) => return Ok(()),
                 Err(reason) => {

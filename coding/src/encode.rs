@@ -203,7 +203,8 @@ impl Encoder {
                 expected: self.next_segment,
             });
         }
-        let mut trailer = Vec::with_capacity(self.piece_roots.len() * 32);
+        let mut trailer = Vec::with_capacity(self.piece_roots.len() * 32 + 16);
+        trailer.extend_from_slice(&self.layout.trailer_header());
         for root in &self.piece_roots {
             trailer.extend_from_slice(root.as_bytes());
         }

@@ -68,6 +68,8 @@ pub enum CodingError {
         "the trailer does not open shard {shard_index}'s root: the shards are not one encoding"
     )]
     TrailerMismatch { shard_index: u16 },
+    #[error("the trailer is authentic but does not fit this reader: {detail}")]
+    TrailerHeader { detail: String },
     #[error("no trailer loaded: fetch the trailer range of any shard and load it first")]
     TrailerMissing,
     #[error(

@@ -5,8 +5,8 @@
 //! Reed-Solomon code adds `m` parity pieces; piece `i` of every segment goes to shard `i`, in
 //! segment order. All pieces have the same size, a power of two number of leaves, so each
 //! piece is one complete subtree of its shard's Merkle tree. After the last piece every shard
-//! carries the same trailer: the root of every piece of every shard (`n · segments · 32`
-//! bytes, shard-major). A reader fetches the trailer of any one shard, checks it against all
+//! carries the same trailer: a 16-byte header (format, protection, piece size), then the root
+//! of every piece of every shard (`n · segments · 32` bytes, shard-major). A reader fetches the trailer of any one shard, checks it against all
 //! `n` shard roots on chain, and from then on can verify each piece the moment it arrives and
 //! check that re-encoded pieces are the ones committed to (strict read).
 //!
@@ -24,6 +24,10 @@ use std::ops::Range;
 pub const AEAD_TAG_BYTES: u64 = 16;
 /// Bytes of one piece root in the trailer.
 pub const PIECE_ROOT_BYTES: u64 = 32;
+/// The trailer opens with `"cairnc01"`, a protection byte (1 = encrypted), three zero bytes
+/// and the piece size (u32 BE), so a reader with the wrong mode or piece size is told so.
+pub const TRAILER_HEADER_BYTES: u64 = 16;
+const TRAILER_MAGIC: &[u8; 8] = b"cairnc01";
 /// Default leaf of the shard Merkle tree (what storage proofs open).
 pub const DEFAULT_LEAF_SIZE_BYTES: u32 = 1024;
 /// Default (and largest) piece: bytes of one shard per segment. Memory while coding is about
@@ -140,6 +144,7 @@ impl Layout {
         let n = u64::try_from(params.shard_count()).map_err(|_| overflow())?;
         let shard_size_bytes = segment_count
             .checked_mul(piece_size_bytes + n * PIECE_ROOT_BYTES)
+            .and_then(|size| size.checked_add(TRAILER_HEADER_BYTES))
             .ok_or_else(overflow)?;
         Ok(Self {
             params: *params,
@@ -232,6 +237,16 @@ impl Layout {
 
     pub fn trailer_size_bytes(&self) -> u64 {
         self.shard_size_bytes - self.segment_count * self.piece_size_bytes
+    }
+
+    /// The first [`TRAILER_HEADER_BYTES`] of the trailer for this layout.
+    pub fn trailer_header(&self) -> [u8; 16] {
+        let mut header = [0u8; 16];
+        header[..8].copy_from_slice(TRAILER_MAGIC);
+        header[8] = u8::from(self.encrypted);
+        let piece = u32::try_from(self.piece_size_bytes).unwrap_or(u32::MAX);
+        header[12..].copy_from_slice(&piece.to_be_bytes());
+        header
     }
 
     /// What to fetch for the plaintext bytes `range`: which segments, which byte range of

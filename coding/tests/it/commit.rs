@@ -60,7 +60,7 @@ fn piece_roots_are_subtrees_of_the_shard_tree() {
             .take(usize::try_from(layout.segment_count).unwrap())
             .enumerate()
         {
-            let at = (index * usize::try_from(layout.segment_count).unwrap() + segment) * 32;
+            let at = 16 + (index * usize::try_from(layout.segment_count).unwrap() + segment) * 32;
             assert_eq!(
                 piece_root(bytes, params.leaf_size_bytes).as_bytes(),
                 &trailer[at..at + 32]

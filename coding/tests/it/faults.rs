@@ -82,10 +82,10 @@ fn sources_failing_mid_stream_are_replaced() {
         .map(|(i, shard)| {
             Some(DiesAfter {
                 shard,
-                budget: if i < 2 {
-                    trailer + piece * (i + 1)
-                } else {
-                    usize::MAX
+                budget: match i {
+                    0 => trailer + piece,
+                    1 => 2 * piece,
+                    _ => usize::MAX,
                 },
             })
         })
@@ -160,7 +160,7 @@ fn inconsistent_upload() -> (Params, Protection, EncodedBlob, Vec<Vec<u8>>) {
     // Replace piece 0 of parity shard 4 with other bytes.
     shards[4][..piece].copy_from_slice(&bytes(99, piece));
     // Rebuild the trailer and roots for these shards, as a cheating uploader would.
-    let mut trailer = Vec::new();
+    let mut trailer = layout.trailer_header().to_vec();
     for shard in &shards {
         for segment in 0..segments {
             trailer.extend_from_slice(
@@ -232,7 +232,7 @@ fn trailers_differing_between_shards_are_refused() {
     let (params, protection, _, honest, mut shards) = setup();
     // Shard 5 claims other piece roots in its trailer and the uploader publishes a root for that.
     let start = usize::try_from(honest.layout.trailer_range().start).unwrap();
-    shards[5][start] ^= 1;
+    shards[5][start + 16] ^= 1;
     let mut roots: Vec<_> = honest.meta.shard_roots.0.clone();
     roots[5] = shard_root(&shards[5], params.leaf_size_bytes);
     let meta = honest.layout.blob_meta(roots).unwrap();

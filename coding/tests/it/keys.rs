@@ -45,15 +45,36 @@ fn wrong_key_or_no_key_fails_naming_the_segment() {
         "{error}"
     );
 
-    // Reading an encrypted blob as public is refused: its layout differs.
-    assert!(matches!(
-        Decoder::new(
-            &encoded.meta,
-            params.max_piece_size_bytes,
-            &Protection::Public
-        ),
-        Err(CodingError::LayoutMismatch { .. })
-    ));
+    // Reading an encrypted blob as public is refused (the authenticated trailer says which).
+    let mut public = Decoder::new(
+        &encoded.meta,
+        params.max_piece_size_bytes,
+        &Protection::Public,
+    )
+    .unwrap();
+    let error = public
+        .read_all(&mut sources(&shards, &all), &mut Vec::new())
+        .unwrap_err();
+    assert!(
+        matches!(error, CodingError::TrailerHeader { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("the blob is encrypted"),
+        "{error}"
+    );
+    // And a public blob read with a key.
+    let (public_blob, public_shards) = encode_vecs(&data, &params, &Protection::Public);
+    let mut keyed = Decoder::new(
+        &public_blob.meta,
+        params.max_piece_size_bytes,
+        &encrypted(1),
+    )
+    .unwrap();
+    let error = keyed
+        .read_all(&mut sources(&public_shards, &all), &mut Vec::new())
+        .unwrap_err();
+    assert!(error.to_string().contains("the blob is public"), "{error}");
 }
 
 #[test]
