@@ -93,6 +93,12 @@ impl Params {
                 "piece size {piece} must be the leaf size {leaf} times a power of two, at most {MAX_PIECE_SIZE_BYTES}"
             ));
         }
+        if u64::from(self.data_shards) * u64::from(piece) < 64 {
+            return bad(format!(
+                "{} data shards of {piece}-byte pieces hold under 64 bytes per segment",
+                self.data_shards
+            ));
+        }
         if self.parity_shards > 0
             && !crate::erasure::supports(
                 usize::from(self.data_shards),

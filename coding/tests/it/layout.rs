@@ -92,6 +92,15 @@ fn bad_params_are_named() {
         ),
         (
             Params {
+                data_shards: 1,
+                leaf_size_bytes: 2,
+                max_piece_size_bytes: 8,
+                ..Params::new(4, 2)
+            },
+            "per segment",
+        ),
+        (
+            Params {
                 max_piece_size_bytes: 3000,
                 ..Params::new(4, 2)
             },
