@@ -1,0 +1,233 @@
+//! Per-core (single-thread) rates of every stage of the coding pipeline, and of storage-proof
+//! verification. Figures and what bounds them: docs/benchmarks.md, "Coding pipeline".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use cairn_coding::{DataKey, Decoder, Encoder, Params, Protection, piece_root};
+use cairn_types::{DealId, Hash};
+use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use std::num::NonZeroU16;
+
+const K: usize = 10;
+const M: usize = 4;
+const PIECE: usize = 256 * 1024;
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| u8::try_from((i * 131 + i / 7) % 251).unwrap())
+        .collect()
+}
+
+fn primitives(c: &mut Criterion) {
+    let mut group = c.benchmark_group("primitives");
+    let size = 1 << 20;
+    group.throughput(Throughput::Bytes(u64::try_from(size).unwrap()));
+    let mut buf = pattern(size);
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).unwrap());
+    group.bench_function("aes256gcm_seal_1MiB", |b| {
+        b.iter(|| {
+            let tag = key
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key([0; 12]),
+                    Aad::empty(),
+                    &mut buf,
+                )
+                .unwrap();
+            let _ = black_box(tag);
+        })
+    });
+    let src = pattern(size);
+    let mut dst = vec![0u8; size];
+    group.bench_function("memcpy_1MiB", |b| {
+        b.iter(|| {
+            dst.copy_from_slice(black_box(&src));
+            black_box(&dst);
+        })
+    });
+    let piece = pattern(PIECE);
+    group.throughput(Throughput::Bytes(u64::try_from(PIECE).unwrap()));
+    group.bench_function("commit_piece_root_1KiB_leaves", |b| {
+        b.iter(|| black_box(piece_root(black_box(&piece), 1024)))
+    });
+    group.bench_function("blake3_hash_whole_piece", |b| {
+        b.iter(|| black_box(blake3::hash(black_box(&piece))))
+    });
+    group.finish();
+}
+
+fn erasure(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reed_solomon_10_4");
+    let data: Vec<Vec<u8>> = (0..K).map(|i| pattern(PIECE + i)[i..].to_vec()).collect();
+    group.throughput(Throughput::Bytes(u64::try_from(K * PIECE).unwrap()));
+
+    let mut encoder = commonware_cryptography::reed_solomon::Encoder::new(K, M, PIECE).unwrap();
+    group.bench_function("encode/commonware_vendored", |b| {
+        b.iter(|| {
+            for piece in &data {
+                encoder.add_original_shard(piece).unwrap();
+            }
+            let result = encoder.encode().unwrap();
+            black_box(result.recovery(0).unwrap()[0]);
+        })
+    });
+    let mut simd = reed_solomon_simd::ReedSolomonEncoder::new(K, M, PIECE).unwrap();
+    group.bench_function("encode/reed_solomon_simd", |b| {
+        b.iter(|| {
+            for piece in &data {
+                simd.add_original_shard(piece).unwrap();
+            }
+            let result = simd.encode().unwrap();
+            black_box(result.recovery(0).unwrap()[0]);
+        })
+    });
+    let parity: Vec<Vec<u8>> = {
+        for piece in &data {
+            encoder.add_original_shard(piece).unwrap();
+        }
+        let result = encoder.encode().unwrap();
+        (0..M)
+            .map(|i| result.recovery(i).unwrap().to_vec())
+            .collect()
+    };
+    // Worst case: m data pieces lost, rebuilt from the rest plus every parity piece.
+    let mut decoder = commonware_cryptography::reed_solomon::Decoder::new(K, M, PIECE).unwrap();
+    group.bench_function("decode_m_lost/commonware_vendored", |b| {
+        b.iter(|| {
+            for (i, piece) in data.iter().enumerate().skip(M) {
+                decoder.add_original_shard(i, piece).unwrap();
+            }
+            for (i, piece) in parity.iter().enumerate() {
+                decoder.add_recovery_shard(i, piece).unwrap();
+            }
+            let result = decoder.decode().unwrap().unwrap();
+            black_box(result.original(0).unwrap()[0]);
+        })
+    });
+    let mut simd_decoder = reed_solomon_simd::ReedSolomonDecoder::new(K, M, PIECE).unwrap();
+    group.bench_function("decode_m_lost/reed_solomon_simd", |b| {
+        b.iter(|| {
+            for (i, piece) in data.iter().enumerate().skip(M) {
+                simd_decoder.add_original_shard(i, piece).unwrap();
+            }
+            for (i, piece) in parity.iter().enumerate() {
+                simd_decoder.add_recovery_shard(i, piece).unwrap();
+            }
+            let result = simd_decoder.decode().unwrap();
+            black_box(result.restored_original(0).unwrap()[0]);
+        })
+    });
+    // commonware-coding's Scheme: RS plus its own SHA-256 binary Merkle tree over shards.
+    use commonware_coding::{Config, ReedSolomon, Scheme};
+    let config = Config {
+        minimum_shards: NonZeroU16::new(10).unwrap(),
+        extra_shards: NonZeroU16::new(4).unwrap(),
+    };
+    let flat: Vec<u8> = data.concat();
+    group.bench_function("encode/commonware_coding_scheme_sha256", |b| {
+        b.iter(|| {
+            let out = ReedSolomon::<commonware_cryptography::Sha256>::encode(
+                &config,
+                &flat[..],
+                &commonware_parallel::Sequential,
+            )
+            .unwrap();
+            black_box(out.0);
+        })
+    });
+    group.finish();
+}
+
+fn pipeline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline_10_4");
+    group.sample_size(10);
+    let params = Params::new(10, 4);
+    let protection = Protection::Encrypted(DataKey::from_bytes([3; 32]));
+    let segments = 8u64;
+    let capacity = cairn_coding::Layout::new(1 << 40, &params, true)
+        .unwrap()
+        .segment_capacity_bytes();
+    let size = capacity * segments;
+    let data = pattern(usize::try_from(size).unwrap());
+    group.throughput(Throughput::Bytes(size));
+    group.bench_function("encode_encrypt_rs_commit", |b| {
+        b.iter(|| {
+            let mut encoder = Encoder::new(size, &params, &protection).unwrap();
+            for chunk in data.chunks(usize::try_from(capacity).unwrap()) {
+                black_box(encoder.push_segment(chunk).unwrap().piece(13).unwrap()[0]);
+            }
+        })
+    });
+    // Build real shards once for the decode side.
+    let mut sinks = vec![Vec::new(); 14];
+    let encoded = cairn_coding::encode(&data[..], size, &params, &protection, &mut sinks).unwrap();
+    let layout = encoded.layout.clone();
+    let mut decoder =
+        Decoder::new(&encoded.meta, params.max_piece_size_bytes, &protection).unwrap();
+    decoder.load_trailer(&encoded.trailer).unwrap();
+    for (name, lost) in [
+        ("decode_verify_rs_strict_decrypt/m_data_lost", M),
+        ("decode_verify_rs_strict_decrypt/none_lost", 0),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for segment in 0..segments {
+                    let range = layout.piece_range(segment);
+                    let r =
+                        usize::try_from(range.start).unwrap()..usize::try_from(range.end).unwrap();
+                    let pieces: Vec<Option<&[u8]>> = sinks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| (i >= lost).then(|| &s[r.clone()]))
+                        .collect();
+                    black_box(decoder.decode_segment(segment, &pieces).unwrap()[0]);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn storage_proofs(c: &mut Criterion) {
+    let mut group = c.benchmark_group("storage_proof_verify");
+    // A 64 MiB shard of 1 KiB leaves (depth 16), 8 chained leaves per proof (the default).
+    let shard = pattern(64 << 20);
+    let tree = cairn_proofs::storage::shard_tree(&shard, 1024);
+    let roots = vec![tree.root(); 14];
+    let meta = cairn_types::tx::BlobMeta {
+        id: Hash::ZERO,
+        size_bytes: 640 << 20,
+        data_shards: 10,
+        parity_shards: 4,
+        shard_size_bytes: 64 << 20,
+        leaf_size_bytes: 1024,
+        shard_roots: cairn_types::BoundedVec::new(roots).unwrap(),
+    };
+    for leaves in [8usize, 64] {
+        let proofs: Vec<_> = (0..32u64)
+            .map(|n| {
+                let seed = Hash::domain("bench.seed", &[&n.to_be_bytes()]);
+                (
+                    seed,
+                    cairn_proofs::storage::prove(&shard, 1024, &seed, DealId(1), 0, leaves),
+                )
+            })
+            .collect();
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::new("leaves", leaves), &proofs, |b, proofs| {
+            let mut i = 0;
+            b.iter(|| {
+                let (seed, proof) = &proofs[i % proofs.len()];
+                i += 1;
+                cairn_proofs::storage::verify(&meta, seed, proof, leaves).unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
+    targets = primitives, erasure, pipeline, storage_proofs
+}
+criterion_main!(benches);

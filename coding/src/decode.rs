@@ -1,0 +1,478 @@
+//! The read path: any `k` verified pieces per segment in, plaintext out, strictly.
+//!
+//! Order of checks for every segment: each piece is hashed and compared with its root in the
+//! trailer (which was itself checked against all `n` shard roots on chain) before it is used;
+//! a piece that fails is dropped and another shard is read. After decoding, the segment is
+//! re-encoded and every piece not used for decoding is compared with its committed root, so
+//! two different `k`-subsets can never yield different bytes (design §10, "Inconsistent
+//! encoding"). Only then is the segment decrypted (AEAD) and written out.
+
+use crate::commit::{piece_root, root_from_pieces};
+use crate::crypto::{Protection, SegmentCipher};
+use crate::erasure::Erasure;
+use crate::error::{CodingError, ShardFailure};
+use crate::layout::{Layout, PIECE_ROOT_BYTES, TRAILER_HEADER_BYTES};
+use cairn_types::Hash;
+use cairn_types::tx::BlobMeta;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+
+/// One shard, readable at offsets (an HTTP Range client, a file, a buffer).
+///
+/// The decoder first reads the trailer (once, from one shard), then the pieces of the
+/// segments it decodes at increasing offsets, each piece right after the previous one, so
+/// an implementation can serve them from one streaming response over the announced range.
+pub trait ShardSource {
+    /// Fills `buf` with the shard's bytes at `offset`; an error drops this shard.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+/// A shard held in memory.
+pub struct SliceSource<'a>(pub &'a [u8]);
+
+impl ShardSource for SliceSource<'_> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| std::io::ErrorKind::UnexpectedEof)?;
+        let bytes = start
+            .checked_add(buf.len())
+            .and_then(|end| self.0.get(start..end))
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A shard behind anything seekable (a file opened by the caller, a cursor).
+pub struct SeekSource<T>(pub T);
+
+impl<T: Read + Seek> ShardSource for SeekSource<T> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0.seek(SeekFrom::Start(offset))?;
+        self.0.read_exact(buf)
+    }
+}
+
+/// What a read did besides writing the plaintext.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadReport {
+    pub bytes_written: u64,
+    /// Shards dropped on the way (corrupt, truncated, unreachable): candidates for repair.
+    pub failures: Vec<ShardFailure>,
+}
+
+/// Decodes one blob. Load the trailer first ([`Decoder::load_trailer`]), then decode segments
+/// one by one ([`Decoder::decode_segment`]) or let [`Decoder::read_range`] drive sources.
+pub struct Decoder {
+    layout: Layout,
+    meta: BlobMeta,
+    cipher: Option<SegmentCipher>,
+    erasure: Erasure,
+    /// Shard-major piece roots, once a trailer has been checked against every shard root.
+    table: Option<Vec<Hash>>,
+    data: Vec<u8>,
+    parity: Vec<u8>,
+}
+
+impl Decoder {
+    /// A decoder for the blob `meta` describes (checked: id, shard size, root count) with the
+    /// piece size it was encoded with and its protection.
+    pub fn new(
+        meta: &BlobMeta,
+        max_piece_size_bytes: u32,
+        protection: &Protection,
+    ) -> Result<Self, CodingError> {
+        let layout = Layout::from_meta(meta, max_piece_size_bytes, protection.is_encrypted())?;
+        let cipher = match protection {
+            Protection::Public => None,
+            Protection::Encrypted(key) => Some(SegmentCipher::new(
+                key,
+                layout.segment_count,
+                layout.size_bytes,
+            )?),
+        };
+        let piece = to_usize(layout.piece_size_bytes)?;
+        let k = layout.data_shards();
+        let m = layout.shard_count() - k;
+        Ok(Self {
+            erasure: Erasure::new(k, m, piece),
+            data: vec![0; k * piece],
+            parity: vec![0; m * piece],
+            table: None,
+            cipher,
+            meta: meta.clone(),
+            layout,
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn meta(&self) -> &BlobMeta {
+        &self.meta
+    }
+
+    /// Whether a trailer has been loaded.
+    pub fn has_trailer(&self) -> bool {
+        self.table.is_some()
+    }
+
+    /// Checks `trailer` (the bytes at [`Layout::trailer_range`] of any one shard) against all
+    /// `n` shard roots and keeps its piece roots. A trailer that opens some roots but not
+    /// all means the shards are not one encoding, or this copy is corrupt: try another shard's.
+    pub fn load_trailer(&mut self, trailer: &[u8]) -> Result<(), CodingError> {
+        let expected = self.layout.trailer_size_bytes();
+        let got = u64::try_from(trailer.len()).unwrap_or(u64::MAX);
+        if got != expected {
+            return Err(CodingError::TrailerLength { expected, got });
+        }
+        let header_len = to_usize(TRAILER_HEADER_BYTES)?;
+        let (header, roots) = trailer.split_at(header_len.min(trailer.len()));
+        let table: Vec<Hash> = roots
+            .chunks_exact(to_usize(PIECE_ROOT_BYTES)?)
+            .map(|bytes| {
+                let mut root = [0u8; 32];
+                root.copy_from_slice(bytes);
+                Hash(root)
+            })
+            .collect();
+        let segments = to_usize(self.layout.segment_count)?;
+        let piece = to_usize(self.layout.piece_size_bytes)?;
+        let leaf = self.layout.params.leaf_size_bytes;
+        for ((shard_index, row), root) in (0u16..)
+            .zip(table.chunks(segments.max(1)))
+            .zip(self.meta.shard_roots.iter())
+        {
+            if root_from_pieces(row.iter().copied(), trailer, piece, leaf) != *root {
+                return Err(CodingError::TrailerMismatch { shard_index });
+            }
+        }
+        // Authenticated now: a header that differs is the blob's real format, not corruption.
+        let expected_header = self.layout.trailer_header();
+        if header != expected_header {
+            return Err(CodingError::TrailerHeader {
+                detail: if header.get(8) != expected_header.get(8) {
+                    format!(
+                        "the blob is {}, the reader expected it {}",
+                        if header.get(8) == Some(&1) {
+                            "encrypted"
+                        } else {
+                            "public"
+                        },
+                        if self.layout.encrypted {
+                            "encrypted"
+                        } else {
+                            "public"
+                        }
+                    )
+                } else {
+                    format!(
+                        "header {:?} differs from the expected {:?} (other format or piece size)",
+                        header, expected_header
+                    )
+                },
+            });
+        }
+        self.table = Some(table);
+        Ok(())
+    }
+
+    /// The committed root of piece `segment` of shard `shard_index`.
+    pub fn piece_root(&self, shard_index: u16, segment: u64) -> Result<Hash, CodingError> {
+        let table = self.table.as_ref().ok_or(CodingError::TrailerMissing)?;
+        if segment >= self.layout.segment_count {
+            return Err(CodingError::UnknownSegment {
+                segment,
+                segment_count: self.layout.segment_count,
+            });
+        }
+        let index = usize::from(shard_index)
+            .checked_mul(to_usize(self.layout.segment_count)?)
+            .and_then(|row| row.checked_add(usize::try_from(segment).ok()?));
+        index
+            .and_then(|index| table.get(index))
+            .copied()
+            .ok_or(CodingError::UnknownShard {
+                shard_index,
+                shard_count: self.layout.shard_count(),
+            })
+    }
+
+    /// Verifies one piece against its commitment (length, then root).
+    pub fn check_piece(
+        &self,
+        shard_index: u16,
+        segment: u64,
+        piece: &[u8],
+    ) -> Result<(), CodingError> {
+        let expected_root = self.piece_root(shard_index, segment)?;
+        let expected = self.layout.piece_size_bytes;
+        let got = u64::try_from(piece.len()).unwrap_or(u64::MAX);
+        if got != expected {
+            return Err(CodingError::PieceLength {
+                shard_index,
+                segment,
+                expected,
+                got,
+            });
+        }
+        if piece_root(piece, self.layout.params.leaf_size_bytes) != expected_root {
+            return Err(CodingError::PieceMismatch {
+                shard_index,
+                segment,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes `segment` from the pieces given (`pieces[i]` is shard `i`'s piece, `None` when
+    /// not fetched; at least `k` needed). Every given piece is verified first and a bad one is
+    /// an error naming it (drop it and call again); the plaintext returned has passed the
+    /// strict re-encoding check and, when encrypted, AEAD authentication.
+    pub fn decode_segment(
+        &mut self,
+        segment: u64,
+        pieces: &[Option<&[u8]>],
+    ) -> Result<&[u8], CodingError> {
+        let n = self.layout.shard_count();
+        if pieces.len() != n {
+            return Err(CodingError::InvalidParams {
+                detail: format!("{} piece slots for {n} shards", pieces.len()),
+            });
+        }
+        if self.table.is_none() {
+            return Err(CodingError::TrailerMissing);
+        }
+        for (shard_index, piece) in (0u16..).zip(pieces) {
+            if let Some(piece) = piece {
+                self.check_piece(shard_index, segment, piece)?;
+            }
+        }
+        self.decode_verified(segment, pieces)
+    }
+
+    fn decode_verified(
+        &mut self,
+        segment: u64,
+        pieces: &[Option<&[u8]>],
+    ) -> Result<&[u8], CodingError> {
+        let k = self.layout.data_shards();
+        let piece = to_usize(self.layout.piece_size_bytes)?;
+        // Use exactly k pieces, data first (no decoding at all when they are all there).
+        let mut used = vec![false; pieces.len()];
+        let mut chosen = 0;
+        for (index, piece) in pieces.iter().enumerate() {
+            if chosen < k && piece.is_some() {
+                used[index] = true;
+                chosen += 1;
+            }
+        }
+        if chosen < k {
+            return Err(CodingError::NotEnoughShards {
+                segment: Some(segment),
+                available: chosen,
+                required: k,
+                failures: Vec::new(),
+            });
+        }
+        for (index, out) in self.data.chunks_exact_mut(piece).enumerate() {
+            if let (true, Some(Some(bytes))) = (used[index], pieces.get(index)) {
+                out.copy_from_slice(bytes);
+            }
+        }
+        let parity: Vec<Option<&[u8]>> = pieces
+            .iter()
+            .zip(&used)
+            .skip(k)
+            .map(|(piece, &used)| if used { *piece } else { None })
+            .collect();
+        self.erasure
+            .decode(segment, &mut self.data, &used[..k], &parity)?;
+        // Strict read: the codeword through the k pieces used must be the committed one.
+        self.erasure.encode(segment, &self.data, &mut self.parity)?;
+        let leaf = self.layout.params.leaf_size_bytes;
+        for (index, bytes) in self
+            .data
+            .chunks_exact(piece)
+            .chain(self.parity.chunks_exact(piece))
+            .enumerate()
+        {
+            if used[index] {
+                continue;
+            }
+            let shard_index = u16::try_from(index).unwrap_or(u16::MAX);
+            if piece_root(bytes, leaf) != self.piece_root(shard_index, segment)? {
+                return Err(CodingError::InconsistentEncoding {
+                    segment,
+                    shard_index,
+                });
+            }
+        }
+        let range = self.layout.segment_plain_range(segment);
+        let len = to_usize(range.end - range.start)?;
+        let tag = to_usize(self.layout.tag_bytes())?;
+        if self
+            .data
+            .get(len + tag..)
+            .is_some_and(|padding| padding.iter().any(|&byte| byte != 0))
+        {
+            return Err(CodingError::Padding { segment });
+        }
+        if let Some(cipher) = &self.cipher {
+            cipher.open(segment, &mut self.data, len)?;
+        }
+        self.data.get(..len).ok_or(CodingError::SegmentLength {
+            segment,
+            expected: range.end - range.start,
+            got: 0,
+        })
+    }
+
+    /// Reads the trailer from the first source that yields a valid one.
+    fn fetch_trailer<S: ShardSource>(
+        &mut self,
+        sources: &mut [Option<S>],
+        failures: &mut Vec<ShardFailure>,
+    ) -> Result<(), CodingError> {
+        let range = self.layout.trailer_range();
+        let mut buf = vec![0u8; to_usize(range.end - range.start)?];
+        for (shard_index, slot) in (0u16..).zip(sources.iter_mut()) {
+            let Some(source) = slot else { continue };
+            let outcome = match source.read_at(range.start, &mut buf) {
+                Err(error) => Err(format!("reading the trailer: {error}")),
+                Ok(()) => match self.load_trailer(&buf) {
+                    Ok(()) => Ok(()),
+                    Err(error @ CodingError::TrailerHeader { .. }) => return Err(error),
+                    Err(error) => Err(error.to_string()),
+                },
+            };
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(reason) => {
+                    failures.push(ShardFailure {
+                        shard_index,
+                        segment: None,
+                        reason,
+                    });
+                    *slot = None;
+                }
+            }
+        }
+        Err(CodingError::NotEnoughShards {
+            segment: None,
+            available: 0,
+            required: self.layout.data_shards(),
+            failures: std::mem::take(failures),
+        })
+    }
+
+    /// Writes the plaintext bytes `range` to `out`, reading pieces from `sources`
+    /// (`sources[i]` is shard `i`, `None` if unavailable; data shards are tried first). A
+    /// source that fails to read or whose piece does not verify is dropped for the rest of
+    /// the read and reported; the read fails only when fewer than `k` remain.
+    pub fn read_range<S: ShardSource, W: Write>(
+        &mut self,
+        sources: &mut [Option<S>],
+        range: Range<u64>,
+        out: &mut W,
+    ) -> Result<ReadReport, CodingError> {
+        let n = self.layout.shard_count();
+        if sources.len() != n {
+            return Err(CodingError::InvalidParams {
+                detail: format!("{} shard sources for {n} shards", sources.len()),
+            });
+        }
+        let plan = self.layout.plan_range(range)?;
+        let mut report = ReadReport::default();
+        if self.table.is_none() {
+            self.fetch_trailer(sources, &mut report.failures)?;
+        }
+        let k = self.layout.data_shards();
+        let piece = to_usize(self.layout.piece_size_bytes)?;
+        let mut buffers = vec![vec![0u8; piece]; n];
+        let mut skip = plan.skip_bytes;
+        let mut left = plan.take_bytes;
+        for segment in plan.segments.clone() {
+            if left == 0 {
+                break;
+            }
+            let offset = self.layout.piece_range(segment).start;
+            let mut present = vec![false; n];
+            let mut good = 0;
+            for (index, slot) in sources.iter_mut().enumerate() {
+                if good == k {
+                    break;
+                }
+                let Some(source) = slot else { continue };
+                let shard_index = u16::try_from(index).unwrap_or(u16::MAX);
+                let outcome = source
+                    .read_at(offset, &mut buffers[index])
+                    .map_err(|error| format!("reading: {error}"))
+                    .and_then(|()| {
+                        self.check_piece(shard_index, segment, &buffers[index])
+                            .map_err(|error| error.to_string())
+                    });
+                match outcome {
+                    Ok(()) => {
+                        present[index] = true;
+                        good += 1;
+                    }
+                    Err(reason) => {
+                        report.failures.push(ShardFailure {
+                            shard_index,
+                            segment: Some(segment),
+                            reason,
+                        });
+                        *slot = None;
+                    }
+                }
+            }
+            if good < k {
+                return Err(CodingError::NotEnoughShards {
+                    segment: Some(segment),
+                    available: good,
+                    required: k,
+                    failures: report.failures,
+                });
+            }
+            let pieces: Vec<Option<&[u8]>> = buffers
+                .iter()
+                .zip(&present)
+                .map(|(buf, &present)| present.then_some(&buf[..]))
+                .collect();
+            let plain = self.decode_verified(segment, &pieces)?;
+            let start = to_usize(skip)?.min(plain.len());
+            let end = start.saturating_add(to_usize(left)?).min(plain.len());
+            let chunk = &plain[start..end];
+            out.write_all(chunk).map_err(|source| CodingError::Write {
+                offset: report.bytes_written,
+                source,
+            })?;
+            let written = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+            report.bytes_written += written;
+            left -= written;
+            skip = 0;
+        }
+        out.flush().map_err(|source| CodingError::Write {
+            offset: report.bytes_written,
+            source,
+        })?;
+        Ok(report)
+    }
+
+    /// The whole blob: [`Decoder::read_range`] over `0..size_bytes`.
+    pub fn read_all<S: ShardSource, W: Write>(
+        &mut self,
+        sources: &mut [Option<S>],
+        out: &mut W,
+    ) -> Result<ReadReport, CodingError> {
+        let size = self.layout.size_bytes;
+        self.read_range(sources, 0..size, out)
+    }
+}
+
+fn to_usize(value: u64) -> Result<usize, CodingError> {
+    usize::try_from(value).map_err(|_| CodingError::InvalidParams {
+        detail: format!("{value} bytes do not fit in memory"),
+    })
+}

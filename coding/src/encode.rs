@@ -1,0 +1,330 @@
+//! The write path: plaintext segments in, `n` shard streams and the blob metadata out.
+
+use crate::commit::{piece_root, root_from_pieces};
+use crate::crypto::{Protection, SegmentCipher};
+use crate::erasure::Erasure;
+use crate::error::CodingError;
+use crate::layout::{Layout, Params};
+use cairn_types::Hash;
+use cairn_types::tx::BlobMeta;
+use std::io::{Read, Write};
+
+/// What encoding a blob produced: the metadata for the chain (id, shard roots), its layout,
+/// and the trailer every shard ends with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedBlob {
+    pub meta: BlobMeta,
+    pub layout: Layout,
+    /// The bytes after the last piece of every shard (the same in all shards).
+    pub trailer: Vec<u8>,
+}
+
+/// The `n` pieces of one encoded segment, borrowed from the encoder until the next push.
+pub struct Pieces<'a> {
+    segment: u64,
+    piece_size: usize,
+    data: &'a [u8],
+    parity: &'a [u8],
+}
+
+impl<'a> Pieces<'a> {
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// Piece of shard `shard_index` (data shards first, then parity), `None` past the end.
+    pub fn piece(&self, shard_index: usize) -> Option<&'a [u8]> {
+        let data_pieces = self.data.len() / self.piece_size.max(1);
+        if shard_index < data_pieces {
+            let start = shard_index * self.piece_size;
+            self.data.get(start..start + self.piece_size)
+        } else {
+            let start = (shard_index - data_pieces) * self.piece_size;
+            self.parity.get(start..start + self.piece_size)
+        }
+    }
+
+    /// Every piece in shard order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let size = self.piece_size.max(1);
+        self.data
+            .chunks_exact(size)
+            .chain(self.parity.chunks_exact(size))
+    }
+}
+
+/// Encodes one blob segment by segment, keeping one segment's pieces in memory.
+///
+/// Feed the segments in order with [`Encoder::push_segment`] (each exactly
+/// [`Layout::segment_plain_range`] long), send each returned piece to its shard, then
+/// [`Encoder::finish`] gives the trailer to append to every shard and the [`BlobMeta`].
+pub struct Encoder {
+    layout: Layout,
+    cipher: Option<SegmentCipher>,
+    erasure: Erasure,
+    data: Vec<u8>,
+    parity: Vec<u8>,
+    /// Shard-major: root of piece `segment` of shard `s` at `s * segment_count + segment`.
+    piece_roots: Vec<Hash>,
+    next_segment: u64,
+}
+
+fn usize_of(value: u64, what: &str) -> Result<usize, CodingError> {
+    usize::try_from(value).map_err(|_| CodingError::InvalidParams {
+        detail: format!("{what} of {value} does not fit in memory"),
+    })
+}
+
+impl Encoder {
+    pub fn new(
+        size_bytes: u64,
+        params: &Params,
+        protection: &Protection,
+    ) -> Result<Self, CodingError> {
+        let layout = Layout::new(size_bytes, params, protection.is_encrypted())?;
+        let cipher = match protection {
+            Protection::Public => None,
+            Protection::Encrypted(key) => Some(SegmentCipher::new(
+                key,
+                layout.segment_count,
+                layout.size_bytes,
+            )?),
+        };
+        let piece = usize_of(layout.piece_size_bytes, "a piece")?;
+        let k = usize::from(params.data_shards);
+        let m = usize::from(params.parity_shards);
+        let roots = usize_of(layout.segment_count, "a segment count")?
+            .checked_mul(k + m)
+            .ok_or(CodingError::InvalidParams {
+                detail: "too many segments".into(),
+            })?;
+        Ok(Self {
+            erasure: Erasure::new(k, m, piece),
+            data: vec![0; k * piece],
+            parity: vec![0; m * piece],
+            piece_roots: vec![Hash::ZERO; roots],
+            next_segment: 0,
+            cipher,
+            layout,
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Index of the segment the next push encodes.
+    pub fn next_segment(&self) -> u64 {
+        self.next_segment
+    }
+
+    /// Encodes the next segment from its plaintext bytes.
+    pub fn push_segment(&mut self, plaintext: &[u8]) -> Result<Pieces<'_>, CodingError> {
+        let segment = self.next_segment;
+        let slot = self.plaintext_slot()?;
+        if slot.len() != plaintext.len() {
+            return Err(CodingError::SegmentLength {
+                segment,
+                expected: u64::try_from(slot.len()).unwrap_or(u64::MAX),
+                got: u64::try_from(plaintext.len()).unwrap_or(u64::MAX),
+            });
+        }
+        slot.copy_from_slice(plaintext);
+        self.seal_slot()
+    }
+
+    /// Where the next segment's plaintext goes, to read it in without a copy; then call
+    /// [`Encoder::seal_slot`].
+    pub fn plaintext_slot(&mut self) -> Result<&mut [u8], CodingError> {
+        if self.next_segment >= self.layout.segment_count {
+            return Err(CodingError::UnknownSegment {
+                segment: self.next_segment,
+                segment_count: self.layout.segment_count,
+            });
+        }
+        let range = self.layout.segment_plain_range(self.next_segment);
+        let len = usize_of(range.end - range.start, "a segment")?;
+        self.data.get_mut(..len).ok_or(CodingError::SegmentLength {
+            segment: self.next_segment,
+            expected: range.end - range.start,
+            got: 0,
+        })
+    }
+
+    /// Encrypts and erasure-codes the plaintext now in [`Encoder::plaintext_slot`].
+    pub fn seal_slot(&mut self) -> Result<Pieces<'_>, CodingError> {
+        let segment = self.next_segment;
+        if segment >= self.layout.segment_count {
+            return Err(CodingError::UnknownSegment {
+                segment,
+                segment_count: self.layout.segment_count,
+            });
+        }
+        let range = self.layout.segment_plain_range(segment);
+        let len = usize_of(range.end - range.start, "a segment")?;
+        let tag = usize_of(self.layout.tag_bytes(), "a tag")?;
+        // Padding is zero so that re-encoding a decoded segment reproduces every piece.
+        if let Some(padding) = self.data.get_mut(len..) {
+            padding.fill(0);
+        }
+        if let Some(cipher) = &self.cipher {
+            cipher.seal(segment, &mut self.data, len)?;
+        }
+        debug_assert!(len + tag <= self.data.len());
+        self.erasure.encode(segment, &self.data, &mut self.parity)?;
+        let piece = usize_of(self.layout.piece_size_bytes, "a piece")?;
+        let segments = usize_of(self.layout.segment_count, "a segment count")?;
+        let index = usize_of(segment, "a segment index")?;
+        let leaf = self.layout.params.leaf_size_bytes;
+        for (shard, bytes) in self
+            .data
+            .chunks_exact(piece)
+            .chain(self.parity.chunks_exact(piece))
+            .enumerate()
+        {
+            if let Some(slot) = self.piece_roots.get_mut(shard * segments + index) {
+                *slot = piece_root(bytes, leaf);
+            }
+        }
+        self.next_segment += 1;
+        Ok(Pieces {
+            segment,
+            piece_size: piece,
+            data: &self.data,
+            parity: &self.parity,
+        })
+    }
+
+    /// After the last segment: the trailer and the metadata.
+    pub fn finish(self) -> Result<EncodedBlob, CodingError> {
+        if self.next_segment != self.layout.segment_count {
+            return Err(CodingError::SegmentOrder {
+                segment: self.layout.segment_count,
+                expected: self.next_segment,
+            });
+        }
+        let mut trailer = Vec::with_capacity(self.piece_roots.len() * 32 + 16);
+        trailer.extend_from_slice(&self.layout.trailer_header());
+        for root in &self.piece_roots {
+            trailer.extend_from_slice(root.as_bytes());
+        }
+        let piece = usize_of(self.layout.piece_size_bytes, "a piece")?;
+        let segments = usize_of(self.layout.segment_count, "a segment count")?;
+        let leaf = self.layout.params.leaf_size_bytes;
+        let roots = self
+            .piece_roots
+            .chunks(segments.max(1))
+            .map(|row| root_from_pieces(row.iter().copied(), &trailer, piece, leaf))
+            .collect();
+        let meta = self.layout.blob_meta(roots)?;
+        Ok(EncodedBlob {
+            meta,
+            layout: self.layout,
+            trailer,
+        })
+    }
+}
+
+/// Reads until `buf` is full or the reader ends; returns the bytes read.
+pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+fn run<R: Read, W: Write>(
+    mut plaintext: R,
+    size_bytes: u64,
+    params: &Params,
+    protection: &Protection,
+    sinks: &mut [W],
+) -> Result<EncodedBlob, CodingError> {
+    let mut encoder = Encoder::new(size_bytes, params, protection)?;
+    let mut offset = 0u64;
+    let mut written = 0u64;
+    for _ in 0..encoder.layout().segment_count {
+        let slot = encoder.plaintext_slot()?;
+        let want = u64::try_from(slot.len()).unwrap_or(u64::MAX);
+        let got = read_full(&mut plaintext, slot)
+            .map_err(|source| CodingError::Read { offset, source })?;
+        let got = u64::try_from(got).unwrap_or(u64::MAX);
+        offset += got;
+        if got != want {
+            return Err(CodingError::InputTruncated {
+                expected: size_bytes,
+                got: offset,
+            });
+        }
+        let pieces = encoder.seal_slot()?;
+        for ((shard_index, sink), piece) in (0u16..).zip(sinks.iter_mut()).zip(pieces.iter()) {
+            sink.write_all(piece)
+                .map_err(|source| CodingError::ShardWrite {
+                    shard_index,
+                    offset: written,
+                    source,
+                })?;
+        }
+        written += encoder.layout().piece_size_bytes;
+    }
+    let mut probe = [0u8; 1];
+    if read_full(&mut plaintext, &mut probe)
+        .map_err(|source| CodingError::Read { offset, source })?
+        != 0
+    {
+        return Err(CodingError::InputTooLong {
+            expected: size_bytes,
+        });
+    }
+    let encoded = encoder.finish()?;
+    for (shard_index, sink) in (0u16..).zip(sinks.iter_mut()) {
+        sink.write_all(&encoded.trailer)
+            .and_then(|()| sink.flush())
+            .map_err(|source| CodingError::ShardWrite {
+                shard_index,
+                offset: written,
+                source,
+            })?;
+    }
+    Ok(encoded)
+}
+
+/// Encodes `size_bytes` of plaintext from `plaintext` into the `n = k + m` shard sinks
+/// (`sinks[i]` receives shard `i` whole: pieces in segment order, then the trailer).
+/// Memory stays at one segment's pieces whatever the size.
+pub fn encode<R: Read, W: Write>(
+    plaintext: R,
+    size_bytes: u64,
+    params: &Params,
+    protection: &Protection,
+    sinks: &mut [W],
+) -> Result<EncodedBlob, CodingError> {
+    if sinks.len() != params.shard_count() {
+        return Err(CodingError::InvalidParams {
+            detail: format!(
+                "{} shard sinks for {} shards",
+                sinks.len(),
+                params.shard_count()
+            ),
+        });
+    }
+    run(plaintext, size_bytes, params, protection, sinks)
+}
+
+/// The first pass of an upload: the metadata (shard roots, blob id) without keeping any
+/// shard. Encoding is deterministic for a given key, so a later [`encode`] with the same
+/// inputs streams exactly the shards these roots commit to.
+pub fn compute_meta<R: Read>(
+    plaintext: R,
+    size_bytes: u64,
+    params: &Params,
+    protection: &Protection,
+) -> Result<EncodedBlob, CodingError> {
+    run::<R, std::io::Sink>(plaintext, size_bytes, params, protection, &mut [])
+}

@@ -1,0 +1,38 @@
+//! Encode blobs for storage: streaming segmentation, AES-256-GCM encryption, Reed-Solomon shards and their commitments.
+//!
+//! The client's write path (design §6) runs here: a file of any size is cut into segments,
+//! each segment is sealed with AES-256-GCM under the blob's data key (unless public), split
+//! into `k` data pieces and extended with `m` Reed-Solomon parity pieces; piece `i` of every
+//! segment goes to shard `i`. Each shard ends with a trailer of every piece root, and its
+//! root is the storage-proof Merkle root of [`cairn_proofs::storage::shard_root`], so the
+//! chain, the providers and the readers all check the same commitment. The [`BlobMeta`]
+//! produced (blob id, shard roots) is what `CreateDeal` carries and the ledger accepts.
+//!
+//! The read path verifies every piece against its commitment before decoding, drops bad or
+//! missing shards, decodes from any `k`, re-encodes to check that the other pieces are the
+//! committed ones (strict read), and decrypts. Providers check an incoming shard with
+//! [`ShardVerifier`]. See `API.md` for how the client and provider use it.
+//!
+//! Pure: no async runtime, file system, clock or randomness (keys come from the caller).
+//! Memory is bounded by one segment's pieces whatever the blob size, plus the piece-root
+//! table (32 bytes per piece).
+//!
+//! [`BlobMeta`]: cairn_types::tx::BlobMeta
+
+pub mod commit;
+pub mod crypto;
+pub mod decode;
+pub mod encode;
+mod erasure;
+pub mod error;
+pub mod layout;
+
+pub use commit::{ShardHasher, ShardVerifier, piece_root};
+pub use crypto::{DataKey, Protection, SealedKey, open_key, seal_key};
+pub use decode::{Decoder, ReadReport, SeekSource, ShardSource, SliceSource};
+pub use encode::{EncodedBlob, Encoder, Pieces, compute_meta, encode};
+pub use error::{CodingError, ShardFailure};
+pub use layout::{
+    AEAD_TAG_BYTES, DEFAULT_LEAF_SIZE_BYTES, DEFAULT_MAX_PIECE_SIZE_BYTES, Layout, Params,
+    RangePlan,
+};

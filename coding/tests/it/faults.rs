@@ -1,0 +1,314 @@
+//! Byzantine and faulty shards: corrupted, truncated, withheld, failing mid-stream, and an
+//! uploader whose shards are not one codeword.
+
+use crate::support::{bytes, encode_vecs, encrypted, small_params, sources};
+use cairn_coding::{
+    CodingError, Decoder, EncodedBlob, Params, Protection, ShardSource, SliceSource, piece_root,
+};
+use cairn_proofs::storage::shard_root;
+
+fn setup() -> (Params, Protection, Vec<u8>, EncodedBlob, Vec<Vec<u8>>) {
+    let params = small_params();
+    let protection = encrypted(7);
+    let data = bytes(21, 5000);
+    let (encoded, shards) = encode_vecs(&data, &params, &protection);
+    assert!(encoded.layout.segment_count >= 3);
+    (params, protection, data, encoded, shards)
+}
+
+fn decoder(encoded: &EncodedBlob, params: &Params, protection: &Protection) -> Decoder {
+    Decoder::new(&encoded.meta, params.max_piece_size_bytes, protection).unwrap()
+}
+
+/// `Corrupter`: flips one byte of a piece; the piece fails its root and another shard is used.
+#[test]
+fn corrupted_piece_is_detected_and_another_shard_used() {
+    let (params, protection, data, encoded, mut shards) = setup();
+    let piece = usize::try_from(encoded.layout.piece_size_bytes).unwrap();
+    shards[0][piece + 10] ^= 0x01; // segment 1 of shard 0
+    let mut out = Vec::new();
+    let report = decoder(&encoded, &params, &protection)
+        .read_all(&mut sources(&shards, &[true; 6]), &mut out)
+        .unwrap();
+    assert_eq!(out, data);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].shard_index, 0);
+    assert_eq!(report.failures[0].segment, Some(1));
+    assert!(
+        report.failures[0].reason.contains("does not match"),
+        "{}",
+        report.failures[0].reason
+    );
+}
+
+#[test]
+fn truncated_shard_is_dropped() {
+    let (params, protection, data, encoded, mut shards) = setup();
+    let piece = usize::try_from(encoded.layout.piece_size_bytes).unwrap();
+    // A shard cut after one piece: its trailer is unreadable and its later pieces are missing.
+    shards[2].truncate(piece + 3);
+    let mut out = Vec::new();
+    let report = decoder(&encoded, &params, &protection)
+        .read_all(&mut sources(&shards, &[true; 6]), &mut out)
+        .unwrap();
+    assert_eq!(out, data);
+    assert!(report.failures.iter().any(|f| f.shard_index == 2));
+}
+
+/// A source that serves `budget` bytes and then fails (a provider that dies mid-download).
+struct DiesAfter<'a> {
+    shard: &'a [u8],
+    budget: usize,
+}
+
+impl ShardSource for DiesAfter<'_> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        if buf.len() > self.budget {
+            return Err(std::io::Error::other("connection reset"));
+        }
+        self.budget -= buf.len();
+        SliceSource(self.shard).read_at(offset, buf)
+    }
+}
+
+#[test]
+fn sources_failing_mid_stream_are_replaced() {
+    let (params, protection, data, encoded, shards) = setup();
+    let piece = usize::try_from(encoded.layout.piece_size_bytes).unwrap();
+    let trailer = usize::try_from(encoded.layout.trailer_size_bytes()).unwrap();
+    let mut sources: Vec<Option<DiesAfter<'_>>> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, shard)| {
+            Some(DiesAfter {
+                shard,
+                budget: match i {
+                    0 => trailer + piece,
+                    1 => 2 * piece,
+                    _ => usize::MAX,
+                },
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    let report = decoder(&encoded, &params, &protection)
+        .read_all(&mut sources, &mut out)
+        .unwrap();
+    assert_eq!(out, data);
+    let failed: Vec<u16> = report.failures.iter().map(|f| f.shard_index).collect();
+    assert_eq!(failed, vec![0, 1]);
+}
+
+#[test]
+fn fewer_than_k_shards_is_a_clear_error() {
+    let (params, protection, _, encoded, shards) = setup();
+    let keep = [true, false, true, false, true, false];
+    let error = decoder(&encoded, &params, &protection)
+        .read_all(&mut sources(&shards, &keep), &mut Vec::new())
+        .unwrap_err();
+    match &error {
+        CodingError::NotEnoughShards {
+            segment,
+            available,
+            required,
+            ..
+        } => {
+            assert_eq!((*segment, *available, *required), (Some(0), 3, 4));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        error.to_string().contains("3 usable shards, 4 needed"),
+        "{error}"
+    );
+
+    // Too many corrupted: 3 good shards after corruption of 3 of 6.
+    let mut bad = shards.clone();
+    for shard in bad.iter_mut().take(3) {
+        shard[0] ^= 1;
+    }
+    let error = decoder(&encoded, &params, &protection)
+        .read_all(&mut sources(&bad, &[true; 6]), &mut Vec::new())
+        .unwrap_err();
+    assert!(
+        matches!(&error, CodingError::NotEnoughShards { failures, .. } if failures.len() == 3),
+        "{error}"
+    );
+}
+
+#[test]
+fn corrupted_trailer_copy_is_skipped() {
+    let (params, protection, data, encoded, mut shards) = setup();
+    let at = usize::try_from(encoded.layout.trailer_range().start).unwrap() + 5;
+    shards[0][at] ^= 0x40;
+    let mut out = Vec::new();
+    let report = decoder(&encoded, &params, &protection)
+        .read_all(&mut sources(&shards, &[true; 6]), &mut out)
+        .unwrap();
+    assert_eq!(out, data);
+    assert_eq!(report.failures[0].shard_index, 0);
+    assert_eq!(report.failures[0].segment, None);
+}
+
+/// `InconsistentUploader`: shards that each match their own root (so providers accept them
+/// and storage proofs pass) but whose parity piece is not the code of the data pieces.
+fn inconsistent_upload() -> (Params, Protection, EncodedBlob, Vec<Vec<u8>>) {
+    let (params, protection, _, honest, mut shards) = setup();
+    let layout = honest.layout.clone();
+    let piece = usize::try_from(layout.piece_size_bytes).unwrap();
+    let segments = usize::try_from(layout.segment_count).unwrap();
+    // Replace piece 0 of parity shard 4 with other bytes.
+    shards[4][..piece].copy_from_slice(&bytes(99, piece));
+    // Rebuild the trailer and roots for these shards, as a cheating uploader would.
+    let mut trailer = layout.trailer_header().to_vec();
+    for shard in &shards {
+        for segment in 0..segments {
+            trailer.extend_from_slice(
+                piece_root(
+                    &shard[segment * piece..(segment + 1) * piece],
+                    params.leaf_size_bytes,
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    let start = usize::try_from(layout.trailer_range().start).unwrap();
+    for shard in &mut shards {
+        shard.truncate(start);
+        shard.extend_from_slice(&trailer);
+    }
+    let roots = shards
+        .iter()
+        .map(|s| shard_root(s, params.leaf_size_bytes))
+        .collect();
+    let meta = layout.blob_meta(roots).unwrap();
+    let encoded = EncodedBlob {
+        meta,
+        layout,
+        trailer,
+    };
+    (params, protection, encoded, shards)
+}
+
+#[test]
+fn inconsistent_uploader_is_refused_by_strict_read_whatever_the_subset() {
+    let (params, protection, encoded, shards) = inconsistent_upload();
+    // Every shard matches its own root: a provider's PUT check passes.
+    for (shard, root) in shards.iter().zip(encoded.meta.shard_roots.iter()) {
+        assert_eq!(shard_root(shard, params.leaf_size_bytes), *root);
+    }
+    // Data shards only: decodes nothing, but the re-encoded parity 4 differs from its root.
+    let error = decoder(&encoded, &params, &protection)
+        .read_all(
+            &mut sources(&shards, &[true, true, true, true, false, false]),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CodingError::InconsistentEncoding {
+                segment: 0,
+                shard_index: 4
+            }
+        ),
+        "{error}"
+    );
+    // A subset using the bad parity piece would decode other bytes: refused as well.
+    let error = decoder(&encoded, &params, &protection)
+        .read_all(
+            &mut sources(&shards, &[false, true, true, true, true, false]),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(error, CodingError::InconsistentEncoding { segment: 0, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn trailers_differing_between_shards_are_refused() {
+    let (params, protection, _, honest, mut shards) = setup();
+    // Shard 5 claims other piece roots in its trailer and the uploader publishes a root for that.
+    let start = usize::try_from(honest.layout.trailer_range().start).unwrap();
+    shards[5][start + 16] ^= 1;
+    let mut roots: Vec<_> = honest.meta.shard_roots.0.clone();
+    roots[5] = shard_root(&shards[5], params.leaf_size_bytes);
+    let meta = honest.layout.blob_meta(roots).unwrap();
+    let mut decoder = Decoder::new(&meta, params.max_piece_size_bytes, &protection).unwrap();
+    for shard in &shards {
+        let trailer = &shard[start..];
+        assert!(matches!(
+            decoder.load_trailer(trailer),
+            Err(CodingError::TrailerMismatch { .. })
+        ));
+    }
+    let error = decoder
+        .read_all(&mut sources(&shards, &[true; 6]), &mut Vec::new())
+        .unwrap_err();
+    assert!(
+        matches!(error, CodingError::NotEnoughShards { segment: None, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn segment_api_checks_every_piece_before_decoding() {
+    let (params, protection, data, encoded, shards) = setup();
+    let layout = encoded.layout.clone();
+    let mut decoder = decoder(&encoded, &params, &protection);
+    let pieces_of = |segment: u64| -> Vec<&[u8]> {
+        let range = layout.piece_range(segment);
+        let r = usize::try_from(range.start).unwrap()..usize::try_from(range.end).unwrap();
+        shards.iter().map(|s| &s[r.clone()]).collect()
+    };
+    assert!(matches!(
+        decoder.decode_segment(0, &[None; 6]),
+        Err(CodingError::TrailerMissing)
+    ));
+    decoder.load_trailer(&encoded.trailer).unwrap();
+    let pieces = pieces_of(1);
+    let mut slots: Vec<Option<&[u8]>> = vec![
+        None,
+        Some(pieces[1]),
+        Some(pieces[2]),
+        None,
+        Some(pieces[4]),
+        Some(pieces[5]),
+    ];
+    let plain = decoder.decode_segment(1, &slots).unwrap().to_vec();
+    let range = layout.segment_plain_range(1);
+    assert_eq!(
+        plain,
+        &data[usize::try_from(range.start).unwrap()..usize::try_from(range.end).unwrap()]
+    );
+
+    let mut flipped = pieces[2].to_vec();
+    flipped[0] ^= 1;
+    slots[2] = Some(&flipped);
+    assert!(matches!(
+        decoder.decode_segment(1, &slots),
+        Err(CodingError::PieceMismatch {
+            shard_index: 2,
+            segment: 1
+        })
+    ));
+    slots[2] = Some(&pieces[2][1..]);
+    assert!(matches!(
+        decoder.decode_segment(1, &slots),
+        Err(CodingError::PieceLength { shard_index: 2, .. })
+    ));
+    // A piece of another segment is refused too.
+    let other = pieces_of(0);
+    slots[2] = Some(other[2]);
+    assert!(matches!(
+        decoder.decode_segment(1, &slots),
+        Err(CodingError::PieceMismatch { .. })
+    ));
+    slots[2] = None;
+    assert!(matches!(
+        decoder.decode_segment(1, &slots),
+        Err(CodingError::NotEnoughShards { available: 3, .. })
+    ));
+}

@@ -1,0 +1,301 @@
+//! Encode then decode gives the bytes back, for every size class and every k-subset.
+
+use crate::support::{bytes, encode_vecs, encrypted, small_params, sources};
+use cairn_coding::{
+    CodingError, Decoder, Encoder, Layout, Params, Protection, compute_meta, encode,
+};
+use proptest::prelude::*;
+
+fn read(
+    meta_shards: (&cairn_coding::EncodedBlob, &[Vec<u8>]),
+    params: &Params,
+    protection: &Protection,
+    keep: &[bool],
+) -> Vec<u8> {
+    let (encoded, shards) = meta_shards;
+    let mut decoder = Decoder::new(&encoded.meta, params.max_piece_size_bytes, protection).unwrap();
+    let mut out = Vec::new();
+    let report = decoder
+        .read_all(&mut sources(shards, keep), &mut out)
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.bytes_written, u64::try_from(out.len()).unwrap());
+    out
+}
+
+fn sizes(params: &Params, encrypted: bool) -> Vec<usize> {
+    let capacity = usize::try_from(
+        Layout::new(1 << 40, params, encrypted)
+            .unwrap()
+            .segment_capacity_bytes(),
+    )
+    .unwrap();
+    vec![
+        0,
+        1,
+        2,
+        100,
+        capacity - 1,
+        capacity,
+        capacity + 1,
+        2 * capacity,
+        3 * capacity - 1,
+        5 * capacity + 77,
+    ]
+}
+
+#[test]
+fn every_size_class_round_trips_public_and_encrypted() {
+    let params = small_params();
+    for protection in [Protection::Public, encrypted(5)] {
+        for size in sizes(&params, protection.is_encrypted()) {
+            let data = bytes(u64::try_from(size).unwrap(), size);
+            let (encoded, shards) = encode_vecs(&data, &params, &protection);
+            assert_eq!(encoded.meta.computed_id(), encoded.meta.id);
+            let out = read((&encoded, &shards), &params, &protection, &[true; 6]);
+            assert_eq!(
+                out,
+                data,
+                "size {size} encrypted {}",
+                protection.is_encrypted()
+            );
+        }
+    }
+}
+
+#[test]
+fn any_k_of_n_shards_decode() {
+    let params = small_params();
+    let protection = encrypted(3);
+    let data = bytes(9, 4321);
+    let (encoded, shards) = encode_vecs(&data, &params, &protection);
+    let mut subsets = 0;
+    for mask in 0u32..64 {
+        let keep: Vec<bool> = (0..6).map(|i| mask & (1 << i) != 0).collect();
+        if keep.iter().filter(|&&k| k).count() < 4 {
+            continue;
+        }
+        assert_eq!(
+            read((&encoded, &shards), &params, &protection, &keep),
+            data,
+            "mask {mask:06b}"
+        );
+        subsets += 1;
+    }
+    assert_eq!(subsets, 15 + 6 + 1);
+}
+
+#[test]
+fn default_params_round_trip_with_parity_only_reads() {
+    let params = Params::new(10, 4);
+    let protection = encrypted(8);
+    let size = 10 * 256 * 1024 * 2 + 12_345;
+    let data = bytes(77, size);
+    let (encoded, shards) = encode_vecs(&data, &params, &protection);
+    assert_eq!(encoded.layout.segment_count, 3);
+    // The 4 parity shards and 6 data shards: the worst case, 4 data pieces rebuilt.
+    let keep: Vec<bool> = (0..14).map(|i| i >= 4).collect();
+    assert_eq!(read((&encoded, &shards), &params, &protection, &keep), data);
+}
+
+#[test]
+fn encoding_is_deterministic_and_the_first_pass_agrees() {
+    let params = small_params();
+    let protection = encrypted(4);
+    let data = bytes(10, 7000);
+    let size = u64::try_from(data.len()).unwrap();
+    let (first, shards) = encode_vecs(&data, &params, &protection);
+    let (second, again) = encode_vecs(&data, &params, &protection);
+    assert_eq!(first, second);
+    assert_eq!(shards, again);
+    assert_eq!(
+        compute_meta(&data[..], size, &params, &protection).unwrap(),
+        first
+    );
+    // A different key is a different blob.
+    let other = compute_meta(&data[..], size, &params, &encrypted(5)).unwrap();
+    assert_ne!(other.meta.id, first.meta.id);
+}
+
+#[test]
+fn segment_by_segment_encoder_matches_the_streaming_one() {
+    let params = small_params();
+    let protection = encrypted(4);
+    let data = bytes(11, 5000);
+    let (expected, shards) = encode_vecs(&data, &params, &protection);
+    let mut encoder = Encoder::new(5000, &params, &protection).unwrap();
+    let mut built = vec![Vec::new(); 6];
+    for segment in 0..encoder.layout().segment_count {
+        let range = encoder.layout().segment_plain_range(segment);
+        let plain =
+            &data[usize::try_from(range.start).unwrap()..usize::try_from(range.end).unwrap()];
+        let pieces = encoder.push_segment(plain).unwrap();
+        assert_eq!(pieces.segment(), segment);
+        for (shard, piece) in built.iter_mut().zip(pieces.iter()) {
+            shard.extend_from_slice(piece);
+        }
+    }
+    assert!(matches!(
+        encoder.push_segment(&[]),
+        Err(CodingError::UnknownSegment { .. })
+    ));
+    let encoded = encoder.finish().unwrap();
+    for shard in &mut built {
+        shard.extend_from_slice(&encoded.trailer);
+    }
+    assert_eq!(encoded, expected);
+    assert_eq!(built, shards);
+}
+
+#[test]
+fn range_reads_return_exactly_the_range() {
+    let params = small_params();
+    let protection = encrypted(6);
+    let data = bytes(12, 6000);
+    let (encoded, shards) = encode_vecs(&data, &params, &protection);
+    let capacity = encoded.layout.segment_capacity_bytes();
+    let c = usize::try_from(capacity).unwrap();
+    for (start, end) in [
+        (0, 0),
+        (0, 1),
+        (5, 6000),
+        (c - 3, c + 3),
+        (2 * c, 6000),
+        (c, 2 * c),
+        (5999, 6000),
+        (1234, 4321),
+    ] {
+        let mut decoder =
+            Decoder::new(&encoded.meta, params.max_piece_size_bytes, &protection).unwrap();
+        let mut out = Vec::new();
+        let keep = [false, true, true, true, true, false];
+        decoder
+            .read_range(
+                &mut sources(&shards, &keep),
+                u64::try_from(start).unwrap()..u64::try_from(end).unwrap(),
+                &mut out,
+            )
+            .unwrap();
+        assert_eq!(out, &data[start..end], "{start}..{end}");
+    }
+}
+
+#[test]
+fn input_shorter_or_longer_than_announced_is_refused() {
+    let params = small_params();
+    let data = bytes(13, 3000);
+    let mut sinks = vec![Vec::new(); 6];
+    assert!(matches!(
+        encode(&data[..], 3001, &params, &Protection::Public, &mut sinks),
+        Err(CodingError::InputTruncated {
+            expected: 3001,
+            got: 3000
+        })
+    ));
+    let mut sinks = vec![Vec::new(); 6];
+    assert!(matches!(
+        encode(&data[..], 2999, &params, &Protection::Public, &mut sinks),
+        Err(CodingError::InputTooLong { expected: 2999 })
+    ));
+    let mut wrong_sinks = vec![Vec::new(); 5];
+    assert!(matches!(
+        encode(
+            &data[..],
+            3000,
+            &params,
+            &Protection::Public,
+            &mut wrong_sinks
+        ),
+        Err(CodingError::InvalidParams { .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn random_blobs_round_trip_from_random_subsets(
+        size in 0usize..6000,
+        k in 1u16..6,
+        m in 0u16..4,
+        encrypt: bool,
+        drop_seed: u64,
+    ) {
+        let params = Params { data_shards: k, parity_shards: m, leaf_size_bytes: 64, max_piece_size_bytes: 256 };
+        let protection = if encrypt { encrypted(1) } else { Protection::Public };
+        let data = bytes(drop_seed ^ u64::try_from(size).unwrap(), size);
+        let (encoded, shards) = encode_vecs(&data, &params, &protection);
+        let n = usize::from(k + m);
+        // Drop m shards, chosen by the seed.
+        let mut keep = vec![true; n];
+        let mut state = drop_seed | 1;
+        let mut dropped = 0;
+        while dropped < usize::from(m) {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let index = usize::try_from(state >> 33).unwrap() % n;
+            if keep[index] {
+                keep[index] = false;
+                dropped += 1;
+            }
+        }
+        prop_assert_eq!(read((&encoded, &shards), &params, &protection, &keep), data);
+    }
+}
+
+/// A reader that produces `len` bytes of a pattern without holding them.
+struct Pattern {
+    left: u64,
+    counter: u8,
+}
+
+impl std::io::Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = usize::try_from(self.left.min(u64::try_from(buf.len()).unwrap())).unwrap();
+        for byte in &mut buf[..n] {
+            *byte = self.counter;
+            self.counter = self.counter.wrapping_mul(31).wrapping_add(7);
+        }
+        self.left -= u64::try_from(n).unwrap();
+        Ok(n)
+    }
+}
+
+/// Counts bytes and hashes them, keeping nothing.
+#[derive(Default)]
+struct Digest {
+    len: u64,
+    hasher: blake3::Hasher,
+}
+
+impl std::io::Write for Digest {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.len += u64::try_from(buf.len()).unwrap();
+        self.hasher.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn slow_gibibyte_streams_through_bounded_memory() {
+    // 1 GiB in, 14 shards out, nothing but one segment's pieces held.
+    let params = Params::new(10, 4);
+    let size = 1u64 << 30;
+    let mut sinks: Vec<Digest> = (0..14).map(|_| Digest::default()).collect();
+    let encoded = encode(
+        Pattern {
+            left: size,
+            counter: 1,
+        },
+        size,
+        &params,
+        &encrypted(2),
+        &mut sinks,
+    )
+    .unwrap();
+    for sink in &sinks {
+        assert_eq!(sink.len, encoded.meta.shard_size_bytes);
+    }
+    assert_eq!(encoded.meta.size_bytes, size);
+}
