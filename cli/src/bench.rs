@@ -118,17 +118,24 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
     let per_sender = args.txs.div_ceil(args.senders);
     let budget = Amount::from_ucrn(u128::from(per_sender) * 2_000 + 1_000_000);
     let first_nonce = client.nonce(&funder.address())?;
+    let funding: Vec<SignedTransaction> = (first_nonce..)
+        .zip(&senders)
+        .map(|(nonce, s)| {
+            sign(
+                &funder,
+                nonce,
+                TxBody::Transfer(Transfer {
+                    to: s.address(),
+                    amount: budget,
+                }),
+            )
+        })
+        .collect();
     let mut last = Hash::ZERO;
-    for (nonce, s) in (first_nonce..).zip(&senders) {
-        let tx = sign(
-            &funder,
-            nonce,
-            TxBody::Transfer(Transfer {
-                to: s.address(),
-                amount: budget,
-            }),
-        );
-        last = client.submit(&tx)?;
+    for chunk in funding.chunks(500) {
+        for result in client.submit_batch(chunk)? {
+            last = result.map_err(|e| anyhow::anyhow!("funding a sender: {e}"))?;
+        }
     }
     client.wait_finalized(&last, Duration::from_secs(120))?;
 
