@@ -252,19 +252,18 @@ fn decimal_scaled(text: &str, scale: u64) -> Option<u64> {
     } else {
         whole.parse().ok()?
     };
-    let mut value = whole.checked_mul(scale)?;
-    let mut unit = scale;
-    for digit in frac.bytes() {
-        unit /= 10;
-        if unit == 0 {
-            // Finer than the scale can carry: only zeros are acceptable there.
-            if digit != b'0' {
-                return None;
-            }
-            continue;
-        }
-        value = value.checked_add(u64::from(digit - b'0').checked_mul(unit)?)?;
+    if frac.len() > 18 {
+        return None;
     }
+    let f: u128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
+    let den = 10u128.pow(u32::try_from(frac.len()).ok()?);
+    // Rounded down: a fraction finer than one unit of `scale` adds nothing.
+    let part = u64::try_from(f * u128::from(scale) / den).ok()?;
+    let value = whole.checked_mul(scale)?.checked_add(part)?;
     Some(value)
 }
 

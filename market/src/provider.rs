@@ -525,13 +525,19 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/leases/{id}/events", get(events))
         .route("/v1/leases/{id}/close", post(close))
         .route("/l/{id}", any(ingress))
+        .route("/l/{id}/", any(ingress))
         .route("/l/{id}/{*rest}", any(ingress))
         .with_state(shared)
 }
 
+/// Set on every answer the provider itself gives, so a client can tell them from the
+/// workload's own.
+pub const HEADER_PROVIDER_ANSWER: &str = "x-cairn-provider-answer";
+
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
+        [(HEADER_PROVIDER_ANSWER, "1")],
         Json(json!({ "error": { "code": code, "message": message.into() } })),
     )
         .into_response()

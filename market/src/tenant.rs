@@ -322,7 +322,12 @@ pub fn deploy(
             || agent()
                 .get(&url)
                 .call()
-                .map(|r| r.status().as_u16() < 500)
+                .map(|r| {
+                    r.headers()
+                        .get(crate::provider::HEADER_PROVIDER_ANSWER)
+                        .is_none()
+                        && r.status().as_u16() < 500
+                })
                 .unwrap_or(false);
         if running && answers {
             break;

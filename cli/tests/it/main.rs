@@ -6,6 +6,7 @@ use std::process::Command;
 
 mod devnet;
 mod keys;
+mod market;
 
 pub(crate) fn cairn() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));

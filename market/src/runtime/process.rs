@@ -117,6 +117,7 @@ impl Runtime for ProcessRuntime {
         cmd.args(["--ro-bind", "/", "/"])
             .args(["--dev", "/dev", "--proc", "/proc"])
             .args(["--size", &tmp_bytes.to_string(), "--tmpfs", "/tmp"])
+            .args(["--tmpfs", "/run"])
             .arg("--bind")
             .arg(&run)
             .arg("/run/cairn")
