@@ -641,6 +641,7 @@ async fn authorize(
     Ok(lease)
 }
 
+#[allow(clippy::result_large_err)] // the error is the HTTP answer itself
 fn parse_lease(id: &str) -> Result<LeaseId, Response> {
     id.parse().map_err(|_| {
         error(
@@ -808,7 +809,12 @@ async fn lease_status(
     if let Err(r) = authorize(&shared, id, &method, &uri, &headers, b"").await {
         return r;
     }
-    Json(workload_view(&shared, id)).into_response()
+    // Runtimes block (the container runtime drives its own tokio runtime).
+    let shared2 = Arc::clone(&shared);
+    match tokio::task::spawn_blocking(move || workload_view(&shared2, id)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
 }
 
 async fn events(

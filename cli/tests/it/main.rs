@@ -191,6 +191,10 @@ fn cli_reference_is_current() {
         "account transfer",
         "bench popw",
         "ledger simulate",
+        "manifest validate",
+        "deploy",
+        "lease logs",
+        "provider run",
     ] {
         assert!(
             generated.contains(&format!("## `cairn {command}`")),

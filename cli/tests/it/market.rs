@@ -259,7 +259,7 @@ fn slow_process_lease_lifecycle_on_devnet() {
         "10",
     ]);
     let d = json_out(&out);
-    let lease: LeaseId = d["lease"].as_str().unwrap().parse().unwrap();
+    let lease = LeaseId(d["lease"].as_u64().unwrap());
     assert_eq!(
         d["provider"].as_str(),
         Some(provider0.address().to_string().as_str()),
@@ -474,7 +474,7 @@ fn slow_container_lease_on_devnet() {
         .replace("-h /tmp", "-h /tmp");
     let manifest = net.write("web.yaml", &manifest);
     let d = json_out(&net.cairn(&["deploy", manifest.to_str().unwrap(), "--json"]));
-    let lease: LeaseId = d["lease"].as_str().unwrap().parse().unwrap();
+    let lease = LeaseId(d["lease"].as_u64().unwrap());
     let url = d["url"].as_str().unwrap().to_string();
     let (status, body) = get(&url);
     assert_eq!((status, body.trim()), (200, "hello cairn"));
@@ -529,7 +529,7 @@ fn manifest_validate_names_line_and_field() {
             "version: \"2.0\"\nservices: [\n".to_string(),
             "malformed YAML",
         ),
-        (PROCESS_MANIFEST.replace("units: 0.5", "units: -1"), ":19:"),
+        (PROCESS_MANIFEST.replace("units: 0.5", "units: -1"), ":17:"),
         (
             PROCESS_MANIFEST.replace("size: 64Mi", "size: 99999Pi"),
             "absurd",
