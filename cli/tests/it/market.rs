@@ -531,7 +531,7 @@ fn manifest_validate_names_line_and_field() {
         ),
         (PROCESS_MANIFEST.replace("units: 0.5", "units: -1"), ":17:"),
         (
-            PROCESS_MANIFEST.replace("size: 64Mi", "size: 99999Pi"),
+            PROCESS_MANIFEST.replace("size: 64Mi", "size: 900Pi"),
             "absurd",
         ),
         (
