@@ -466,12 +466,10 @@ fn slow_container_lease_on_devnet() {
         String::from_utf8_lossy(&built.stderr)
     );
     let node = net.start();
-    let manifest = PROCESS_MANIFEST
-        .replace(
-            "runtime: process",
-            &format!("runtime: container\n    image: {tag}"),
-        )
-        .replace("-h /tmp", "-h /tmp");
+    let manifest = PROCESS_MANIFEST.replace(
+        "runtime: process",
+        &format!("runtime: container\n    image: {tag}"),
+    );
     let manifest = net.write("web.yaml", &manifest);
     let d = json_out(&net.cairn(&["deploy", manifest.to_str().unwrap(), "--json"]));
     let lease = LeaseId(d["lease"].as_u64().unwrap());
