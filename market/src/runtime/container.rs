@@ -2,7 +2,8 @@
 //!
 //! Images come from the host's engine only: Cairn never pulls, so an image the provider does
 //! not have is a clear start error. Each container carries the labels `cairn.lease` and
-//! `cairn.provider`, which is how a restarted provider finds its containers again. Enforced:
+//! `cairn.provider` (a restarted provider re-attaches by the id in `handle.json`; the labels
+//! find a leftover container of a lease to replace, and let operators and tests clean up). Enforced:
 //! memory limit, CPU quota (`nano_cpus` from the order's millicores), a pid limit, read-only
 //! root filesystem with a `/tmp` tmpfs of the order's storage size, all capabilities
 //! dropped but binding low ports, no new privileges; the exposed port is published on
