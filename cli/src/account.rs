@@ -152,7 +152,11 @@ pub fn status(global: &Global) -> Result<()> {
     print(global, &client.status()?)
 }
 
-fn load_key(global: &Global, name: &str, passphrase: &PassphraseArgs) -> Result<Keypair> {
+pub(crate) fn load_key(
+    global: &Global,
+    name: &str,
+    passphrase: &PassphraseArgs,
+) -> Result<Keypair> {
     let store = Keystore::open(&global.home_dir()?);
     let pass = if store.is_encrypted(name)? {
         Some(passphrase.get(false)?)

@@ -50,6 +50,17 @@ pub struct DevnetArgs {
     /// (registered at genesis with a claim calibrated on this machine; fixed at creation).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=8))]
     pub compute_provers: u64,
+    /// Compute-market providers (bid on orders, run leases through bubblewrap or Docker,
+    /// serve the lease API and ingress), registered at genesis (fixed at creation).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=8))]
+    pub compute_providers: u64,
+    /// Port of the first compute provider's lease API and ingress (provider i: base + i;
+    /// fixed at creation).
+    #[arg(long, default_value_t = 7950)]
+    pub compute_provider_base_port: u16,
+    /// Blocks a lease with empty escrow stays paused before it closes (genesis parameter).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub lease_grace_blocks: Option<u64>,
     /// Blocks per epoch (a genesis parameter, fixed at creation; default 60).
     #[arg(long, value_parser = clap::value_parser!(u64).range(4..=100_000))]
     pub epoch_length_blocks: Option<u64>,
@@ -166,6 +177,9 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
     if let Some(ms) = args.compute_challenge_ms {
         params.compute_challenge_ms = ms;
     }
+    if let Some(blocks) = args.lease_grace_blocks {
+        params.lease_grace_blocks = blocks;
+    }
     let params = params.with_block_time(args.block_time_ms);
     params
         .validate()
@@ -208,6 +222,44 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
                 claimed_int8_ops: claim,
             });
         }
+    }
+    // Compute-market providers: no proof-of-compute claim, their own keys and ports.
+    for i in 0..args.compute_providers {
+        let name = format!("market-{i}");
+        let info = match store.info(&name) {
+            Ok(info) => info,
+            Err(_) => store.create(&name, None)?,
+        };
+        let port = args
+            .compute_provider_base_port
+            .checked_add(u16::try_from(i)?)
+            .context("compute provider port out of range")?;
+        let capacity = cairn_market::provider::devnet_capacity();
+        accounts.push(GenesisAccount {
+            address: info.address,
+            balance: crn(100_000),
+        });
+        providers.push(GenesisProvider {
+            address: info.address,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            region: "local".to_string(),
+            capacity: Capacity {
+                cpu_millicores: capacity.cpu_millicores,
+                memory_bytes: capacity.memory_bytes,
+                storage_bytes: capacity.storage_bytes,
+                gpus: cairn_types::BoundedVec::new(
+                    cairn_compute::gpu::discover()
+                        .gpus()
+                        .iter()
+                        .map(cairn_compute::gpu::GpuInfo::spec)
+                        .collect(),
+                )
+                .unwrap_or_default(),
+            },
+            commission_bps: 500,
+            bond: crn(10_000),
+            claimed_int8_ops: 0,
+        });
     }
     let genesis = Genesis {
         chain_id: DEVNET_CHAIN_ID.to_string(),
@@ -360,14 +412,22 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
             store.load(&name, None).ok().map(|key| (name, key))
         })
         .collect();
+    let mut market = Vec::new();
     let result = serve(global, handle, api, args.until_height, |url| {
+        market = crate::market::start_devnet_providers(&home, &genesis, url, json);
         for (name, key) in prover_keys {
             let (url, stop) = (url.to_string(), std::sync::Arc::clone(&stop));
             provers.push(std::thread::spawn(move || {
                 prove_forever(&name, &url, &key, block_time, &stop, json);
             }));
         }
-        let doc = serde_json::json!({ "api": url, "chain_id": chain_id, "p2p": p2p, "resumed_at_height": height });
+        let endpoints: Vec<serde_json::Value> = market
+            .iter()
+            .map(
+                |(name, h)| serde_json::json!({ "name": name, "address": h.address, "url": h.url }),
+            )
+            .collect();
+        let doc = serde_json::json!({ "api": url, "chain_id": chain_id, "p2p": p2p, "resumed_at_height": height, "compute_providers": endpoints });
         if let Err(e) = std::fs::write(&node_json, doc.to_string()) {
             eprintln!("warning: cannot write {}: {e}", node_json.display());
         }
@@ -388,11 +448,24 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
             );
             println!(
                 "  provers    {} compute prover(s) answering proof-of-compute challenges",
-                genesis.providers.len()
+                genesis
+                    .providers
+                    .iter()
+                    .filter(|p| p.claimed_int8_ops > 0)
+                    .count()
             );
+            for (name, h) in &market {
+                println!(
+                    "  market     {name} {} (lease API and ingress {})",
+                    h.address, h.url
+                );
+            }
             println!("  Ctrl-C stops; starting again resumes from disk");
         }
     });
+    for (_, provider) in market {
+        provider.stop();
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for prover in provers {
         let _ = prover.join();

@@ -8,6 +8,7 @@ mod account;
 mod bench;
 mod devnet;
 mod keys;
+mod market;
 mod popw;
 mod simulate;
 
@@ -80,6 +81,17 @@ enum Command {
     /// Work with the ledger state machine directly, without a network.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Check deployment manifests.
+    #[command(subcommand)]
+    Manifest(market::ManifestCommand),
+    /// Deploy a manifest: order, bids, the cheapest matching bid, lease, workload running.
+    Deploy(market::DeployArgs),
+    /// Your compute leases: ls, status, logs, events, close, topup.
+    #[command(subcommand)]
+    Lease(market::LeaseCommand),
+    /// Run a compute provider (bid engine, runtimes, lease API, ingress).
+    #[command(subcommand)]
+    Provider(market::ProviderCommand),
     /// Print the CLI reference (docs/cli.md) generated from every command's --help.
     #[command(hide = true)]
     CliReference,
@@ -117,6 +129,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Account(command) => account::account(&cli.global, command),
         Command::Tx(command) => account::tx(&cli.global, command),
         Command::Ledger(LedgerCommand::Simulate(args)) => simulate::run(&cli.global, args),
+        Command::Manifest(command) => market::manifest(&cli.global, command),
+        Command::Deploy(args) => market::deploy(&cli.global, args),
+        Command::Lease(command) => market::lease(&cli.global, command),
+        Command::Provider(command) => market::provider_cmd(&cli.global, command),
         Command::CliReference => {
             print!("{}", cli_reference());
             Ok(())

@@ -6,6 +6,7 @@ use std::process::Command;
 
 mod devnet;
 mod keys;
+mod market;
 
 pub(crate) fn cairn() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
@@ -190,6 +191,10 @@ fn cli_reference_is_current() {
         "account transfer",
         "bench popw",
         "ledger simulate",
+        "manifest validate",
+        "deploy",
+        "lease logs",
+        "provider run",
     ] {
         assert!(
             generated.contains(&format!("## `cairn {command}`")),

@@ -1,0 +1,548 @@
+//! The compute market from the command line: `cairn manifest validate`, `cairn deploy`,
+//! `cairn lease ...` and `cairn provider run`.
+
+use crate::Global;
+use crate::account::{load_key, node_url, print};
+use crate::keys::PassphraseArgs;
+use anyhow::{Context, Result, bail};
+use cairn_client::NodeClient;
+use cairn_market::manifest;
+use cairn_market::provider::{self, ProviderConfig, Runtimes};
+use cairn_market::runtime::Runtime;
+use cairn_market::tenant::{self, DeployError, DeployOptions, LeaseApi};
+use cairn_types::tx::{CloseLease, TopUpLease};
+use cairn_types::{Amount, BoundedString, LeaseId, TxBody};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Subcommand, Debug)]
+pub enum ManifestCommand {
+    /// Check a manifest; every problem is printed with its line and field.
+    Validate { file: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct TenantArgs {
+    /// Key that signs (from the home's keystore).
+    #[arg(long, default_value = "default")]
+    pub from: String,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The manifest (Akash SDL v2 shape plus `runtime`).
+    pub file: PathBuf,
+    /// Ask every provider whether it would bid, and why not; place nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Highest price per block, below the manifest's pricing (e.g. "1000 uCRN").
+    #[arg(long)]
+    pub max_price: Option<Amount>,
+    /// The order's deposit, in blocks at the max price (it becomes the lease's escrow).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub deposit_blocks: u64,
+    /// Blocks providers have to bid.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub bid_window_blocks: u64,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_s: u64,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LeaseCommand {
+    /// Your leases on chain.
+    Ls {
+        #[command(flatten)]
+        tenant: TenantArgs,
+    },
+    /// A lease on chain and its workload at the provider.
+    Status {
+        lease: LeaseId,
+        #[command(flatten)]
+        tenant: TenantArgs,
+    },
+    /// The workload's output.
+    Logs {
+        lease: LeaseId,
+        /// Keep printing new output until the workload exits.
+        #[arg(short, long)]
+        follow: bool,
+        #[command(flatten)]
+        tenant: TenantArgs,
+    },
+    /// What the provider did with the lease.
+    Events {
+        lease: LeaseId,
+        #[command(flatten)]
+        tenant: TenantArgs,
+    },
+    /// Close the lease on chain (with a reason) and stop its workload.
+    Close {
+        lease: LeaseId,
+        #[arg(long, default_value = "closed by the tenant")]
+        reason: String,
+        #[command(flatten)]
+        tenant: TenantArgs,
+    },
+    /// Add to the lease's escrow (a paused lease resumes).
+    Topup {
+        lease: LeaseId,
+        amount: Amount,
+        #[command(flatten)]
+        tenant: TenantArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProviderCommand {
+    /// Run a compute provider: bid on orders, run leases, serve the lease API and ingress.
+    Run {
+        /// The provider's TOML config.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Runs inside a process sandbox: relays the ingress socket and runs the workload.
+    #[command(hide = true)]
+    SandboxInit {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        memory_bytes: u64,
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+}
+
+pub fn manifest(global: &Global, command: ManifestCommand) -> Result<()> {
+    let ManifestCommand::Validate { file } = command;
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    match manifest::parse(&text) {
+        Ok(m) => {
+            if global.json {
+                println!(
+                    "{}",
+                    json!({ "valid": true, "manifest_hash": m.hash(), "manifest": m })
+                );
+            } else {
+                println!(
+                    "{}: valid ({} runtime, service {})",
+                    file.display(),
+                    m.runtime,
+                    m.service
+                );
+                println!("  manifest hash  {}", m.hash());
+                println!(
+                    "  resources      {} millicores, {} memory bytes, {} storage bytes, {} GPU(s)",
+                    m.cpu_millicores, m.memory_bytes, m.storage_bytes, m.gpu_count
+                );
+                println!(
+                    "  max price      {} uCRN/block",
+                    m.max_price_per_block.ucrn()
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if global.json {
+                println!("{}", json!({ "valid": false, "problems": e.problems }));
+                std::process::exit(1);
+            }
+            for p in &e.problems {
+                eprintln!(
+                    "{}:{}:{}: {}: {}",
+                    file.display(),
+                    p.line,
+                    p.column,
+                    p.field,
+                    p.message
+                );
+            }
+            bail!(
+                "{} is not a valid manifest ({} problem(s))",
+                file.display(),
+                e.problems.len()
+            )
+        }
+    }
+}
+
+pub fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let m = manifest::parse(&text).map_err(|e| {
+        for p in &e.problems {
+            eprintln!(
+                "{}:{}:{}: {}: {}",
+                args.file.display(),
+                p.line,
+                p.column,
+                p.field,
+                p.message
+            );
+        }
+        anyhow::anyhow!(
+            "{} is not a valid manifest: nothing was ordered",
+            args.file.display()
+        )
+    })?;
+    let node = NodeClient::new(&node_url(global)?);
+    let max_price = args
+        .max_price
+        .map_or(m.max_price_per_block, |p| p.min(m.max_price_per_block));
+    if args.dry_run {
+        let verdicts = tenant::dry_run(&node, &m, max_price)?;
+        if global.json {
+            println!(
+                "{}",
+                json!({ "manifest_hash": m.hash(), "max_price_per_block": max_price, "providers": verdicts })
+            );
+        } else {
+            println!(
+                "dry run: {} at most {} uCRN/block; nothing placed",
+                m.hash(),
+                max_price.ucrn()
+            );
+            if verdicts.is_empty() {
+                println!("  no active providers on chain");
+            }
+            for v in &verdicts {
+                println!("  {} ({}): {}", v.provider, v.endpoint, v.verdict);
+            }
+        }
+        return Ok(());
+    }
+    let key = load_key(global, &args.tenant.from, &args.tenant.passphrase)?;
+    let opts = DeployOptions {
+        max_price_per_block: args.max_price,
+        deposit_blocks: args.deposit_blocks,
+        bid_window_blocks: args.bid_window_blocks,
+        timeout: Duration::from_secs(args.timeout_s),
+    };
+    let json_out = global.json;
+    let mut progress = |line: &str| {
+        if !json_out {
+            println!("{line}");
+        }
+    };
+    match tenant::deploy(&node, &key, &text, &opts, &mut progress) {
+        Ok(d) => {
+            if global.json {
+                println!("{}", serde_json::to_value(&d)?);
+            } else {
+                println!(
+                    "lease {} with {} at {} uCRN/block",
+                    d.lease,
+                    d.provider,
+                    d.price_per_block.ucrn()
+                );
+                println!(
+                    "  running after {} blocks ({} ms) from the order",
+                    d.running_height.saturating_sub(d.order_height),
+                    d.order_to_running_ms
+                );
+                println!("  url  {}", d.url);
+            }
+            Ok(())
+        }
+        Err(DeployError::NoBid {
+            order,
+            deadline,
+            reasons,
+        }) => {
+            if global.json {
+                println!(
+                    "{}",
+                    json!({ "error": "no bid", "order": order, "bid_deadline": deadline, "providers": reasons })
+                );
+                std::process::exit(1);
+            }
+            eprintln!("no provider bid on {order} before height {deadline}:");
+            for r in &reasons {
+                eprintln!("  {} ({}): {}", r.provider, r.endpoint, r.verdict);
+            }
+            bail!(
+                "no bid: the order expires on chain and its deposit returns to you (only its fee is spent)"
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn lease_api(node: &NodeClient, lease: LeaseId, key: &cairn_types::Keypair) -> Result<LeaseApi> {
+    let (l, _) = tenant::lease(node, lease)?;
+    let endpoint = tenant::providers(node)?
+        .into_iter()
+        .find(|(a, _)| *a == l.provider)
+        .map(|(_, e)| e)
+        .with_context(|| {
+            format!(
+                "{lease}'s provider {} is not an active provider",
+                l.provider
+            )
+        })?;
+    Ok(LeaseApi::new(&endpoint, key.clone()))
+}
+
+pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
+    let node = NodeClient::new(&node_url(global)?);
+    match command {
+        LeaseCommand::Ls { tenant } => {
+            let key = load_key(global, &tenant.from, &tenant.passphrase)?;
+            let doc = node.get("/v1/leases?limit=1000")?;
+            let me = key.address().to_string();
+            let mine: Vec<_> = doc["leases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|l| l["lease"]["tenant"].as_str() == Some(me.as_str()))
+                .cloned()
+                .collect();
+            if global.json {
+                println!("{}", json!({ "leases": mine }));
+            } else {
+                for l in &mine {
+                    println!(
+                        "lease-{}  {}  provider {}  {} uCRN/block  escrow left {}",
+                        l["lease"]["id"],
+                        l["projected_state"].as_str().unwrap_or("?"),
+                        l["lease"]["provider"].as_str().unwrap_or("?"),
+                        l["lease"]["price_per_block"].as_str().unwrap_or("?"),
+                        l["escrow_left"].as_str().unwrap_or("?")
+                    );
+                }
+                if mine.is_empty() {
+                    println!("no leases");
+                }
+            }
+            Ok(())
+        }
+        LeaseCommand::Status { lease, tenant } => {
+            let key = load_key(global, &tenant.from, &tenant.passphrase)?;
+            let (_, chain) = tenant::lease(&node, lease)?;
+            let workload = lease_api(&node, lease, &key)?
+                .status(lease)
+                .unwrap_or_else(|e| json!({ "error": e }));
+            print(global, &json!({ "chain": chain, "provider": workload }))
+        }
+        LeaseCommand::Logs {
+            lease,
+            follow,
+            tenant,
+        } => {
+            let key = load_key(global, &tenant.from, &tenant.passphrase)?;
+            let api = lease_api(&node, lease, &key)?;
+            let mut out = std::io::stdout();
+            api.logs(lease, follow, &mut out)
+                .map_err(anyhow::Error::msg)
+        }
+        LeaseCommand::Events { lease, tenant } => {
+            let key = load_key(global, &tenant.from, &tenant.passphrase)?;
+            let doc = lease_api(&node, lease, &key)?
+                .events(lease)
+                .map_err(anyhow::Error::msg)?;
+            if global.json {
+                println!("{doc}");
+            } else {
+                for e in doc["events"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {}",
+                        e["time_ms"],
+                        e["message"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
+        LeaseCommand::Close {
+            lease,
+            reason,
+            tenant,
+        } => {
+            let key = load_key(global, &tenant.from, &tenant.passphrase)?;
+            let reason = BoundedString::new(&reason).context("--reason: at most 256 bytes")?;
+            let hash = node.send(&key, TxBody::CloseLease(CloseLease { lease, reason }), None)?;
+            let record = node.wait_finalized(&hash, Duration::from_secs(60))?;
+            if !record["receipt"]["error"].is_null() {
+                bail!(
+                    "closing {lease} failed on chain: {}",
+                    record["receipt"]["error"]
+                );
+            }
+            // The provider stops it on seeing the close; asking directly makes it immediate.
+            let stopped = lease_api(&node, lease, &key)
+                .and_then(|a| a.close(lease).map_err(anyhow::Error::msg));
+            let (_, chain) = tenant::lease(&node, lease)?;
+            print(
+                global,
+                &json!({ "lease": lease, "tx": hash, "chain": chain, "provider": stopped.map_err(|e| e.to_string()).err() }),
+            )
+        }
+        LeaseCommand::Topup {
+            lease,
+            amount,
+            tenant,
+        } => {
+            let key = load_key(global, &tenant.from, &tenant.passphrase)?;
+            let hash = node.send(&key, TxBody::TopUpLease(TopUpLease { lease, amount }), None)?;
+            let record = node.wait_finalized(&hash, Duration::from_secs(60))?;
+            if !record["receipt"]["error"].is_null() {
+                bail!(
+                    "topping up {lease} failed on chain: {}",
+                    record["receipt"]["error"]
+                );
+            }
+            let (_, chain) = tenant::lease(&node, lease)?;
+            print(
+                global,
+                &json!({ "lease": lease, "tx": hash, "chain": chain }),
+            )
+        }
+    }
+}
+
+/// The runtimes this machine offers, each with why not when it does not.
+pub fn runtimes(provider_address: &str) -> Runtimes {
+    let init = std::env::current_exe()
+        .map(|exe| {
+            vec![
+                exe.to_string_lossy().into_owned(),
+                "provider".into(),
+                "sandbox-init".into(),
+            ]
+        })
+        .map_err(|e| e.to_string());
+    let process = init.and_then(|init| {
+        cairn_market::runtime::process::ProcessRuntime::new(init)
+            .map(|r| Arc::new(r) as Arc<dyn Runtime>)
+            .map_err(|e| e.to_string())
+    });
+    let container = cairn_market::runtime::container::ContainerRuntime::connect(provider_address)
+        .map(|r| Arc::new(r) as Arc<dyn Runtime>)
+        .map_err(|e| e.to_string());
+    Runtimes { process, container }
+}
+
+pub fn provider_cmd(global: &Global, command: ProviderCommand) -> Result<()> {
+    match command {
+        ProviderCommand::SandboxInit {
+            socket,
+            port,
+            memory_bytes,
+            command,
+        } => {
+            std::process::exit(cairn_market::runtime::process::sandbox_init(
+                &socket,
+                port,
+                memory_bytes,
+                &command,
+            ));
+        }
+        ProviderCommand::Run { config, passphrase } => {
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let mut cfg: ProviderConfig = toml::from_str(&text)
+                .with_context(|| format!("{} is not a valid provider config", config.display()))?;
+            if cfg.data_dir.is_relative() {
+                cfg.data_dir = config
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join(&cfg.data_dir);
+            }
+            let key = load_key(global, &cfg.key, &passphrase)?;
+            let handle = provider::start(&cfg, key.clone(), runtimes(&key.address().to_string()))?;
+            if global.json {
+                println!(
+                    "{}",
+                    json!({ "provider": handle.address, "url": handle.url })
+                );
+            } else {
+                println!(
+                    "cairn provider {} serving the lease API and ingress at {}",
+                    handle.address, handle.url
+                );
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            handle.stop();
+            Ok(())
+        }
+    }
+}
+
+/// Starts the devnet's compute-market providers (`market-N` keys in the home, registered at
+/// genesis) against the devnet's node API. A provider that cannot start is reported and
+/// skipped: the chain runs without it.
+pub fn start_devnet_providers(
+    home: &std::path::Path,
+    genesis: &cairn_ledger::Genesis,
+    node_url: &str,
+    json_out: bool,
+) -> Vec<(String, provider::ProviderHandle)> {
+    let (home, genesis, node_url) = (home.to_path_buf(), genesis.clone(), node_url.to_string());
+    // Runtimes start their own tokio runtimes: set up outside the caller's async context.
+    let setup = std::thread::spawn(move || {
+        let store = cairn_client::Keystore::open(&home);
+        let mut out = Vec::new();
+        for (i, p) in genesis
+            .providers
+            .iter()
+            .filter(|p| p.claimed_int8_ops == 0)
+            .enumerate()
+        {
+            let name = format!("market-{i}");
+            let Ok(key) = store.load(&name, None) else {
+                continue;
+            };
+            if key.address() != p.address {
+                continue;
+            }
+            let Some(listen) = p
+                .endpoint
+                .strip_prefix("http://")
+                .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            else {
+                eprintln!(
+                    "warning: {name}'s endpoint {} is not http://IP:PORT",
+                    p.endpoint
+                );
+                continue;
+            };
+            let cfg = ProviderConfig {
+                key: name.clone(),
+                node: node_url.clone(),
+                listen,
+                data_dir: home.join(format!("devnet/{name}")),
+                poll_ms: (genesis.params.block_time_ms / 2).clamp(50, 1_000),
+                capacity: provider::devnet_capacity(),
+                prices: provider::devnet_prices(u64::try_from(i).unwrap_or(0)),
+            };
+            match provider::start(&cfg, key.clone(), runtimes(&key.address().to_string())) {
+                Ok(h) => out.push((name, h)),
+                Err(e) => {
+                    if !json_out {
+                        eprintln!("warning: compute provider {name} did not start: {e}");
+                    }
+                }
+            }
+        }
+        out
+    });
+    setup.join().unwrap_or_default()
+}

@@ -1,0 +1,1102 @@
+//! The compute provider daemon: watches open orders through the node API and bids on those
+//! its free capacity can serve; runs the workloads of its leases once their tenant sends the
+//! manifest; pauses, resumes and stops them as the leases' on-chain state says; serves the
+//! lease API and the HTTP ingress (`/l/<lease-id>/...` → the workload's exposed port).
+//!
+//! State that must survive a restart lives in `data_dir/leases/<n>/`: the manifest, the
+//! runtime handle (pid and start time, or container id) and the event log. A restarted
+//! provider reads them back and re-attaches; it never stops a workload because it restarted.
+
+use crate::auth;
+use crate::bid::{self, Free, Prices};
+use crate::manifest::{self, Manifest, RuntimeKind};
+use crate::runtime::{Endpoint, Handle, Runtime, WorkloadState};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use axum::{Json, Router};
+use cairn_client::NodeClient;
+use cairn_ledger::state::{Lease, LeaseState, Order};
+use cairn_types::tx::PlaceBid;
+use cairn_types::{Address, Amount, Keypair, LeaseId, OrderId, Resources, TxBody};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Events kept per lease in memory (the file keeps them all).
+const MAX_EVENTS: usize = 256;
+/// Orders looked at per poll.
+const ORDERS_PER_POLL: usize = 200;
+/// Log bytes per read.
+const LOG_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Declared capacity (GPUs come from NVML discovery).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityConfig {
+    pub cpu_millicores: u64,
+    pub memory_bytes: u64,
+    pub storage_bytes: u64,
+}
+
+/// `cairn provider run --config FILE`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The provider key's name in the keystore (its address is the on-chain provider).
+    pub key: String,
+    /// Node API base URL.
+    pub node: String,
+    /// Where the lease API and ingress listen.
+    pub listen: std::net::SocketAddr,
+    /// Directory for lease state; relative paths are relative to the config file.
+    pub data_dir: PathBuf,
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    pub capacity: CapacityConfig,
+    pub prices: Prices,
+}
+
+fn default_poll_ms() -> u64 {
+    250
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider config: {0}")]
+    Config(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeaseEvent {
+    pub time_ms: u64,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Slot {
+    tenant: Option<Address>,
+    chain_state: String,
+    manifest: Option<Manifest>,
+    handle: Option<Handle>,
+    events: VecDeque<LeaseEvent>,
+}
+
+struct Inner {
+    capacity: bid::Ledger,
+    /// Orders bid on and not yet decided.
+    bids: BTreeMap<OrderId, ()>,
+    leases: BTreeMap<LeaseId, Slot>,
+}
+
+struct Shared {
+    address: Address,
+    key: Keypair,
+    node: NodeClient,
+    prices: Prices,
+    data_dir: PathBuf,
+    poll: Duration,
+    process: Option<Arc<dyn Runtime>>,
+    container: Option<Arc<dyn Runtime>>,
+    unavailable: BTreeMap<String, String>,
+    inner: Mutex<Inner>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn runtime(&self, kind: RuntimeKind) -> Result<Arc<dyn Runtime>, String> {
+        let rt = match kind {
+            RuntimeKind::Process => self.process.clone(),
+            RuntimeKind::Container => self.container.clone(),
+        };
+        rt.ok_or_else(|| {
+            format!(
+                "the {kind} runtime is not available here: {}",
+                self.unavailable
+                    .get(&kind.to_string())
+                    .cloned()
+                    .unwrap_or_default()
+            )
+        })
+    }
+
+    fn lease_dir(&self, id: LeaseId) -> PathBuf {
+        self.data_dir.join("leases").join(id.0.to_string())
+    }
+
+    fn event(&self, id: LeaseId, message: String) {
+        let event = LeaseEvent {
+            time_ms: auth::now_ms(),
+            message,
+        };
+        let dir = self.lease_dir(id);
+        if std::fs::create_dir_all(&dir).is_ok()
+            && let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("events.jsonl"))
+        {
+            use std::io::Write;
+            let _ = writeln!(f, "{}", serde_json::to_string(&event).unwrap_or_default());
+        }
+        let mut inner = self.lock();
+        let slot = inner.leases.entry(id).or_default();
+        if slot.events.len() >= MAX_EVENTS {
+            slot.events.pop_front();
+        }
+        slot.events.push_back(event);
+    }
+}
+
+/// The runtimes a provider offers: each `None` with the reason it is unavailable.
+pub struct Runtimes {
+    pub process: Result<Arc<dyn Runtime>, String>,
+    pub container: Result<Arc<dyn Runtime>, String>,
+}
+
+/// A running provider; [`ProviderHandle::stop`] stops its threads, never its workloads.
+pub struct ProviderHandle {
+    pub address: Address,
+    pub url: String,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ProviderHandle {
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the provider: one thread for the chain loop, one for the HTTP server.
+pub fn start(
+    config: &ProviderConfig,
+    key: Keypair,
+    runtimes: Runtimes,
+) -> Result<ProviderHandle, ProviderError> {
+    if config.poll_ms == 0 || config.poll_ms > 60_000 {
+        return Err(ProviderError::Config(format!(
+            "poll_ms {}: use 1 to 60000",
+            config.poll_ms
+        )));
+    }
+    let leases_dir = config.data_dir.join("leases");
+    std::fs::create_dir_all(&leases_dir).map_err(|source| ProviderError::Io {
+        path: leases_dir.clone(),
+        source,
+    })?;
+    let gpus = cairn_compute::gpu::discover()
+        .gpus()
+        .iter()
+        .map(cairn_compute::gpu::GpuInfo::spec)
+        .collect();
+    let total = Free {
+        cpu_millicores: config.capacity.cpu_millicores,
+        memory_bytes: config.capacity.memory_bytes,
+        storage_bytes: config.capacity.storage_bytes,
+        gpus,
+    };
+    let mut unavailable = BTreeMap::new();
+    let process = runtimes
+        .process
+        .map_err(|e| unavailable.insert("process".to_string(), e))
+        .ok();
+    let container = runtimes
+        .container
+        .map_err(|e| unavailable.insert("container".to_string(), e))
+        .ok();
+    let shared = Arc::new(Shared {
+        address: key.address(),
+        key,
+        node: NodeClient::new(&config.node),
+        prices: config.prices.clone(),
+        data_dir: config.data_dir.clone(),
+        poll: Duration::from_millis(config.poll_ms),
+        process,
+        container,
+        unavailable,
+        inner: Mutex::new(Inner {
+            capacity: bid::Ledger::new(total),
+            bids: BTreeMap::new(),
+            leases: BTreeMap::new(),
+        }),
+    });
+    reattach(&shared);
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| ProviderError::Io {
+            path: PathBuf::from(config.listen.to_string()),
+            source,
+        })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ProviderError::Io {
+            path: PathBuf::from(config.listen.to_string()),
+            source,
+        })?;
+    let url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|source| ProviderError::Io {
+            path: PathBuf::from(config.listen.to_string()),
+            source,
+        })?
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let chain = {
+        let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = tick(&shared) {
+                    tracing::debug!("provider tick: {e}");
+                }
+                std::thread::sleep(shared.poll);
+            }
+        })
+    };
+    let http = {
+        let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let shutdown = async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                };
+                let _ = axum::serve(listener, router(shared))
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+            });
+        })
+    };
+    Ok(ProviderHandle {
+        address: shared.address,
+        url,
+        stop,
+        threads: vec![chain, http],
+    })
+}
+
+/// Reads back every lease directory and re-attaches to workloads still running.
+fn reattach(shared: &Shared) {
+    let Ok(dirs) = std::fs::read_dir(shared.data_dir.join("leases")) else {
+        return;
+    };
+    for entry in dirs.flatten() {
+        let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let id = LeaseId(id);
+        let dir = entry.path();
+        let manifest = std::fs::read_to_string(dir.join("manifest.yaml"))
+            .ok()
+            .and_then(|t| manifest::parse(&t).ok());
+        let handle: Option<Handle> = std::fs::read(dir.join("handle.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let mut events = VecDeque::new();
+        if let Ok(text) = std::fs::read_to_string(dir.join("events.jsonl")) {
+            for line in text.lines() {
+                if let Ok(e) = serde_json::from_str::<LeaseEvent>(line) {
+                    if events.len() >= MAX_EVENTS {
+                        events.pop_front();
+                    }
+                    events.push_back(e);
+                }
+            }
+        }
+        let state = handle
+            .as_ref()
+            .and_then(|h| shared.runtime(h.kind).ok().map(|rt| rt.state(h)));
+        {
+            let mut inner = shared.lock();
+            let slot = inner.leases.entry(id).or_default();
+            slot.manifest = manifest;
+            slot.events = events;
+            slot.handle = handle.clone();
+        }
+        if let Some(state) = state {
+            let what = match state {
+                WorkloadState::Exited => "workload had exited while the provider was down",
+                _ => "re-attached to the running workload after a provider restart",
+            };
+            shared.event(id, what.to_string());
+        }
+    }
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(v: &Value) -> Option<T> {
+    serde_json::from_value(v.clone()).ok()
+}
+
+/// One poll of the chain: reconcile leases, then bid on open orders.
+fn tick(shared: &Shared) -> Result<(), String> {
+    let leases = shared
+        .node
+        .get("/v1/leases?limit=1000")
+        .map_err(|e| e.to_string())?;
+    let mut mine = Vec::new();
+    for item in leases["leases"].as_array().into_iter().flatten() {
+        let Some(lease) = from_value::<Lease>(&item["lease"]) else {
+            continue;
+        };
+        if lease.provider != shared.address {
+            continue;
+        }
+        let projected = item["projected_state"]
+            .as_str()
+            .unwrap_or("active")
+            .to_string();
+        mine.push((lease, projected));
+    }
+    for (lease, projected) in mine {
+        reconcile(shared, &lease, &projected);
+    }
+    let orders = shared
+        .node
+        .get(&format!("/v1/orders?status=open&limit={ORDERS_PER_POLL}"))
+        .map_err(|e| e.to_string())?;
+    let height = shared.node.status().map_err(|e| e.to_string())?["height"]
+        .as_u64()
+        .unwrap_or(0);
+    let open: BTreeMap<OrderId, Order> = orders["orders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(from_value::<Order>)
+        .map(|o| (o.id, o))
+        .collect();
+    let mut bodies = Vec::new();
+    {
+        let mut inner = shared.lock();
+        // A bid on an order that is no longer open is decided: won (the lease holds the
+        // capacity now) or lost.
+        let decided: Vec<OrderId> = inner
+            .bids
+            .keys()
+            .filter(|id| !open.contains_key(id))
+            .copied()
+            .collect();
+        for id in decided {
+            inner.bids.remove(&id);
+            inner.capacity.release(&id.to_string());
+        }
+        for order in open.values() {
+            if inner.bids.contains_key(&order.id)
+                || order.bids.contains_key(&shared.address)
+                || height >= order.bid_deadline
+            {
+                continue;
+            }
+            let free = inner.capacity.free();
+            match bid::evaluate(
+                &order.resources,
+                order.max_price_per_block,
+                &free,
+                &shared.prices,
+            ) {
+                Ok(offer) => {
+                    inner
+                        .capacity
+                        .hold(&order.id.to_string(), offer.hardware.clone());
+                    inner.bids.insert(order.id, ());
+                    bodies.push(TxBody::PlaceBid(PlaceBid {
+                        order: order.id,
+                        price_per_block: offer.price_per_block,
+                        hardware: offer.hardware,
+                    }));
+                }
+                Err(_) => {
+                    // Remembered so the refusal is not re-evaluated every poll.
+                    inner.bids.insert(order.id, ());
+                }
+            }
+        }
+    }
+    if bodies.is_empty() {
+        return Ok(());
+    }
+    let hashes = shared
+        .node
+        .send_all(&shared.key, bodies, None)
+        .map_err(|e| e.to_string())?;
+    if let Some(last) = hashes.last() {
+        // The next batch needs these nonces finalized.
+        shared
+            .node
+            .wait_finalized(last, Duration::from_secs(20))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Brings a lease's workload in line with its on-chain state.
+fn reconcile(shared: &Shared, lease: &Lease, projected: &str) {
+    let id = lease.id;
+    let closed = matches!(lease.state, LeaseState::Closed { .. }) || projected == "closed";
+    let (handle, changed) = {
+        let mut inner = shared.lock();
+        if closed {
+            inner.capacity.release(&id.to_string());
+        } else {
+            inner.capacity.hold(&id.to_string(), lease.hardware.clone());
+        }
+        let slot = inner.leases.entry(id).or_default();
+        slot.tenant = Some(lease.tenant);
+        let changed = slot.chain_state != projected;
+        slot.chain_state = projected.to_string();
+        (slot.handle.clone(), changed)
+    };
+    if changed {
+        let reason = match &lease.state {
+            LeaseState::Closed {
+                reason, initiator, ..
+            } => format!(" by {initiator:?}: {reason}"),
+            _ => String::new(),
+        };
+        shared.event(id, format!("lease is {projected} on chain{reason}"));
+    }
+    let Some(handle) = handle else { return };
+    let Ok(rt) = shared.runtime(handle.kind) else {
+        return;
+    };
+    let state = rt.state(&handle);
+    let result = match (closed, projected, state) {
+        (_, _, WorkloadState::Exited) => Ok(None),
+        (true, _, _) => rt
+            .stop(&handle)
+            .map(|()| Some("workload stopped: the lease is closed")),
+        (false, "paused" | "closing", WorkloadState::Running) => rt
+            .pause(&handle)
+            .map(|()| Some("workload paused: the lease's escrow is empty")),
+        (false, "active", WorkloadState::Paused) => rt
+            .resume(&handle)
+            .map(|()| Some("workload resumed: the lease is active again")),
+        _ => Ok(None),
+    };
+    match result {
+        Ok(Some(message)) => shared.event(id, message.to_string()),
+        Ok(None) => {}
+        Err(e) => shared.event(id, format!("runtime: {e}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP: lease API and ingress.
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/bid-check", post(bid_check))
+        .route("/v1/leases/{id}/manifest", put(put_manifest))
+        .route("/v1/leases/{id}", get(lease_status))
+        .route("/v1/leases/{id}/logs", get(logs))
+        .route("/v1/leases/{id}/events", get(events))
+        .route("/v1/leases/{id}/close", post(close))
+        .route("/l/{id}", any(ingress))
+        .route("/l/{id}/", any(ingress))
+        .route("/l/{id}/{*rest}", any(ingress))
+        .with_state(shared)
+}
+
+/// Set on every answer the provider itself gives, so a client can tell them from the
+/// workload's own.
+pub const HEADER_PROVIDER_ANSWER: &str = "x-cairn-provider-answer";
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        [(HEADER_PROVIDER_ANSWER, "1")],
+        Json(json!({ "error": { "code": code, "message": message.into() } })),
+    )
+        .into_response()
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let inner = shared.lock();
+    Json(json!({
+        "address": shared.address,
+        "capacity": inner.capacity.total(),
+        "free": inner.capacity.free(),
+        "prices": shared.prices,
+        "runtimes": {
+            "process": shared.process.is_some(),
+            "container": shared.container.is_some(),
+        },
+        "unavailable": shared.unavailable,
+        "leases": inner.leases.len(),
+    }))
+    .into_response()
+}
+
+/// What a dry-run asks: would this provider bid, and at what price?
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BidCheck {
+    pub resources: Resources,
+    pub max_price_per_block: Amount,
+    pub runtime: RuntimeKind,
+}
+
+async fn bid_check(State(shared): State<Arc<Shared>>, Json(q): Json<BidCheck>) -> Response {
+    if let Err(reason) = shared.runtime(q.runtime) {
+        return Json(json!({ "would_bid": false, "reason": format!("runtime: {reason}") }))
+            .into_response();
+    }
+    let free = shared.lock().capacity.free();
+    match bid::evaluate(&q.resources, q.max_price_per_block, &free, &shared.prices) {
+        Ok(offer) => Json(json!({ "would_bid": true, "offer": offer })).into_response(),
+        Err(refusal) => Json(json!({
+            "would_bid": false,
+            "reason": refusal.to_string(),
+            "refusal": refusal,
+        }))
+        .into_response(),
+    }
+}
+
+/// Checks the signature and that the signer is the lease's tenant on chain.
+async fn authorize(
+    shared: &Arc<Shared>,
+    id: LeaseId,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Lease, Response> {
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let signer = auth::verify(
+        |name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        },
+        method.as_str(),
+        path,
+        body,
+        auth::now_ms(),
+    )
+    .map_err(|e| error(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
+    let node = shared.node.clone();
+    let answer = tokio::task::spawn_blocking(move || node.get(&format!("/v1/leases/{id}")))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let view =
+        answer.map_err(|e| error(StatusCode::NOT_FOUND, "unknown_lease", format!("{id}: {e}")))?;
+    let lease: Lease = from_value(&view["lease"]).ok_or_else(|| {
+        error(
+            StatusCode::BAD_GATEWAY,
+            "bad_node_answer",
+            "unreadable lease",
+        )
+    })?;
+    if lease.provider != shared.address {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_this_provider",
+            format!(
+                "{id} is with provider {}, not {}",
+                lease.provider, shared.address
+            ),
+        ));
+    }
+    if lease.tenant != signer {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "not_tenant",
+            format!("{signer} is not the tenant of {id}"),
+        ));
+    }
+    Ok(lease)
+}
+
+#[allow(clippy::result_large_err)] // the error is the HTTP answer itself
+fn parse_lease(id: &str) -> Result<LeaseId, Response> {
+    id.parse().map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_lease_id",
+            format!("{id:?} is not a lease id"),
+        )
+    })
+}
+
+async fn put_manifest(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let id = match parse_lease(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let lease = match authorize(&shared, id, &method, &uri, &headers, &body).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    if matches!(lease.state, LeaseState::Closed { .. }) {
+        return error(
+            StatusCode::CONFLICT,
+            "lease_closed",
+            format!("{id} is closed"),
+        );
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_manifest",
+            "the manifest is not UTF-8",
+        );
+    };
+    let m = match manifest::parse(text) {
+        Ok(m) => m,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": { "code": "bad_manifest", "message": e.to_string(), "problems": e.problems } })),
+            )
+                .into_response();
+        }
+    };
+    if m.hash() != lease.manifest_hash {
+        return error(
+            StatusCode::CONFLICT,
+            "manifest_hash_mismatch",
+            format!(
+                "this manifest hashes to {}, but {id}'s order carries {}: send the manifest the order was made for",
+                m.hash(),
+                lease.manifest_hash
+            ),
+        );
+    }
+    if let Err(detail) = cairn_ledger::compute::hardware_satisfies(&m.resources(), &lease.hardware)
+    {
+        return error(StatusCode::CONFLICT, "hardware_mismatch", detail);
+    }
+    let rt = match shared.runtime(m.runtime) {
+        Ok(rt) => rt,
+        Err(reason) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "runtime_unavailable",
+                reason,
+            );
+        }
+    };
+    {
+        let inner = shared.lock();
+        if let Some(h) = inner.leases.get(&id).and_then(|s| s.handle.clone())
+            && rt.state(&h) != WorkloadState::Exited
+        {
+            return Json(json!({ "lease": id, "state": "running", "already": true }))
+                .into_response();
+        }
+    }
+    let dir = shared.lease_dir(id);
+    let started = {
+        let (shared2, m2, text) = (Arc::clone(&shared), m.clone(), text.to_string());
+        tokio::task::spawn_blocking(move || -> Result<Handle, String> {
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join("manifest.yaml"), text).map_err(|e| e.to_string())?;
+            shared2.event(
+                id,
+                format!(
+                    "manifest received ({}), starting the {} workload",
+                    m2.hash(),
+                    m2.runtime
+                ),
+            );
+            let handle = rt.start(id, &m2, &dir).map_err(|e| e.to_string())?;
+            let bytes = serde_json::to_vec(&handle).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join("handle.json"), bytes).map_err(|e| e.to_string())?;
+            Ok(handle)
+        })
+        .await
+    };
+    match started {
+        Ok(Ok(handle)) => {
+            {
+                let mut inner = shared.lock();
+                let slot = inner.leases.entry(id).or_default();
+                slot.manifest = Some(m);
+                slot.handle = Some(handle);
+            }
+            shared.event(id, "workload started".to_string());
+            Json(json!({ "lease": id, "state": "running" })).into_response()
+        }
+        Ok(Err(reason)) => {
+            shared.event(id, format!("workload failed to start: {reason}"));
+            error(StatusCode::INTERNAL_SERVER_ERROR, "start_failed", reason)
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+fn workload_view(shared: &Shared, id: LeaseId) -> Value {
+    let inner = shared.lock();
+    let Some(slot) = inner.leases.get(&id) else {
+        return json!({ "lease": id, "workload": "none", "chain_state": null });
+    };
+    let state = slot
+        .handle
+        .as_ref()
+        .map_or("awaiting_manifest".to_string(), |h| {
+            shared
+                .runtime(h.kind)
+                .map_or("runtime_unavailable".to_string(), |rt| {
+                    serde_json::to_value(rt.state(h))
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                })
+        });
+    json!({
+        "lease": id,
+        "workload": state,
+        "chain_state": slot.chain_state,
+        "runtime": slot.manifest.as_ref().map(|m| m.runtime),
+        "service": slot.manifest.as_ref().map(|m| m.service.clone()),
+        "ingress": slot.manifest.as_ref().and_then(Manifest::ingress_port).map(|_| format!("/l/{id}/")),
+        "handle": slot.handle,
+    })
+}
+
+async fn lease_status(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let id = match parse_lease(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(&shared, id, &method, &uri, &headers, b"").await {
+        return r;
+    }
+    // Runtimes block (the container runtime drives its own tokio runtime).
+    let shared2 = Arc::clone(&shared);
+    match tokio::task::spawn_blocking(move || workload_view(&shared2, id)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn events(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let id = match parse_lease(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(&shared, id, &method, &uri, &headers, b"").await {
+        return r;
+    }
+    let events: Vec<LeaseEvent> = shared
+        .lock()
+        .leases
+        .get(&id)
+        .map(|s| s.events.iter().cloned().collect())
+        .unwrap_or_default();
+    Json(json!({ "lease": id, "events": events })).into_response()
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    follow: bool,
+    #[serde(default)]
+    offset: u64,
+}
+
+async fn logs(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<LogQuery>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let id = match parse_lease(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(&shared, id, &method, &uri, &headers, b"").await {
+        return r;
+    }
+    let Some(handle) = shared.lock().leases.get(&id).and_then(|s| s.handle.clone()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_workload",
+            format!("{id} has no workload yet"),
+        );
+    };
+    let rt = match shared.runtime(handle.kind) {
+        Ok(rt) => rt,
+        Err(reason) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "runtime_unavailable",
+                reason,
+            );
+        }
+    };
+    let dir = shared.lease_dir(id);
+    if !q.follow {
+        let read =
+            tokio::task::spawn_blocking(move || rt.logs(&handle, &dir, q.offset, 16 * 1024 * 1024))
+                .await;
+        return match read {
+            Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, "text/plain")], bytes).into_response(),
+            Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "logs", e.to_string()),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        };
+    }
+    // Follow: stream new output as it is written, until the workload exits.
+    let stream = futures::stream::unfold(
+        (rt, handle, dir, q.offset, false),
+        |(rt, handle, dir, offset, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let (rt2, h2, d2) = (Arc::clone(&rt), handle.clone(), dir.clone());
+                let read = tokio::task::spawn_blocking(move || {
+                    let bytes = rt2.logs(&h2, &d2, offset, LOG_CHUNK_BYTES);
+                    (bytes, rt2.state(&h2))
+                })
+                .await;
+                let Ok((Ok(bytes), state)) = read else {
+                    return None;
+                };
+                if !bytes.is_empty() {
+                    let next = offset.saturating_add(u64::try_from(bytes.len()).unwrap_or(0));
+                    return Some((
+                        Ok::<_, std::io::Error>(Bytes::from(bytes)),
+                        (rt, handle, dir, next, false),
+                    ));
+                }
+                if state == WorkloadState::Exited {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        },
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+async fn close(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(id): UrlPath<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let id = match parse_lease(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(&shared, id, &method, &uri, &headers, b"").await {
+        return r;
+    }
+    let Some(handle) = shared.lock().leases.get(&id).and_then(|s| s.handle.clone()) else {
+        return Json(json!({ "lease": id, "workload": "none" })).into_response();
+    };
+    let Ok(rt) = shared.runtime(handle.kind) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runtime_unavailable",
+            "runtime gone",
+        );
+    };
+    let stopped = tokio::task::spawn_blocking(move || rt.stop(&handle)).await;
+    match stopped {
+        Ok(Ok(())) => {
+            shared.event(id, "workload stopped at the tenant's request".to_string());
+            Json(json!({ "lease": id, "workload": "exited" })).into_response()
+        }
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stop_failed",
+            e.to_string(),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn ingress(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(params): UrlPath<Vec<(String, String)>>,
+    req: Request,
+) -> Response {
+    let id = params
+        .iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let rest = params
+        .iter()
+        .find(|(k, _)| k == "rest")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let id = match parse_lease(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let (endpoint, chain_state) = {
+        let inner = shared.lock();
+        let Some(slot) = inner.leases.get(&id) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown_lease",
+                format!("{id} does not run here"),
+            );
+        };
+        (
+            slot.handle.as_ref().and_then(|h| h.endpoint.clone()),
+            slot.chain_state.clone(),
+        )
+    };
+    if chain_state != "active" && !chain_state.is_empty() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "lease_not_active",
+            format!("{id} is {chain_state}"),
+        );
+    }
+    let Some(endpoint) = endpoint else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_ingress",
+            format!("{id} exposes no global port"),
+        );
+    };
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let target = format!("/{rest}{query}");
+    match proxy(endpoint, req, &target).await {
+        Ok(r) => r,
+        Err(e) => error(
+            StatusCode::BAD_GATEWAY,
+            "upstream",
+            format!("{id}'s workload: {e}"),
+        ),
+    }
+}
+
+async fn proxy(endpoint: Endpoint, req: Request, target: &str) -> Result<Response, String> {
+    let (mut parts, body) = req.into_parts();
+    parts.uri = target
+        .parse()
+        .map_err(|e: axum::http::uri::InvalidUri| e.to_string())?;
+    parts
+        .headers
+        .insert(header::HOST, header::HeaderValue::from_static("localhost"));
+    let req = axum::http::Request::from_parts(parts, body);
+    let timeout = Duration::from_secs(30);
+    let fut = async {
+        match endpoint {
+            Endpoint::Unix(path) => {
+                let s = tokio::net::UnixStream::connect(&path)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                send(hyper_util::rt::TokioIo::new(s), req).await
+            }
+            Endpoint::Tcp(addr) => {
+                let s = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                send(hyper_util::rt::TokioIo::new(s), req).await
+            }
+        }
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| "timed out".to_string())?
+}
+
+async fn send<I>(io: I, req: axum::http::Request<Body>) -> Result<Response, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    Ok(resp.map(Body::new))
+}
+
+/// The paths under a data dir (for tests and tools).
+pub fn lease_dir(data_dir: &Path, id: LeaseId) -> PathBuf {
+    data_dir.join("leases").join(id.0.to_string())
+}
+
+/// What each devnet compute provider declares.
+pub fn devnet_capacity() -> CapacityConfig {
+    CapacityConfig {
+        cpu_millicores: 2_000,
+        memory_bytes: 2 << 30,
+        storage_bytes: 2 << 30,
+    }
+}
+
+/// Devnet prices: provider `i` asks `i + 1` times the base, so the cheapest is provider 0.
+pub fn devnet_prices(i: u64) -> Prices {
+    let k = i.saturating_add(1);
+    Prices {
+        ucrn_per_cpu_core_block: 1_000 * k,
+        ucrn_per_gib_memory_block: 100 * k,
+        ucrn_per_gib_storage_block: 10 * k,
+        ucrn_per_gpu_block: 100_000 * k,
+    }
+}
