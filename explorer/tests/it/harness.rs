@@ -8,7 +8,7 @@ use cairn_types::{Amount, Capacity, Keypair};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-pub const EPOCH_BLOCKS: u64 = 8;
+pub const EPOCH_BLOCKS: u64 = 40;
 
 fn crn(v: u128) -> Amount {
     Amount::from_crn(v).expect("amount")
