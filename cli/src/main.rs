@@ -7,6 +7,7 @@
 mod account;
 mod bench;
 mod devnet;
+mod explorer;
 mod keys;
 mod popw;
 mod simulate;
@@ -80,6 +81,10 @@ enum Command {
     /// Work with the ledger state machine directly, without a network.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Run the explorer against a node: index finalized blocks, serve the dashboard and API.
+    Explorer(explorer::ExplorerArgs),
+    /// Network summary: height, providers, TVL, supply, emission, last-epoch revenue.
+    Stats(explorer::StatsArgs),
     /// Print the CLI reference (docs/cli.md) generated from every command's --help.
     #[command(hide = true)]
     CliReference,
@@ -117,6 +122,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Account(command) => account::account(&cli.global, command),
         Command::Tx(command) => account::tx(&cli.global, command),
         Command::Ledger(LedgerCommand::Simulate(args)) => simulate::run(&cli.global, args),
+        Command::Explorer(args) => explorer::run(&cli.global, args),
+        Command::Stats(args) => explorer::stats(&cli.global, args),
         Command::CliReference => {
             print!("{}", cli_reference());
             Ok(())
