@@ -6,6 +6,7 @@
 //! reaches the mempool. Every error is JSON: `{"error": {"code": "...", "message": "..."}}`
 //! with a 4xx status naming what was wrong.
 
+pub mod metrics;
 pub mod openapi;
 mod views;
 
@@ -114,6 +115,7 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/leases", get(leases))
         .route("/v1/leases/{id}", get(lease))
         .route("/v1/epochs/{n}", get(epoch))
+        .route("/v1/network", get(network))
         .route("/v1/events", get(events))
         .route("/v1/openapi.json", get(openapi_doc))
         .fallback(|| async {
@@ -124,7 +126,8 @@ pub fn router(node: NodeHandle) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(node)
+        .with_state(node.clone())
+        .merge(metrics::node_router(node))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
@@ -308,8 +311,10 @@ async fn account(State(node): State<NodeHandle>, Path(address): Path<String>) ->
 
 async fn block(State(node): State<NodeHandle>, Path(height): Path<String>) -> ApiResult {
     let height: u64 = parse("height", &height)?;
+    // The archive too, not only the cache: an indexer catching up asks for old blocks.
     let block = node
-        .block(height)
+        .fetch_block(height)
+        .await
         .ok_or_else(|| ApiError::not_found("finalized block at height", height))?;
     ok(views::block(&block))
 }
@@ -403,6 +408,10 @@ async fn epoch(State(node): State<NodeHandle>, Path(n): Path<String>) -> ApiResu
     node.with_ledger(|l| views::epoch(l, n))
         .ok_or_else(|| ApiError::not_found("epoch", n))
         .map(axum::Json)
+}
+
+async fn network(State(node): State<NodeHandle>) -> ApiResult {
+    ok(node.with_ledger(views::network))
 }
 
 /// Server-sent events: one `block` event per finalized block, with its receipts.

@@ -209,3 +209,113 @@ pub fn epoch(ledger: &Ledger, n: Epoch) -> Option<Value> {
         .collect();
     Some(json!({ "report": value(report), "reward_statements": statements }))
 }
+
+/// Σ price × weight / Σ weight, or `None` without weight (or on overflow).
+fn weighted_mean(items: impl Iterator<Item = (Amount, u128)>) -> Option<Amount> {
+    let (mut num, mut den) = (0u128, 0u128);
+    for (price, weight) in items {
+        num = num.checked_add(price.ucrn().checked_mul(weight)?)?;
+        den = den.checked_add(weight)?;
+    }
+    num.checked_div(den).map(Amount::from_ucrn)
+}
+
+/// Network-wide figures for the explorer: supply and where it sits, TVL, capacity and its
+/// use, and the market's current prices. Read-only, from the finalized state.
+pub fn network(ledger: &Ledger) -> Value {
+    let state = ledger.state();
+    let params = ledger.params();
+    let supply = state.supply_breakdown().ok();
+    let tvl = supply
+        .as_ref()
+        .and_then(cairn_ledger::state::SupplyBreakdown::tvl);
+    let (mut storage_declared, mut storage_assigned, mut storage_proven) = (0u64, 0u64, 0u64);
+    let (mut cpu_declared, mut cpu_committed, mut memory_declared, mut memory_committed) =
+        (0u64, 0u64, 0u64, 0u64);
+    let (mut gpus_declared, mut gpus_committed, mut int8_proven) = (0u64, 0u64, 0u64);
+    let mut good_standing = 0u64;
+    for p in state.providers.values() {
+        if p.is_active() {
+            good_standing = good_standing.saturating_add(1);
+        }
+        storage_declared = storage_declared.saturating_add(p.declared.storage_bytes);
+        storage_assigned = storage_assigned.saturating_add(p.assigned_storage_bytes);
+        storage_proven = storage_proven.saturating_add(p.proven_storage_bytes);
+        cpu_declared = cpu_declared.saturating_add(p.declared.cpu_millicores);
+        cpu_committed = cpu_committed.saturating_add(p.committed.cpu_millicores);
+        memory_declared = memory_declared.saturating_add(p.declared.memory_bytes);
+        memory_committed = memory_committed.saturating_add(p.committed.memory_bytes);
+        gpus_declared =
+            gpus_declared.saturating_add(u64::try_from(p.declared.gpus.len()).unwrap_or(u64::MAX));
+        gpus_committed = gpus_committed.saturating_add(p.committed.gpus);
+        int8_proven = int8_proven.saturating_add(p.proven_int8_ops);
+    }
+    let active_deals: Vec<&Deal> = state
+        .deals
+        .values()
+        .filter(|d| d.status == cairn_ledger::state::DealStatus::Active)
+        .collect();
+    let storage_price = weighted_mean(
+        active_deals
+            .iter()
+            .map(|d| (d.price_per_gib_epoch, u128::from(d.blob.size_bytes))),
+    );
+    let running: Vec<&Lease> = state
+        .leases
+        .values()
+        .filter(|l| l.state == cairn_ledger::state::LeaseState::Active)
+        .collect();
+    // A lease's price covers all its hardware; per GPU it is split evenly across its GPUs.
+    let gpu_price = weighted_mean(running.iter().filter(|l| !l.hardware.gpus.is_empty()).map(
+        |l| {
+            let gpus = u128::try_from(l.hardware.gpus.len())
+                .unwrap_or(u128::MAX)
+                .max(1);
+            (Amount::from_ucrn(l.price_per_block.ucrn() / gpus), gpus)
+        },
+    ));
+    let cpu_price = weighted_mean(
+        running
+            .iter()
+            .filter(|l| l.hardware.gpus.is_empty() && l.hardware.cpu_millicores > 0)
+            .map(|l| {
+                let cores = u128::from(l.hardware.cpu_millicores);
+                (
+                    Amount::from_ucrn(l.price_per_block.ucrn().saturating_mul(1000) / cores),
+                    cores,
+                )
+            }),
+    );
+    json!({
+        "height": ledger.height(),
+        "current_epoch": ledger.current_epoch(),
+        "epoch_length_blocks": params.epoch_length_blocks,
+        "block_time_ms": params.block_time_ms,
+        "last_timestamp_ms": state.last_timestamp_ms,
+        "supply": supply.as_ref().map(value),
+        "tvl": tvl,
+        "next_emission": state.next_emission,
+        "max_supply": params.max_supply,
+        "capacity": {
+            "providers": state.providers.len(),
+            "providers_in_good_standing": good_standing,
+            "storage_bytes_declared": storage_declared,
+            "storage_bytes_assigned": storage_assigned,
+            "storage_bytes_proven": storage_proven,
+            "cpu_millicores_declared": cpu_declared,
+            "cpu_millicores_committed": cpu_committed,
+            "memory_bytes_declared": memory_declared,
+            "memory_bytes_committed": memory_committed,
+            "gpus_declared": gpus_declared,
+            "gpus_committed": gpus_committed,
+            "int8_ops_proven": int8_proven,
+        },
+        "market": {
+            "active_deals": active_deals.len(),
+            "storage_price_per_gib_epoch": storage_price,
+            "active_leases": running.len(),
+            "gpu_price_per_gpu_block": gpu_price,
+            "cpu_price_per_core_block": cpu_price,
+        },
+    })
+}

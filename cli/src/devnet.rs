@@ -69,6 +69,15 @@ pub struct DevnetArgs {
     /// within 1% of a provider's time.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub compute_challenge_ms: Option<u64>,
+    /// Port of the explorer (dashboard and JSON API) the devnet serves.
+    #[arg(long, default_value_t = crate::explorer::DEFAULT_EXPLORER_PORT)]
+    pub explorer_port: u16,
+    /// Do not serve the explorer.
+    #[arg(long)]
+    pub no_explorer: bool,
+    /// Generate load: transfers, delegations and compute leases from the `default` key.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// The compute provers' share of this machine's int8 rate they claim: below what they reach
@@ -413,8 +422,46 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
         })
         .collect();
     let mut market = Vec::new();
+    let mut explorer = None;
+    let mut demo = None;
     let result = serve(global, handle, api, args.until_height, |url| {
         market = crate::market::start_devnet_providers(&home, &genesis, url, json);
+        // Explorer role (design §8) and the --demo load generator: one block of their own.
+        if !args.no_explorer {
+            let listen = SocketAddr::from(([127, 0, 0, 1], args.explorer_port));
+            match crate::explorer::start(url, home.join("explorer"), listen, None) {
+                Ok(e) => explorer = Some(e),
+                Err(e) => eprintln!("warning: {e:#}"),
+            }
+        }
+        if args.demo {
+            let tenant = store.load("default", None);
+            let provider = prover_keys.first().map(|(_, k)| k.clone());
+            match (tenant, provider) {
+                (Ok(tenant), Some(provider)) => {
+                    let (url, stop) = (url.to_string(), std::sync::Arc::clone(&stop));
+                    demo = Some(std::thread::spawn(move || {
+                        cairn_explorer::demo::run(
+                            &url,
+                            &tenant,
+                            &provider,
+                            None,
+                            block_time * 2,
+                            &stop,
+                            |step| match step {
+                                Ok(line) if !json => println!("  {line}"),
+                                Ok(_) => {}
+                                Err(e) => eprintln!("  demo: {e}"),
+                            },
+                        );
+                    }));
+                }
+                _ => eprintln!(
+                    "warning: --demo needs the `default` key and a compute provider (--compute-provers >= 1)"
+                ),
+            }
+        }
+        let explorer_url = explorer.as_ref().map(|e| e.url().to_string());
         for (name, key) in prover_keys {
             let (url, stop) = (url.to_string(), std::sync::Arc::clone(&stop));
             provers.push(std::thread::spawn(move || {
@@ -427,7 +474,7 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
                 |(name, h)| serde_json::json!({ "name": name, "address": h.address, "url": h.url }),
             )
             .collect();
-        let doc = serde_json::json!({ "api": url, "chain_id": chain_id, "p2p": p2p, "resumed_at_height": height, "compute_providers": endpoints });
+        let doc = serde_json::json!({ "api": url, "explorer": explorer_url, "chain_id": chain_id, "p2p": p2p, "resumed_at_height": height, "compute_providers": endpoints });
         if let Err(e) = std::fs::write(&node_json, doc.to_string()) {
             eprintln!("warning: cannot write {}: {e}", node_json.display());
         }
@@ -441,6 +488,9 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
             println!(
                 "  node API   {url}  (OpenAPI: {url}/v1/openapi.json, events: {url}/v1/events)"
             );
+            if let Some(e) = &explorer_url {
+                println!("  explorer   {e}  (API: {e}/api/v1/summary, metrics: {url}/metrics)");
+            }
             println!("  p2p        {}", p2p.join(", "));
             println!("  home       {}", home.display());
             println!(
@@ -467,6 +517,12 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
         provider.stop();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(demo) = demo {
+        let _ = demo.join();
+    }
+    if let Some(explorer) = explorer {
+        explorer.stop();
+    }
     for prover in provers {
         let _ = prover.join();
     }

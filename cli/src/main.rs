@@ -7,6 +7,7 @@
 mod account;
 mod bench;
 mod devnet;
+mod explorer;
 mod keys;
 mod market;
 mod popw;
@@ -92,6 +93,10 @@ enum Command {
     /// Run a compute provider (bid engine, runtimes, lease API, ingress).
     #[command(subcommand)]
     Provider(market::ProviderCommand),
+    /// Run the explorer against a node: index finalized blocks, serve the dashboard and API.
+    Explorer(explorer::ExplorerArgs),
+    /// Network summary: height, providers, TVL, supply, emission, last-epoch revenue.
+    Stats(explorer::StatsArgs),
     /// Print the CLI reference (docs/cli.md) generated from every command's --help.
     #[command(hide = true)]
     CliReference,
@@ -133,6 +138,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Deploy(args) => market::deploy(&cli.global, args),
         Command::Lease(command) => market::lease(&cli.global, command),
         Command::Provider(command) => market::provider_cmd(&cli.global, command),
+        Command::Explorer(args) => explorer::run(&cli.global, args),
+        Command::Stats(args) => explorer::stats(&cli.global, args),
         Command::CliReference => {
             print!("{}", cli_reference());
             Ok(())

@@ -55,6 +55,7 @@ impl Devnet {
             .arg(&self.home)
             .args(["--api-port", &self.api_port.to_string()])
             .args(["--p2p-base-port", &self.p2p_port.to_string()])
+            .arg("--no-explorer")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -5,8 +5,10 @@
 use std::process::Command;
 
 mod devnet;
+mod explorer;
 mod keys;
 mod market;
+mod webdriver;
 
 pub(crate) fn cairn() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
