@@ -20,7 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin" devnet --home "$home" --validators 4 --init-only --compute-provers 0 \
+"$bin" devnet --home "$home" --validators 4 --init-only --compute-provers 0 --compute-providers 0 \
   --block-time-ms "$block_time_ms" >/dev/null
 for i in 0 1 2 3; do
   "$bin" node --home "$home" --config "$home/node-$i.toml" >"$home/node-$i.log" 2>&1 &
