@@ -149,17 +149,40 @@ async fn status(State(node): State<NodeHandle>) -> ApiResult {
     ok(to_json(&node.status())?)
 }
 
+/// How a request body is encoded, from its Content-Type (JSON when none is given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyFormat {
+    Binary,
+    Json,
+}
+
+fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if content_type.starts_with("application/octet-stream") {
+        Ok(BodyFormat::Binary)
+    } else if content_type.starts_with("application/json") {
+        Ok(BodyFormat::Json)
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type {content_type:?}: use application/json or application/octet-stream"
+            ),
+        ))
+    }
+}
+
 /// `POST /v1/txs`: the canonical encoding (`application/octet-stream`) or the JSON form.
 async fn submit(
     State(node): State<NodeHandle>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let tx: SignedTransaction = if content_type.starts_with("application/octet-stream") {
+    let tx: SignedTransaction = if body_format(&headers)? == BodyFormat::Binary {
         SignedTransaction::from_bytes(&body).map_err(|e| match e {
             cairn_types::tx::DecodeError::TooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
@@ -168,17 +191,9 @@ async fn submit(
                 ApiError::bad_request("malformed_tx", e.to_string())
             }
         })?
-    } else if content_type.starts_with("application/json") {
+    } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request("malformed_tx", format!("transaction JSON: {e}")))?
-    } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "Content-Type {content_type:?}: use application/json or application/octet-stream"
-            ),
-        ));
     };
     match node.submit(tx) {
         Ok(hash) => Ok((
@@ -229,18 +244,14 @@ async fn submit_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let txs: Vec<SignedTransaction> = if content_type.starts_with("application/octet-stream") {
+    let txs: Vec<SignedTransaction> = if body_format(&headers)? == BodyFormat::Binary {
         cairn_types::tx::decode_batch(&body).map_err(|e| {
             ApiError::bad_request(
                 "malformed_batch",
                 format!("batch of at most {MAX_BATCH_TXS} encoded transactions: {e}"),
             )
         })?
-    } else if content_type.starts_with("application/json") {
+    } else {
         let txs: Vec<SignedTransaction> = serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request(
                 "malformed_batch",
@@ -258,14 +269,6 @@ async fn submit_batch(
             ));
         }
         txs
-    } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "Content-Type {content_type:?}: use application/json or application/octet-stream"
-            ),
-        ));
     };
     if txs.is_empty() {
         return Err(submit_error(SubmitError::Empty));
