@@ -21,10 +21,20 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The prover's claimed int8 rate: far below what the CPU backend does even on a loaded
+/// 2-core machine, so its proofs pass and it counts as active and proven.
+pub const PROVER_CLAIM_INT8_OPS: u64 = 200_000_000;
+
 pub struct Net {
     pub url: String,
     pub tenant: Keypair,
     pub provider: Keypair,
+    /// A compute provider with a claim, answering its challenges with the CPU backend.
+    pub prover: Keypair,
+    prover_thread: Option<(
+        std::thread::JoinHandle<()>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    )>,
     validator: Option<Validator>,
     api: Option<(
         std::thread::JoinHandle<()>,
@@ -38,12 +48,17 @@ impl Net {
         let dir = tempfile::tempdir().expect("tempdir");
         let tenant = Keypair::from_test_seed("explorer-tenant");
         let provider = Keypair::from_test_seed("explorer-provider");
+        let prover = Keypair::from_test_seed("explorer-prover");
         let validator_key = Keypair::from_test_seed("explorer-validator");
         let mut params = Params {
             epoch_length_blocks: EPOCH_BLOCKS,
             ..Params::default()
         };
         params = params.with_block_time(100);
+        // A challenge every third epoch (4 s epochs; a 100 ms challenge stays within 1% of
+        // the time), so the prover is proven within the test's few epochs.
+        params.compute_challenge_ms = 100;
+        params.compute_challenge_interval_epochs = 3;
         params.validate().expect("valid test params");
         let genesis = Genesis {
             chain_id: "explorer-test".to_string(),
@@ -64,25 +79,44 @@ impl Net {
                     address: provider.address(),
                     balance: crn(100_000),
                 },
+                GenesisAccount {
+                    address: prover.address(),
+                    balance: crn(100_000),
+                },
             ],
             validators: vec![GenesisValidator {
                 address: validator_key.address(),
                 stake: crn(100_000),
                 p2p_address: format!("127.0.0.1:{}", free_port()),
             }],
-            providers: vec![GenesisProvider {
-                address: provider.address(),
-                endpoint: "http://127.0.0.1:1".to_string(),
-                region: "test".to_string(),
-                capacity: Capacity {
-                    cpu_millicores: 4_000,
-                    memory_bytes: 4 << 30,
-                    ..Capacity::default()
+            providers: vec![
+                GenesisProvider {
+                    address: provider.address(),
+                    endpoint: "http://127.0.0.1:1".to_string(),
+                    region: "test".to_string(),
+                    capacity: Capacity {
+                        cpu_millicores: 4_000,
+                        memory_bytes: 4 << 30,
+                        ..Capacity::default()
+                    },
+                    commission_bps: 500,
+                    bond: crn(10_000),
+                    claimed_int8_ops: 0,
                 },
-                commission_bps: 500,
-                bond: crn(10_000),
-                claimed_int8_ops: 0,
-            }],
+                GenesisProvider {
+                    address: prover.address(),
+                    endpoint: "http://127.0.0.1:2".to_string(),
+                    region: "test".to_string(),
+                    capacity: Capacity {
+                        cpu_millicores: 1_000,
+                        memory_bytes: 1 << 30,
+                        ..Capacity::default()
+                    },
+                    commission_bps: 1_000,
+                    bond: crn(5_000),
+                    claimed_int8_ops: PROVER_CLAIM_INT8_OPS,
+                },
+            ],
         };
         let validator = cairn_chain::start_validator(ValidatorConfig::new(
             NodeConfig {
@@ -113,10 +147,30 @@ impl Net {
                 .await;
             });
         });
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let prover_thread = {
+            let (url, key, stop) = (url.clone(), prover.clone(), stop.clone());
+            std::thread::spawn(move || {
+                use cairn_compute::popw::CpuBackend;
+                let client = cairn_client::NodeClient::new(&url);
+                let mut responder =
+                    cairn_compute::prover::Responder::new(Box::new(CpuBackend::new()), 1);
+                cairn_compute::prover::run(
+                    &client,
+                    &key,
+                    &mut responder,
+                    Duration::from_millis(50),
+                    &stop,
+                    |_| {},
+                );
+            })
+        };
         let net = Self {
             url,
             tenant,
             provider,
+            prover,
+            prover_thread: Some((prover_thread, stop)),
             validator: Some(validator),
             api: Some((api, tx)),
             dir,
@@ -146,6 +200,10 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
+        if let Some((thread, stop)) = self.prover_thread.take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = thread.join();
+        }
         if let Some((thread, tx)) = self.api.take() {
             let _ = tx.send(());
             let _ = thread.join();

@@ -62,6 +62,28 @@ fn explorer_epochs(url: &str) -> Vec<(u64, Amount, Amount, Amount, Amount)> {
         .collect()
 }
 
+/// Transactions in finalized blocks 1..=height, as the node has them.
+fn txs_through(net: &Net, height: u64) -> u64 {
+    (1..=height)
+        .map(|h| {
+            let block = net.handle().block(h).expect("a finalized block");
+            u64::try_from(block.txs.len()).expect("n")
+        })
+        .sum()
+}
+
+/// The explorer counted each block and each transaction exactly once.
+fn counted_once(net: &Net, url: &str, what: &str) {
+    let summary = get_json(&format!("{url}/api/v1/summary"));
+    let height = summary["height"].as_u64().expect("height");
+    assert_eq!(summary["blocks_indexed"].as_u64(), Some(height), "{what}");
+    assert_eq!(
+        summary["txs_indexed"].as_u64(),
+        Some(txs_through(net, height)),
+        "{what}"
+    );
+}
+
 fn wait_indexed(net: &Net, e: &Explorer, height: u64) {
     net.wait(
         &format!("the explorer to index height {height}"),
@@ -146,10 +168,14 @@ fn slow_figures_match_the_ledger_exactly_and_a_restart_counts_nothing_twice() {
     );
     let fees: u128 = indexed.iter().map(|e| e.3.ucrn()).sum();
     let min_fee = net.handle().with_ledger(|l| l.params().min_tx_fee.ucrn());
+    // Every transaction pays the minimum fee: ours and the prover's.
+    let last_indexed = indexed.last().expect("an epoch").0;
+    let txs = txs_through(&net, (last_indexed + 1) * EPOCH_BLOCKS);
+    assert!(txs > sent_txs, "the prover's transactions are on chain too");
     assert_eq!(
         fees,
-        u128::from(sent_txs) * min_fee,
-        "tx fees are our five transactions"
+        u128::from(txs) * min_fee,
+        "tx fees are every transaction's minimum fee"
     );
     // By day and by month: the same epochs, regrouped.
     for by in ["day", "month"] {
@@ -175,8 +201,11 @@ fn slow_figures_match_the_ledger_exactly_and_a_restart_counts_nothing_twice() {
 
     // TVL and providers, exactly as the ledger at the same height (retry until the explorer's
     // view and the ledger name the same height).
+    // The prover is challenged every third epoch: wait for a finished epoch in which it
+    // proved, so the active and proven counts checked below are not zero.
     let mut checked = false;
-    for _ in 0..400 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
         let summary = get_json(&format!("{}/api/v1/summary", first.url()));
         let (height, tvl, report, providers) = net.handle().with_ledger(|l| {
             let state = l.state();
@@ -206,7 +235,9 @@ fn slow_figures_match_the_ledger_exactly_and_a_restart_counts_nothing_twice() {
                 summary["providers"]["registered"].as_u64(),
                 Some(u64::try_from(providers).expect("n"))
             );
-            if summary["last_epoch"].as_u64() == Some(report.epoch) {
+            if summary["last_epoch"].as_u64() == Some(report.epoch) && report.proven_providers > 0 {
+                assert_eq!(report.active_providers, 1, "only the prover proves");
+                assert_eq!(report.proven_providers, 1, "only the prover proves");
                 assert_eq!(
                     summary["providers"]["active"].as_u64(),
                     Some(report.active_providers)
@@ -227,9 +258,9 @@ fn slow_figures_match_the_ledger_exactly_and_a_restart_counts_nothing_twice() {
     }
     assert!(
         checked,
-        "never saw the explorer and the ledger at the same height"
+        "never saw the explorer and the ledger at the same height after an epoch the prover proved"
     );
-    // TVL includes the delegation and the bonds: 100k validator + 10k provider + 25 delegated
+    // TVL includes the delegation and the bonds: 100k validator + 10k + 5k providers, 25 delegated
     // + the lease's escrow (what is left of it).
     let tvl = get_json(&format!("{}/api/v1/tvl", first.url()));
     assert_eq!(amount(&tvl["parts"]["delegations"]), delegated);
@@ -239,13 +270,47 @@ fn slow_figures_match_the_ledger_exactly_and_a_restart_counts_nothing_twice() {
     );
     assert_eq!(
         amount(&tvl["parts"]["provider_bonds"]),
-        Amount::from_crn(10_000).expect("a")
+        Amount::from_crn(15_000).expect("a")
     );
 
-    // Each block and each transaction counted once.
-    let summary = get_json(&format!("{}/api/v1/summary", first.url()));
-    assert_eq!(summary["blocks_indexed"], summary["height"]);
-    assert_eq!(summary["txs_indexed"].as_u64(), Some(sent_txs));
+    // The prover's proof history and rewards, exactly as the ledger's reward statements.
+    let indexed = get_json(&format!(
+        "{}/api/v1/providers/{}",
+        first.url(),
+        net.prover.address()
+    ));
+    let last = indexed["indexed"]["statements"]
+        .as_array()
+        .and_then(|s| s.last())
+        .and_then(|s| s["epoch"].as_u64())
+        .expect("indexed statements for the prover");
+    let (passed, rewards) = net.handle().with_ledger(|l| {
+        let mine = l
+            .state()
+            .statements
+            .values()
+            .filter(|s| s.provider == net.prover.address() && s.epoch <= last);
+        mine.fold((0u64, 0u128), |(p, r), s| {
+            (p + s.proofs_passed, r + s.provider_reward.ucrn())
+        })
+    });
+    assert!(passed > 0, "the prover passed no proof");
+    assert_eq!(indexed["indexed"]["proofs_passed"].as_u64(), Some(passed));
+    assert_eq!(
+        amount(&indexed["indexed"]["provider_rewards"]).ucrn(),
+        rewards
+    );
+    assert!(
+        indexed["node"]["provider"]["last_proven_epoch"]
+            .as_u64()
+            .is_some(),
+        "the node lists the prover as proven: {}",
+        indexed["node"]
+    );
+
+    // Each block and each transaction counted once (the prover's own transactions
+    // included: they are counted from the finalized blocks).
+    counted_once(&net, first.url(), "first run");
 
     // Restart, with a torn write at the end of the log: resumes, counts nothing twice.
     let stopped_at = first.height();
@@ -267,16 +332,7 @@ fn slow_figures_match_the_ledger_exactly_and_a_restart_counts_nothing_twice() {
     let resumed = explorer_epochs(second.url());
     let ledger = ledger_epochs(&net);
     assert_eq!(resumed[..], ledger[..resumed.len()], "after a restart");
-    let summary = get_json(&format!("{}/api/v1/summary", second.url()));
-    assert_eq!(
-        summary["blocks_indexed"], summary["height"],
-        "no block counted twice"
-    );
-    assert_eq!(
-        summary["txs_indexed"].as_u64(),
-        Some(sent_txs),
-        "no transaction counted twice"
-    );
+    counted_once(&net, second.url(), "after a restart with a torn tail");
     // A fresh index from scratch agrees with the resumed one.
     let fresh = explorer(&net, &net.dir.path().join("fresh"));
     wait_indexed(&net, &fresh, later);
