@@ -64,9 +64,10 @@ pub struct DevnetArgs {
     /// Blocks per epoch (a genesis parameter, fixed at creation; default 60).
     #[arg(long, value_parser = clap::value_parser!(u64).range(4..=100_000))]
     pub epoch_length_blocks: Option<u64>,
-    /// Wall time of a compute challenge at the claimed rate (genesis parameter; by default
-    /// 4 s, shortened to fit fast blocks). The challenge interval grows to keep proving
-    /// within 1% of a provider's time.
+    /// Wall time of a compute challenge at the claimed rate (genesis parameter). By default
+    /// 1% of an epoch (at least one block, at most 4 s) with a challenge every epoch the 1%
+    /// budget allows, so devnet provers are proven within their first epochs; given, the
+    /// challenge interval grows instead to keep proving within 1% of a provider's time.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub compute_challenge_ms: Option<u64>,
     /// Port of the explorer (dashboard and JSON API) the devnet serves.
@@ -189,7 +190,25 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
     if let Some(blocks) = args.lease_grace_blocks {
         params.lease_grace_blocks = blocks;
     }
-    let params = params.with_block_time(args.block_time_ms);
+    let mut params = params.with_block_time(args.block_time_ms);
+    if args.compute_challenge_ms.is_none() {
+        // A devnet prover should be proven within a few epochs, not after the production
+        // interval (12 epochs): shorten the challenge to 1% of an epoch where the block time
+        // allows, then challenge as often as the 1% budget permits.
+        let epoch_ms = params
+            .epoch_length_blocks
+            .saturating_mul(params.block_time_ms)
+            .max(1);
+        params.compute_challenge_ms = (epoch_ms / 100).clamp(
+            params.block_time_ms,
+            params.compute_challenge_ms.max(params.block_time_ms),
+        );
+        params.compute_challenge_interval_epochs = params
+            .compute_challenge_ms
+            .saturating_mul(100)
+            .div_ceil(epoch_ms)
+            .max(1);
+    }
     params
         .validate()
         .context("these devnet flags give invalid genesis parameters")?;

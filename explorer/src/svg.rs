@@ -39,10 +39,14 @@ fn short(v: f64) -> String {
         format!("{:.1}M", v / 1e6)
     } else if a >= 1e3 {
         format!("{:.1}k", v / 1e3)
-    } else if a >= 1.0 || a == 0.0 {
+    } else if v.fract() == 0.0 {
         format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
     } else {
-        format!("{v:.3}")
+        // Enough digits that neighbouring ticks (e.g. 1.5 and 2.25) never print alike.
+        let text = format!("{v:.3}");
+        text.trim_end_matches('0').to_string()
     }
 }
 
@@ -178,5 +182,14 @@ mod tests {
         assert!(svg.contains("a&amp;b") && svg.contains("Revenue &lt;x&gt;"));
         assert!(!svg.contains("no data yet"));
         assert!(bar_chart("e", "u", &[], &[]).contains("no data yet"));
+    }
+
+    #[test]
+    fn tick_labels_of_small_counts_are_distinct() {
+        let ticks: Vec<String> = [0.0, 0.75, 1.5, 2.25, 3.0].map(short).to_vec();
+        assert_eq!(ticks, ["0", "0.75", "1.5", "2.25", "3"]);
+        assert_eq!(short(12.5), "12.5");
+        assert_eq!(short(1_500.0), "1.5k");
+        assert_eq!(short(0.001), "0.001");
     }
 }

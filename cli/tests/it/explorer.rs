@@ -79,7 +79,8 @@ fn slow_browser_opens_every_dashboard_page_and_finds_its_charts() {
             .expect("spawn cairn devnet"),
     );
     let explorer = format!("http://127.0.0.1:{explorer_port}");
-    // Wait for real activity: two finished epochs and a running demo lease.
+    // Wait for real activity: two finished epochs, a running demo lease and the devnet's
+    // compute prover proven, so every figure on the pages has something behind it.
     let start = Instant::now();
     let lease = loop {
         let summary = get_json(&format!("{explorer}/api/v1/summary"));
@@ -89,6 +90,7 @@ fn slow_browser_opens_every_dashboard_page_and_finds_its_charts() {
             .and_then(|l| l["leases"][0]["lease"]["id"].as_u64());
         if let (Some(s), Some(lease)) = (summary, lease)
             && s["last_epoch"].as_u64() >= Some(1)
+            && s["providers"]["proven"].as_u64() >= Some(1)
         {
             break lease;
         }
