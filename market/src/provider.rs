@@ -23,7 +23,7 @@ use cairn_types::tx::PlaceBid;
 use cairn_types::{Address, Amount, Keypair, LeaseId, OrderId, Resources, TxBody};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -90,6 +90,8 @@ struct Slot {
     chain_state: String,
     manifest: Option<Manifest>,
     handle: Option<Handle>,
+    /// Host GPUs reserved for this lease while its workload starts (then in `handle`).
+    gpus: Vec<u32>,
     events: VecDeque<LeaseEvent>,
 }
 
@@ -110,6 +112,8 @@ struct Shared {
     process: Option<Arc<dyn Runtime>>,
     container: Option<Arc<dyn Runtime>>,
     unavailable: BTreeMap<String, String>,
+    /// The host's GPUs as NVML numbers them; leases get exact devices from this list.
+    gpu_devices: Vec<cairn_compute::gpu::GpuInfo>,
     inner: Mutex<Inner>,
 }
 
@@ -204,8 +208,8 @@ pub fn start(
         path: leases_dir.clone(),
         source,
     })?;
-    let gpus = cairn_compute::gpu::discover()
-        .gpus()
+    let gpu_devices = cairn_compute::gpu::discover().gpus().to_vec();
+    let gpus = gpu_devices
         .iter()
         .map(cairn_compute::gpu::GpuInfo::spec)
         .collect();
@@ -234,6 +238,7 @@ pub fn start(
         process,
         container,
         unavailable,
+        gpu_devices,
         inner: Mutex::new(Inner {
             capacity: bid::Ledger::new(total),
             bids: BTreeMap::new(),
@@ -726,9 +731,34 @@ async fn put_manifest(
                 .into_response();
         }
     }
+    // Exact host GPUs for the lease's hardware, reserved under the lock so two manifests
+    // arriving together never get the same device.
+    let gpus = {
+        let mut inner = shared.lock();
+        let in_use: BTreeSet<u32> = inner
+            .leases
+            .iter()
+            .filter(|(lease, _)| **lease != id)
+            .flat_map(|(_, s)| {
+                s.handle
+                    .iter()
+                    .flat_map(|h| h.gpus.iter().copied())
+                    .chain(s.gpus.iter().copied())
+            })
+            .collect();
+        let wanted: Vec<cairn_types::GpuSpec> = lease.hardware.gpus.iter().cloned().collect();
+        match assign_gpus(&shared.gpu_devices, &wanted, &in_use) {
+            Ok(gpus) => {
+                inner.leases.entry(id).or_default().gpus.clone_from(&gpus);
+                gpus
+            }
+            Err(detail) => return error(StatusCode::CONFLICT, "gpus_unavailable", detail),
+        }
+    };
     let dir = shared.lease_dir(id);
     let started = {
         let (shared2, m2, text) = (Arc::clone(&shared), m.clone(), text.to_string());
+        let gpus2 = gpus.clone();
         tokio::task::spawn_blocking(move || -> Result<Handle, String> {
             std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
             std::fs::write(dir.join("manifest.yaml"), text).map_err(|e| e.to_string())?;
@@ -740,7 +770,7 @@ async fn put_manifest(
                     m2.runtime
                 ),
             );
-            let handle = rt.start(id, &m2, &dir).map_err(|e| e.to_string())?;
+            let handle = rt.start(id, &m2, &dir, &gpus2).map_err(|e| e.to_string())?;
             let bytes = serde_json::to_vec(&handle).map_err(|e| e.to_string())?;
             std::fs::write(dir.join("handle.json"), bytes).map_err(|e| e.to_string())?;
             Ok(handle)
@@ -754,16 +784,59 @@ async fn put_manifest(
                 let slot = inner.leases.entry(id).or_default();
                 slot.manifest = Some(m);
                 slot.handle = Some(handle);
+                slot.gpus.clear();
             }
             shared.event(id, "workload started".to_string());
             Json(json!({ "lease": id, "state": "running" })).into_response()
         }
         Ok(Err(reason)) => {
+            release_gpus(&shared, id);
             shared.event(id, format!("workload failed to start: {reason}"));
             error(StatusCode::INTERNAL_SERVER_ERROR, "start_failed", reason)
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        Err(e) => {
+            release_gpus(&shared, id);
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        }
     }
+}
+
+fn release_gpus(shared: &Shared, id: LeaseId) {
+    if let Some(slot) = shared.lock().leases.get_mut(&id) {
+        slot.gpus.clear();
+    }
+}
+
+/// Host GPU indices for a lease's hardware: for each GPU the bid promised, a free device of
+/// exactly that vendor, model and memory. Pure, so the choice is tested without a GPU.
+pub fn assign_gpus(
+    devices: &[cairn_compute::gpu::GpuInfo],
+    wanted: &[cairn_types::GpuSpec],
+    in_use: &BTreeSet<u32>,
+) -> Result<Vec<u32>, String> {
+    let mut chosen: Vec<u32> = Vec::with_capacity(wanted.len());
+    for spec in wanted {
+        let device = devices.iter().find(|d| {
+            !in_use.contains(&d.index) && !chosen.contains(&d.index) && d.spec() == *spec
+        });
+        match device {
+            Some(d) => chosen.push(d.index),
+            None => {
+                return Err(format!(
+                    "the lease needs {} {} {} ({} MiB) GPU(s) but this host has {} free of that kind",
+                    wanted.iter().filter(|w| *w == spec).count(),
+                    spec.vendor.as_str(),
+                    spec.model.as_str(),
+                    spec.vram_mib,
+                    devices
+                        .iter()
+                        .filter(|d| !in_use.contains(&d.index) && d.spec() == *spec)
+                        .count()
+                ));
+            }
+        }
+    }
+    Ok(chosen)
 }
 
 fn workload_view(shared: &Shared, id: LeaseId) -> Value {
@@ -1098,5 +1171,53 @@ pub fn devnet_prices(i: u64) -> Prices {
         ucrn_per_gib_memory_block: 100 * k,
         ucrn_per_gib_storage_block: 10 * k,
         ucrn_per_gpu_block: 100_000 * k,
+    }
+}
+
+#[cfg(test)]
+mod gpu_tests {
+    use super::assign_gpus;
+    use cairn_compute::gpu::GpuInfo;
+    use std::collections::BTreeSet;
+
+    fn gpu(index: u32, model: &str, vram_mib: u64) -> GpuInfo {
+        GpuInfo {
+            index,
+            vendor: "nvidia".to_string(),
+            model: model.to_string(),
+            vram_mib,
+            int8_dense_peak_tops: None,
+        }
+    }
+
+    #[test]
+    fn leases_get_free_devices_of_exactly_the_promised_kind() {
+        let host = [
+            gpu(0, "h100", 81_559),
+            gpu(1, "a100", 40_960),
+            gpu(2, "h100", 81_559),
+        ];
+        let h100 = host[0].spec();
+        let none = BTreeSet::new();
+        assert_eq!(assign_gpus(&host, &[], &none), Ok(vec![]));
+        assert_eq!(
+            assign_gpus(&host, std::slice::from_ref(&h100), &none),
+            Ok(vec![0])
+        );
+        assert_eq!(
+            assign_gpus(&host, &[h100.clone(), h100.clone()], &none),
+            Ok(vec![0, 2])
+        );
+        // Device 0 is another lease's: the next H100, never the A100.
+        let taken = BTreeSet::from([0]);
+        assert_eq!(
+            assign_gpus(&host, std::slice::from_ref(&h100), &taken),
+            Ok(vec![2])
+        );
+        let err = assign_gpus(&host, &[h100.clone(), h100], &taken).unwrap_err();
+        assert!(
+            err.contains("needs 2 nvidia h100") && err.contains("1 free"),
+            "{err}"
+        );
     }
 }

@@ -9,10 +9,13 @@
 //! dropped but binding low ports, no new privileges; the exposed port is published on
 //! 127.0.0.1 only, for the ingress.
 
-use super::{Endpoint, Handle, Runtime, RuntimeError, WorkloadState};
+use super::{
+    CUDA_VISIBLE_DEVICES, Endpoint, Handle, Runtime, RuntimeError, WorkloadState,
+    cuda_visible_devices,
+};
 use crate::manifest::{Manifest, RuntimeKind};
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
     LogsOptions, RemoveContainerOptions, StartContainerOptions,
@@ -101,12 +104,46 @@ impl ContainerRuntime {
     }
 }
 
+/// The NVIDIA container toolkit's device request for exactly these host GPUs; none when the
+/// lease has no GPU, so the container sees no device at all.
+fn gpu_device_requests(gpus: &[u32]) -> Option<Vec<DeviceRequest>> {
+    (!gpus.is_empty()).then(|| {
+        vec![DeviceRequest {
+            driver: Some("nvidia".to_string()),
+            device_ids: Some(gpus.iter().map(u32::to_string).collect()),
+            capabilities: Some(vec![vec!["gpu".to_string(), "compute".to_string()]]),
+            ..Default::default()
+        }]
+    })
+}
+
+/// The tenant's environment, with `CUDA_VISIBLE_DEVICES` the provider's to set: the
+/// container sees only its devices, renumbered from 0, so the list is container-local.
+fn container_env(m: &Manifest, gpus: &[u32]) -> Vec<String> {
+    let local: Vec<u32> = (0..u32::try_from(gpus.len()).unwrap_or(u32::MAX)).collect();
+    m.env
+        .iter()
+        .filter(|(k, _)| k.as_str() != CUDA_VISIBLE_DEVICES)
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(std::iter::once(format!(
+            "{CUDA_VISIBLE_DEVICES}={}",
+            cuda_visible_devices(&local)
+        )))
+        .collect()
+}
+
 impl Runtime for ContainerRuntime {
     fn kind(&self) -> RuntimeKind {
         RuntimeKind::Container
     }
 
-    fn start(&self, lease: LeaseId, m: &Manifest, _dir: &Path) -> Result<Handle, RuntimeError> {
+    fn start(
+        &self,
+        lease: LeaseId,
+        m: &Manifest,
+        _dir: &Path,
+        gpus: &[u32],
+    ) -> Result<Handle, RuntimeError> {
         let start_err = |reason: String| RuntimeError::Start { lease, reason };
         let image = m
             .image
@@ -154,13 +191,14 @@ impl Runtime for ContainerRuntime {
                     }]),
                 )])
             }),
+            device_requests: gpu_device_requests(gpus),
             ..Default::default()
         };
         let body = ContainerCreateBody {
             image: Some(image),
             entrypoint: (!m.command.is_empty()).then(|| m.command.clone()),
             cmd: (!m.args.is_empty()).then(|| m.args.clone()),
-            env: Some(m.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            env: Some(container_env(m, gpus)),
             labels: Some(labels),
             exposed_ports: port_key.map(|k| HashMap::from([(k, HashMap::new())])),
             host_config: Some(host_config),
@@ -212,6 +250,7 @@ impl Runtime for ContainerRuntime {
             start_ticks: 0,
             container_id: created.id,
             endpoint,
+            gpus: gpus.to_vec(),
         })
     }
 
@@ -295,5 +334,36 @@ impl Runtime for ContainerRuntime {
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(all.len());
         let end = start.saturating_add(max_bytes).min(all.len());
         Ok(all[start..end].to_vec())
+    }
+}
+
+#[cfg(test)]
+mod gpu_tests {
+    use super::{container_env, gpu_device_requests};
+
+    #[test]
+    fn containers_get_exactly_the_leased_gpus_and_the_provider_sets_cuda_visible_devices() {
+        assert_eq!(gpu_device_requests(&[]), None, "no GPU: no device request");
+        let requests = gpu_device_requests(&[1, 3]).expect("a request");
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].driver.as_deref(), Some("nvidia"));
+        assert_eq!(
+            requests[0].device_ids,
+            Some(vec!["1".to_string(), "3".to_string()])
+        );
+        let text = crate::manifest::tests::GOOD.replace(
+            "      - GREETING=hello\n",
+            "      - CUDA_VISIBLE_DEVICES=0,1,2,3\n      - MODE=fast\n",
+        );
+        let m = crate::manifest::parse(&text).expect("manifest");
+        let env = container_env(&m, &[1, 3]);
+        assert!(env.contains(&"MODE=fast".to_string()), "{env:?}");
+        // The tenant's own value is dropped; inside, the two devices are 0 and 1.
+        assert_eq!(
+            env.iter()
+                .filter(|e| e.starts_with("CUDA_VISIBLE_DEVICES="))
+                .collect::<Vec<_>>(),
+            ["CUDA_VISIBLE_DEVICES=0,1"]
+        );
     }
 }

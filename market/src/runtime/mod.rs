@@ -33,6 +33,22 @@ pub struct Handle {
     /// Container runtime: the container id.
     pub container_id: String,
     pub endpoint: Option<Endpoint>,
+    /// Indices (NVML order) of the host GPUs given to the workload, so a restarted provider
+    /// never hands them to another lease.
+    #[serde(default)]
+    pub gpus: Vec<u32>,
+}
+
+/// The environment variable CUDA reads to choose its devices; the provider sets it, a
+/// tenant's manifest cannot.
+pub const CUDA_VISIBLE_DEVICES: &str = "CUDA_VISIBLE_DEVICES";
+
+/// `CUDA_VISIBLE_DEVICES` for these GPU indices: empty hides every GPU.
+pub fn cuda_visible_devices(gpus: &[u32]) -> String {
+    gpus.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,12 +91,14 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError + '
 /// One way to run workloads.
 pub trait Runtime: Send + Sync {
     fn kind(&self) -> RuntimeKind;
-    /// Starts the manifest's service for `lease`, its files under `dir`.
+    /// Starts the manifest's service for `lease`, its files under `dir`, with the host GPUs
+    /// `gpus` (NVML indices, chosen by the provider) and no other.
     fn start(
         &self,
         lease: LeaseId,
         manifest: &Manifest,
         dir: &Path,
+        gpus: &[u32],
     ) -> Result<Handle, RuntimeError>;
     /// The workload of `handle` if it is still the one that was started.
     fn state(&self, handle: &Handle) -> WorkloadState;

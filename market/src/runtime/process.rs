@@ -13,7 +13,10 @@
 //! The sandbox is its own process group and session, not a child the provider waits on, so
 //! it survives a provider restart; the pid file holds pid and start time for re-attaching.
 
-use super::{Endpoint, Handle, Runtime, RuntimeError, WorkloadState, io};
+use super::{
+    CUDA_VISIBLE_DEVICES, Endpoint, Handle, Runtime, RuntimeError, WorkloadState,
+    cuda_visible_devices, io,
+};
 use crate::manifest::{Manifest, RuntimeKind};
 use cairn_types::LeaseId;
 use std::io::{Read, Seek, SeekFrom};
@@ -95,12 +98,41 @@ fn signal_group(
     Ok(())
 }
 
+/// bubblewrap arguments that give the sandbox exactly these GPUs: their device nodes and the
+/// driver's control nodes bound in (where the host has them), and `CUDA_VISIBLE_DEVICES` set.
+/// Inside, CUDA renumbers the bound devices from 0, so the variable lists sandbox-local
+/// indices. With no GPU the variable is empty, which CUDA reads as "no device".
+pub fn gpu_args(gpus: &[u32], exists: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut args = Vec::new();
+    if !gpus.is_empty() {
+        let nodes = gpus.iter().map(|i| format!("/dev/nvidia{i}")).chain(
+            ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"].map(String::from),
+        );
+        for node in nodes.filter(|n| exists(n)) {
+            args.extend(["--dev-bind".to_string(), node.clone(), node]);
+        }
+    }
+    let local: Vec<u32> = (0..u32::try_from(gpus.len()).unwrap_or(u32::MAX)).collect();
+    args.extend([
+        "--setenv".to_string(),
+        CUDA_VISIBLE_DEVICES.to_string(),
+        cuda_visible_devices(&local),
+    ]);
+    args
+}
+
 impl Runtime for ProcessRuntime {
     fn kind(&self) -> RuntimeKind {
         RuntimeKind::Process
     }
 
-    fn start(&self, lease: LeaseId, m: &Manifest, dir: &Path) -> Result<Handle, RuntimeError> {
+    fn start(
+        &self,
+        lease: LeaseId,
+        m: &Manifest,
+        dir: &Path,
+        gpus: &[u32],
+    ) -> Result<Handle, RuntimeError> {
         let run = dir.join("run");
         std::fs::create_dir_all(&run).map_err(io(&run))?;
         let socket = run.join("ingress.sock");
@@ -133,8 +165,11 @@ impl Runtime for ProcessRuntime {
             .args(["--setenv", "HOME", "/tmp"])
             .args(["--setenv", "CAIRN_LEASE", &lease.0.to_string()]);
         for (k, v) in &m.env {
-            cmd.args(["--setenv", k, v]);
+            if k.as_str() != CUDA_VISIBLE_DEVICES {
+                cmd.args(["--setenv", k, v]);
+            }
         }
+        cmd.args(gpu_args(gpus, |p| Path::new(p).exists()));
         cmd.arg("--");
         cmd.args(&self.init);
         cmd.args(["--socket", "/run/cairn/ingress.sock"]);
@@ -166,6 +201,7 @@ impl Runtime for ProcessRuntime {
             start_ticks: ticks,
             container_id: String::new(),
             endpoint: m.ingress_port().map(|_| Endpoint::Unix(socket)),
+            gpus: gpus.to_vec(),
         })
     }
 
@@ -307,5 +343,40 @@ fn relay(listener: &std::os::unix::net::UnixListener, port: u16) {
             let _ = back.join();
             active.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+}
+
+#[cfg(test)]
+mod gpu_tests {
+    use super::gpu_args;
+
+    #[test]
+    fn the_sandbox_gets_exactly_the_leased_gpu_nodes() {
+        let host = |p: &str| p != "/dev/nvidia-uvm-tools";
+        assert_eq!(
+            gpu_args(&[], host),
+            ["--setenv", "CUDA_VISIBLE_DEVICES", ""],
+            "no GPU: none bound and CUDA sees none"
+        );
+        let args = gpu_args(&[3, 5], host);
+        let bound: Vec<&str> = args
+            .chunks(3)
+            .filter(|c| c[0] == "--dev-bind")
+            .map(|c| c[1].as_str())
+            .collect();
+        assert_eq!(
+            bound,
+            [
+                "/dev/nvidia3",
+                "/dev/nvidia5",
+                "/dev/nvidiactl",
+                "/dev/nvidia-uvm"
+            ]
+        );
+        assert!(!args.iter().any(|a| a == "/dev/nvidia0"));
+        assert_eq!(
+            args[args.len() - 3..],
+            ["--setenv", "CUDA_VISIBLE_DEVICES", "0,1"]
+        );
     }
 }
