@@ -12,6 +12,7 @@ mod keys;
 mod market;
 mod popw;
 mod simulate;
+mod store;
 
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -76,6 +77,9 @@ enum Command {
     /// Create, list, show, import and export keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Store and fetch files on the network's storage providers, or run one.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Measure a running network, or this machine's proof-of-compute backends.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -131,6 +135,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Keys(command) => keys::run(&cli.global, command),
         Command::Status => account::status(&cli.global),
         Command::Bench(command) => bench::run(&cli.global, command),
+        Command::Store(command) => store::run(&cli.global, command),
         Command::Account(command) => account::account(&cli.global, command),
         Command::Tx(command) => account::tx(&cli.global, command),
         Command::Ledger(LedgerCommand::Simulate(args)) => simulate::run(&cli.global, args),

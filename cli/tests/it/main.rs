@@ -9,6 +9,7 @@ mod explorer;
 mod keys;
 mod market;
 mod webdriver;
+mod store;
 
 pub(crate) fn cairn() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
