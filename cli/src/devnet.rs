@@ -85,11 +85,24 @@ pub struct DevnetArgs {
     /// Port of the first storage provider (provider i listens on base + i; fixed at creation).
     #[arg(long, default_value_t = DEFAULT_STORAGE_BASE_PORT)]
     pub storage_base_port: u16,
+    /// Register the storage providers at genesis but run none of them here: each runs as its
+    /// own process (`cairn store serve --key storage-i --listen <its endpoint>`), so it can
+    /// be stopped alone. The repairer still runs in the devnet.
+    #[arg(long)]
+    pub storage_external: bool,
+    /// Port of the gateway (public blobs over plain HTTP) the devnet serves.
+    #[arg(long, default_value_t = DEFAULT_GATEWAY_PORT)]
+    pub gateway_port: u16,
+    /// Do not serve the gateway.
+    #[arg(long)]
+    pub no_gateway: bool,
 }
 
 /// First port of the devnet's storage providers: 7900..=7931 sits between the validators'
 /// p2p ports (7800 + i) and the compute providers' (7950 + i).
 pub const DEFAULT_STORAGE_BASE_PORT: u16 = 7900;
+/// Port of the devnet's gateway (beside the explorer's 7780).
+pub const DEFAULT_GATEWAY_PORT: u16 = 7790;
 /// Storage each devnet provider declares.
 const STORAGE_CAPACITY_BYTES: u64 = 64 << 30;
 const STORAGE_REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
@@ -465,14 +478,23 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
         .collect();
     let mut market = Vec::new();
     let mut storage = None;
-    let mut storage_error = None;
+    let mut gateway = None;
     let mut explorer = None;
     let mut demo = None;
     let result = serve(global, handle, api, args.until_height, |url| {
         market = crate::market::start_devnet_providers(&home, &genesis, url, json);
-        match start_storage(&home, &genesis, url, json) {
+        match start_storage(&home, &genesis, url, !args.storage_external, json) {
             Ok(s) => storage = Some(s),
-            Err(e) => storage_error = Some(e),
+            Err(e) => {
+                eprintln!("warning: storage providers did not start: {e:#}");
+            }
+        }
+        if !args.no_gateway {
+            let listen = SocketAddr::from(([127, 0, 0, 1], args.gateway_port));
+            match cairn_storage::start_gateway(url, listen) {
+                Ok(g) => gateway = Some(g),
+                Err(e) => eprintln!("warning: gateway: {e}"),
+            }
         }
         // Explorer role (design §8) and the --demo load generator: one block of their own.
         if !args.no_explorer {
@@ -522,7 +544,17 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
                 |(name, h)| serde_json::json!({ "name": name, "address": h.address, "url": h.url }),
             )
             .collect();
-        let doc = serde_json::json!({ "api": url, "explorer": explorer_url, "chain_id": chain_id, "p2p": p2p, "resumed_at_height": height, "compute_providers": endpoints });
+        let gateway_url = gateway.as_ref().map(cairn_storage::GatewayHandle::url);
+        let storage_endpoints: Vec<serde_json::Value> = storage
+            .as_ref()
+            .map(|s| {
+                s.endpoints()
+                    .into_iter()
+                    .map(|(name, url)| serde_json::json!({ "name": name, "url": url }))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let doc = serde_json::json!({ "api": url, "explorer": explorer_url, "gateway": gateway_url, "chain_id": chain_id, "p2p": p2p, "resumed_at_height": height, "compute_providers": endpoints, "storage_providers": storage_endpoints });
         if let Err(e) = std::fs::write(&node_json, doc.to_string()) {
             eprintln!("warning: cannot write {}: {e}", node_json.display());
         }
@@ -563,6 +595,9 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
                     println!("  storage    {name} {endpoint}");
                 }
             }
+            if let Some(g) = &gateway_url {
+                println!("  gateway    {g}/v1/blobs/<id>  (public blobs)");
+            }
             println!("  Ctrl-C stops; starting again resumes from disk");
         }
     });
@@ -572,8 +607,8 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
     if let Some(s) = storage {
         s.stop();
     }
-    if let Some(e) = storage_error {
-        eprintln!("warning: storage providers did not start: {e:#}");
+    if let Some(g) = gateway {
+        g.stop();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(demo) = demo {
@@ -597,12 +632,13 @@ fn start_storage(
     home: &Path,
     genesis: &Genesis,
     url: &str,
+    serve_providers: bool,
     quiet: bool,
 ) -> Result<cairn_storage::DevnetStorage> {
     let store = Keystore::open(home);
     let mut list = Vec::new();
     for p in &genesis.providers {
-        if p.capacity.storage_bytes == 0 {
+        if !serve_providers || p.capacity.storage_bytes == 0 {
             continue;
         }
         let Some(i) = list_index(&store, &p.address) else {

@@ -75,7 +75,7 @@ pub struct PutArgs {
     pub key: KeyArgs,
 }
 
-fn parse_redundancy(text: &str) -> Result<(u16, u16), String> {
+pub(crate) fn parse_redundancy(text: &str) -> Result<(u16, u16), String> {
     let (k, m) = text
         .split_once('+')
         .ok_or_else(|| format!("{text:?} is not K+M (e.g. 4+2)"))?;
@@ -107,12 +107,23 @@ pub struct ServeArgs {
     /// Bytes this provider stores at most [default: its declared capacity on chain].
     #[arg(long)]
     pub capacity_bytes: Option<u64>,
+    /// Test double: `withholder` never answers challenges, `forger` bluffs for shards it
+    /// cannot read (for the Byzantine-provider tests).
+    #[arg(long, hide = true, default_value = "honest")]
+    pub behaviour: cairn_storage::Behaviour,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// Where the gateway listens.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7790")]
+    pub listen: SocketAddr,
+}
+
 /// The chain's parameters: the home's genesis if there is one, else the defaults.
-fn chain_params(global: &Global) -> Result<Params> {
+pub(crate) fn chain_params(global: &Global) -> Result<Params> {
     let path = global.home_dir()?.join("genesis.toml");
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Genesis::from_toml(&text)
@@ -321,7 +332,7 @@ fn serve(global: &Global, args: ServeArgs) -> Result<()> {
         leaves_per_challenge: usize::from(params.storage_leaves_per_challenge),
         poll: Duration::from_millis(params.block_time_ms.max(100)),
         gc_every_polls: 10,
-        behaviour: cairn_storage::Behaviour::Honest,
+        behaviour: args.behaviour,
     };
     let json = global.json;
     let handle = cairn_storage::start_provider(config, key.clone(), move |event| {
@@ -339,6 +350,29 @@ fn serve(global: &Global, args: ServeArgs) -> Result<()> {
             "cairn storage provider {} on {}",
             key.address(),
             handle.endpoint()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    handle.stop();
+    Ok(())
+}
+
+/// `cairn gateway`: serves public blobs until Ctrl-C.
+pub fn gateway(global: &Global, args: &GatewayArgs) -> Result<()> {
+    let url = node_url(global)?;
+    let handle = cairn_storage::start_gateway(&url, args.listen)?;
+    if global.json {
+        println!("{}", json!({ "gateway": handle.url(), "node": url }));
+    } else {
+        println!(
+            "cairn gateway on {} (GET {}/v1/blobs/<id>; node {url})",
+            handle.url(),
+            handle.url()
         );
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -180,6 +180,30 @@ impl ShardClient {
         Ok(Box::new(response.into_body().into_reader()))
     }
 
+    /// `GET /v1/provider` within `timeout`: the address the shard API signs receipts with.
+    /// Placement probes with it, since a provider record on chain only says what was
+    /// declared, not that a shard API answers at its endpoint now.
+    pub fn provider_address(&self, timeout: Duration) -> Result<Address, ShardError> {
+        let url = format!("{}/v1/provider", self.endpoint);
+        let mut response = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            return Err(self.refused(status, &mut response));
+        }
+        let answer: Value = response.body_mut().read_json().map_err(|e| self.bad(e))?;
+        answer["address"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| self.bad("no address in /v1/provider"))
+    }
+
     /// `GET /v1/shards/{blob}/{index}/proof?leaves=...` as JSON.
     pub fn proof(&self, blob: &Hash, index: u16, leaves: &[u64]) -> Result<Value, ShardError> {
         let list: Vec<String> = leaves.iter().map(u64::to_string).collect();

@@ -16,6 +16,7 @@ use cairn_types::{Address, Amount, BoundedVec, DealId, Hash, Keypair, TxBody};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::{Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
@@ -233,6 +234,37 @@ pub fn storage_providers(node: &NodeClient) -> Result<Vec<ProviderEntry>, StoreE
         });
     }
     Ok(out)
+}
+
+/// How long placement waits for a provider's shard API to answer its probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The storage providers whose shard API answers now, as the provider it claims to be:
+/// a stopped provider, or one whose endpoint serves something else (a compute provider
+/// declaring disk for its leases), would only fail its upload.
+pub fn live_storage_providers(node: &NodeClient) -> Result<Vec<ProviderEntry>, StoreError> {
+    let all = storage_providers(node)?;
+    let answers: Vec<bool> = std::thread::scope(|scope| {
+        let probes: Vec<_> = all
+            .iter()
+            .map(|p| {
+                scope.spawn(move || {
+                    ShardClient::new(&p.endpoint)
+                        .provider_address(PROBE_TIMEOUT)
+                        .is_ok_and(|a| a == p.address)
+                })
+            })
+            .collect();
+        probes
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .collect()
+    });
+    Ok(all
+        .into_iter()
+        .zip(answers)
+        .filter_map(|(p, live)| live.then_some(p))
+        .collect())
 }
 
 /// Redundancy that adapts to the network: 10+5 on 15 or more providers, 4+2 on 6 or more,
@@ -512,7 +544,7 @@ pub fn put_file(
 ) -> Result<PutOutcome, StoreError> {
     let start = Instant::now();
     let size = std::fs::metadata(path).map_err(io("reading", path))?.len();
-    let candidates = storage_providers(node)?;
+    let candidates = live_storage_providers(node)?;
     let (k, m) = options
         .redundancy
         .unwrap_or_else(|| default_redundancy(candidates.len()));
@@ -744,18 +776,24 @@ fn open_stream(
 /// Decodes every segment of a blob in order, calling `sink(segment, plaintext)`: the
 /// trailer from any shard, then each segment from the first k streams that deliver verified
 /// pieces; a failing or stalled stream is replaced by another shard's (hedging), a bad piece
-/// drops its shard. Shards in `skip` are never read.
+/// drops its shard. Shards in `skip` are never read. With `range` (plaintext bytes) only
+/// the segments that hold it are fetched and decoded; `sink` still sees whole segments.
 fn decode_segments(
     node: &NodeClient,
     blob: &Hash,
     protection: &Protection,
     skip: &[usize],
+    range: Option<Range<u64>>,
     sink: &mut dyn FnMut(&Layout, u64, &[u8]) -> Result<(), StoreError>,
 ) -> Result<(BlobMeta, Vec<String>), StoreError> {
     let (meta, deal) = blob_deal(node, blob)?;
     let endpoints = shard_endpoints(node, &deal)?;
     let mut decoder = Decoder::new(&meta, DEFAULT_MAX_PIECE_SIZE_BYTES, protection)?;
     let layout = decoder.layout().clone();
+    let wanted = match range {
+        Some(r) => layout.plan_range(r)?.segments,
+        None => 0..layout.segment_count,
+    };
     let n = layout.shard_count();
     let k = layout.data_shards();
     let mut failures: Vec<String> = Vec::new();
@@ -802,7 +840,7 @@ fn decode_segments(
             detail: format!("no shard's trailer could be read: {}", failures.join("; ")),
         });
     }
-    let segments = layout.segment_count;
+    let segments = wanted.end;
     let mut streams: Vec<Option<Stream>> = (0..n).map(|_| None).collect();
     let open = |i: usize, from: u64, endpoints: &[Option<String>]| {
         let index = u16::try_from(i).unwrap_or(u16::MAX);
@@ -816,12 +854,12 @@ fn decode_segments(
             break;
         }
         if !dead[i] {
-            streams[i] = Some(open(i, 0, &endpoints));
+            streams[i] = Some(open(i, wanted.start, &endpoints));
             started += 1;
         }
     }
     let mut pending: Vec<Option<Vec<u8>>> = vec![None; n];
-    for segment in 0..segments {
+    for segment in wanted {
         for p in pending.iter_mut() {
             *p = None;
         }
@@ -908,6 +946,19 @@ pub fn read_blob<W: Write>(
     out: &mut W,
     progress: &mut dyn FnMut(u64),
 ) -> Result<GetOutcome, StoreError> {
+    read_blob_without(node, blob, protection, &[], out, progress)
+}
+
+/// [`read_blob`] as if the shards in `skip` were lost (never read): the worst-case decode
+/// path when they are data shards, for benchmarks and tests.
+pub fn read_blob_without<W: Write>(
+    node: &NodeClient,
+    blob: &Hash,
+    protection: &Protection,
+    skip: &[usize],
+    out: &mut W,
+    progress: &mut dyn FnMut(u64),
+) -> Result<GetOutcome, StoreError> {
     let start = Instant::now();
     let mut written = 0u64;
     let write_error = |source| StoreError::Io {
@@ -919,7 +970,8 @@ pub fn read_blob<W: Write>(
         node,
         blob,
         protection,
-        &[],
+        skip,
+        None,
         &mut |layout, segment, plain| {
             let range = layout.segment_plain_range(segment);
             let take = usize::try_from(range.end.saturating_sub(range.start))
@@ -938,6 +990,47 @@ pub fn read_blob<W: Write>(
         failures,
         elapsed_ms: start.elapsed().as_millis(),
     })
+}
+
+/// Writes the plaintext bytes `range` of a blob into `out`, fetching and decoding only the
+/// segments that hold them (the gateway's Range reads); returns the shards dropped.
+pub fn read_blob_range<W: Write>(
+    node: &NodeClient,
+    blob: &Hash,
+    protection: &Protection,
+    range: Range<u64>,
+    out: &mut W,
+) -> Result<Vec<String>, StoreError> {
+    let write_error = |source| StoreError::Io {
+        what: "writing",
+        path: PathBuf::from("the output"),
+        source,
+    };
+    let wanted = range.clone();
+    let (_, failures) = decode_segments(
+        node,
+        blob,
+        protection,
+        &[],
+        Some(range),
+        &mut |layout, segment, plain| {
+            let have = layout.segment_plain_range(segment);
+            let start = wanted.start.max(have.start);
+            let end = wanted.end.min(have.end);
+            if start >= end {
+                return Ok(());
+            }
+            let from = usize::try_from(start - have.start).unwrap_or(usize::MAX);
+            let to = usize::try_from(end - have.start).unwrap_or(usize::MAX);
+            let part = plain.get(from..to).ok_or_else(|| StoreError::Unreadable {
+                blob: *blob,
+                detail: format!("segment {segment} decoded short"),
+            })?;
+            out.write_all(part).map_err(write_error)
+        },
+    )?;
+    out.flush().map_err(write_error)?;
+    Ok(failures)
 }
 
 /// Rebuilds shard `lost` of a blob from the other shards into `out` (pieces in segment
@@ -961,6 +1054,7 @@ pub fn rebuild_shard<W: Write>(
         blob,
         protection,
         &[usize::from(lost)],
+        None,
         &mut |layout, segment, plain| {
             if encoder.is_none() {
                 let params = Params {

@@ -62,14 +62,14 @@ pub struct HttpError {
 }
 
 impl HttpError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
         }
     }
-    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 }
@@ -323,10 +323,9 @@ async fn put_shard(
             ),
         ));
     }
-    if state.store.get(&blob, index) == Some(info) {
-        // Already durable (a retried upload): the same receipt again, no rewrite.
-        return Ok(axum::Json(receipt(&state, deal_id, &blob, index, &info)));
-    }
+    // A shard already held is received again all the same (a retried upload): its bytes
+    // are checked against the root like any upload, so a wrong body is refused even here,
+    // and a matching one replaces the copy on disk by rename (healing local rot).
     let mut writer = state.store.begin(blob, index, info)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE_CHUNKS);
     let task = tokio::task::spawn_blocking(move || -> Result<ShardInfo, StoreError> {

@@ -10,6 +10,8 @@
 //!   answering a signed receipt only once the shard is durable.
 //! - [`responder`]: each epoch's storage challenges answered in one batched
 //!   `SubmitStorageProofs`, and garbage collection of shards no live deal keeps here.
+//! - [`gateway`]: `GET /v1/blobs/{id}`, public blobs for plain HTTP clients (Range, ETag =
+//!   blob id, immutable caching).
 //! - [`repair`]: the repairer loop: finds shards the chain marked for repair, fetches k
 //!   shards from the other holders, rebuilds the lost one, stores it with a new provider and
 //!   posts `RepairShard`.
@@ -19,6 +21,7 @@
 
 pub mod chain;
 pub mod devnet;
+pub mod gateway;
 pub mod http;
 pub mod repair;
 pub mod responder;
@@ -33,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use devnet::{DevnetProvider, DevnetStorage, spawn_devnet_providers};
+pub use gateway::{GatewayError, GatewayHandle, start_gateway};
 pub use responder::{Behaviour, Event};
 pub use store::{ShardInfo, ShardStore, StoreError};
 

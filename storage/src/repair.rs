@@ -7,7 +7,7 @@
 
 use crate::chain;
 use cairn_client::NodeClient;
-use cairn_client::store::{place, protection_for, repair_shard, storage_providers};
+use cairn_client::store::{live_storage_providers, place, protection_for, repair_shard};
 use cairn_types::{DealId, Keypair};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,7 +53,7 @@ pub fn pass(
                 continue;
             }
         };
-        let providers = match storage_providers(node) {
+        let providers = match live_storage_providers(node) {
             Ok(p) => p,
             Err(e) => {
                 log(format!("listing providers: {e}"));

@@ -6,7 +6,8 @@ use crate::chain::{self, Challenge};
 use crate::store::ShardStore;
 use cairn_client::{NodeClient, NodeError};
 use cairn_types::tx::{MAX_TX_BYTES, SubmitStorageProofs};
-use cairn_types::{BoundedVec, DealId, Epoch, Hash, Keypair, TxBody};
+use cairn_types::proof::{LeafOpening, StorageProof};
+use cairn_types::{BoundedBytes, BoundedVec, DealId, Epoch, Hash, Keypair, TxBody};
 use commonware_codec::EncodeSize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +48,36 @@ pub enum Behaviour {
     Honest,
     /// Signs receipts, then never answers a challenge (and is caught at the epoch's end).
     Withholder,
+    /// Answers every challenge, bluffing for shards it can no longer read (deleted or
+    /// unreadable): made-up leaves with empty paths, which the chain records as failed.
+    Forger,
+}
+
+impl std::str::FromStr for Behaviour {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "honest" => Ok(Self::Honest),
+            "withholder" => Ok(Self::Withholder),
+            "forger" => Ok(Self::Forger),
+            other => Err(format!(
+                "{other:?} is not a behaviour: honest, withholder or forger"
+            )),
+        }
+    }
+}
+
+/// A bluffed answer: the right number of leaves, all zeros, no Merkle paths.
+fn forged(deal: DealId, shard_index: u16, leaves: usize, leaf_bytes: usize) -> StorageProof {
+    let opening = LeafOpening {
+        data: BoundedBytes(vec![0u8; leaf_bytes.min(cairn_types::proof::MAX_LEAF_BYTES)]),
+        path: Default::default(),
+    };
+    StorageProof {
+        deal,
+        shard_index,
+        leaves: BoundedVec(vec![opening; leaves.clamp(1, 64)]),
+    }
 }
 
 pub struct Responder {
@@ -129,6 +160,12 @@ impl Responder {
                 self.leaves_per_challenge,
             ) {
                 Ok(p) => proofs.push(p),
+                Err(_) if self.behaviour == Behaviour::Forger => proofs.push(forged(
+                    c.deal,
+                    c.shard_index,
+                    self.leaves_per_challenge,
+                    1024,
+                )),
                 Err(e) => events(Event::Unprovable {
                     deal: c.deal,
                     shard_index: c.shard_index,

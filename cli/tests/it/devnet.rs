@@ -63,6 +63,7 @@ impl Devnet {
             .args(["--api-port", &self.api_port.to_string()])
             .args(["--p2p-base-port", &self.p2p_port.to_string()])
             .arg("--no-explorer")
+            .arg("--no-gateway")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

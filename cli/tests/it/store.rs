@@ -136,6 +136,8 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
         "200",
         "--compute-provers",
         "0",
+        "--compute-providers",
+        "0",
         "--epoch-length-blocks",
         "40",
         "--storage-providers",
@@ -160,7 +162,7 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
         (0usize, false),
         (1, false),
         (2_500_000, false),
-        (70_000, true),
+        (3_000_000, true),
     ] {
         let path = dir.path().join(format!("in-{len}"));
         let data = bytes(len, len as u64);
@@ -245,6 +247,60 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
     let _ = response.body_mut().read_to_string();
+    // The deal's owner itself: a body that does not hash to the shard's root, and one
+    // longer than the shard, are refused even for the shard this provider holds.
+    let default_key = cairn_client::Keystore::open(&net.home)
+        .load("default", None)
+        .unwrap();
+    let owner_sig = default_key.sign(
+        cairn_types::tx::SHARD_PUT_NAMESPACE,
+        &cairn_types::tx::shard_put_message(cairn_types::DealId(deal_id), &blob, 0, &root),
+    );
+    let shard_bytes = good_shard.len() - 64;
+    for (body, status, code) in [
+        (vec![0x11u8; shard_bytes], 400, "shard_root_mismatch"),
+        (vec![0x11u8; shard_bytes + 1], 413, "shard_wrong_length"),
+    ] {
+        let mut response = agent()
+            .put(&format!("{shard_url}?deal={deal_id}"))
+            .header("x-cairn-signer", default_key.address().to_string())
+            .header("x-cairn-signature", owner_sig.to_hex())
+            .send(&body[..])
+            .expect("answer");
+        assert_eq!(response.status().as_u16(), status, "{code}");
+        let answer: Value = response.body_mut().read_json().expect("json error");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+    }
+    // Unknown and malformed blob ids on reads.
+    let unknown = Hash::domain("store-it", &[b"unknown"]);
+    for (url, status, code) in [
+        (format!("{}/v1/shards/{unknown}/0", endpoint(0)), 404, "shard_not_found"),
+        (format!("{}/v1/shards/zz/0", endpoint(0)), 400, "bad_blob_id"),
+        (format!("{}/v1/shards/{blob}/x", endpoint(0)), 400, "bad_shard_index"),
+    ] {
+        let mut response = agent().get(&url).call().unwrap();
+        assert_eq!(response.status().as_u16(), status, "{url}");
+        let answer: Value = response.body_mut().read_json().unwrap();
+        assert_eq!(answer["error"]["code"], code, "{url}");
+    }
+    let out = net.cli(&[
+        "store",
+        "get",
+        &unknown.to_string(),
+        "-o",
+        dir.path().join("never").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no blob"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("never").exists());
+
+    // The gateway: public blobs over plain HTTP, ranges, cache headers, refusals.
+    check_gateway(&net, &stored[3], &stored[2].0, &unknown);
+
     // A ranged read returns exactly those bytes (after the 64-byte header on disk).
     let mut response = agent()
         .get(&shard_url)
@@ -314,6 +370,100 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     net.kill9();
 }
 
+/// Kills the child on drop (a test that fails must not leave servers behind).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cairn gateway` against the devnet on a free port: full and ranged reads of a public
+/// blob, its ETag and immutable caching, 304 on a matching If-None-Match, and refusals.
+fn check_gateway(net: &Devnet, public: &(Hash, u64, Vec<u8>), encrypted: &Hash, unknown: &Hash) {
+    let port = crate::devnet::free_port();
+    let _gateway = Killed(
+        super::cairn()
+            .arg("--home")
+            .arg(&net.home)
+            .args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn cairn gateway"),
+    );
+    let base = format!("http://127.0.0.1:{port}/v1/blobs");
+    wait_for("the gateway", Duration::from_secs(30), || {
+        agent().get(&format!("{base}/zz")).call().is_ok()
+    });
+    let (blob, _, data) = public;
+    let url = format!("{base}/{blob}");
+    let mut response = agent().get(&url).call().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let tag = format!("\"{blob}\"");
+    let header = |r: &ureq::http::Response<ureq::Body>, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header(&response, "etag"), tag);
+    assert!(header(&response, "cache-control").contains("immutable"));
+    assert_eq!(header(&response, "accept-ranges"), "bytes");
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .unwrap();
+    assert!(body == *data, "gateway body differs");
+    let len = data.len();
+    // One range inside a segment, one across two segment boundaries, a suffix.
+    for (spec, start, end) in [
+        ("bytes=10-19".to_string(), 10, 20),
+        (format!("bytes=1048000-{}", 2_100_000 - 1), 1_048_000, 2_100_000),
+        ("bytes=-7".to_string(), len - 7, len),
+    ] {
+        let mut response = agent().get(&url).header("range", &spec).call().unwrap();
+        assert_eq!(response.status().as_u16(), 206, "{spec}");
+        assert_eq!(
+            header(&response, "content-range"),
+            format!("bytes {start}-{}/{len}", end - 1)
+        );
+        let part = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .unwrap();
+        assert!(part == data[start..end], "{spec}");
+    }
+    let response = agent()
+        .get(&url)
+        .header("if-none-match", &tag)
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 304);
+    for (url, status, code, range) in [
+        (url.clone(), 416, "range_not_satisfiable", format!("bytes={len}-")),
+        (format!("{base}/{encrypted}"), 403, "not_public", String::new()),
+        (format!("{base}/{unknown}"), 404, "unknown_blob", String::new()),
+        (format!("{base}/not-an-id"), 400, "bad_blob_id", String::new()),
+    ] {
+        let mut request = agent().get(&url);
+        if !range.is_empty() {
+            request = request.header("range", &range);
+        }
+        let mut response = request.call().unwrap();
+        assert_eq!(response.status().as_u16(), status, "{url} {range}");
+        let answer: Value = response.body_mut().read_json().unwrap();
+        assert_eq!(answer["error"]["code"], code, "{url} {range}");
+    }
+}
+
 #[test]
 fn store_put_names_bad_arguments() {
     for (args, needle) in [
@@ -332,4 +482,195 @@ fn store_put_names_bad_arguments() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+/// One `cairn store serve` per devnet storage key, each its own process so a test can stop
+/// any of them alone.
+struct Fleet {
+    home: PathBuf,
+    base: u16,
+    running: Vec<Option<Killed>>,
+}
+
+impl Fleet {
+    fn start(net: &Devnet, base: u16) -> Self {
+        let mut fleet = Self {
+            home: net.home.clone(),
+            base,
+            running: (0..PROVIDERS).map(|_| None).collect(),
+        };
+        for i in 0..PROVIDERS {
+            fleet.serve(usize::from(i), None);
+        }
+        fleet
+    }
+
+    fn endpoint(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", usize::from(self.base) + i)
+    }
+
+    fn serve(&mut self, i: usize, behaviour: Option<&str>) {
+        let child = super::cairn()
+            .arg("--home")
+            .arg(&self.home)
+            .args(["store", "serve", "--key", &format!("storage-{i}")])
+            .args(["--listen", &format!("127.0.0.1:{}", usize::from(self.base) + i)])
+            .arg("--data-dir")
+            .arg(self.home.join(format!("devnet/storage-{i}")))
+            .args(["--behaviour", behaviour.unwrap_or("honest")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn cairn store serve");
+        self.running[i] = Some(Killed(child));
+        let url = format!("{}/v1/provider", self.endpoint(i));
+        wait_for("a storage provider", Duration::from_secs(30), || {
+            agent().get(&url).call().is_ok()
+        });
+    }
+
+    /// SIGKILL: the provider gets no chance to finish what it was doing.
+    fn stop(&mut self, i: usize) {
+        self.running[i] = None;
+    }
+}
+
+/// Whether a provider is receiving a shard right now (a non-empty upload in its tmp/).
+fn receiving(home: &Path, i: usize) -> bool {
+    std::fs::read_dir(home.join(format!("devnet/storage-{i}/tmp")))
+        .map(|dir| {
+            dir.flatten()
+                .any(|e| e.metadata().is_ok_and(|m| m.len() > 64 * 1024))
+        })
+        .unwrap_or(false)
+}
+
+/// Stopping m = 2 providers while an upload streams to them, then two shard holders before
+/// a download and two more while it runs, loses nothing; a provider that deletes its shards
+/// and bluffs its proofs is recorded faulted within an epoch and its shard repaired, the
+/// blob readable throughout.
+#[test]
+fn slow_store_survives_stopped_and_byzantine_providers() {
+    let mut net = Devnet::new("store-stop");
+    let base = free_run();
+    let client = net.start_with(&[
+        "--block-time-ms",
+        "200",
+        "--compute-provers",
+        "0",
+        "--compute-providers",
+        "0",
+        "--epoch-length-blocks",
+        "40",
+        "--storage-providers",
+        &PROVIDERS.to_string(),
+        "--storage-base-port",
+        &base.to_string(),
+        "--storage-external",
+    ]);
+    let mut fleet = Fleet::start(&net, base);
+    let dir = tempfile::tempdir().unwrap();
+    let len = 48 << 20;
+    let data = bytes(len, 42);
+    let path = dir.path().join("in");
+    std::fs::write(&path, &data).unwrap();
+
+    // 1. Upload with two receivers killed mid-stream: the put still completes (placing
+    // again without them if too few receipts came back).
+    let put = super::cairn()
+        .arg("--home")
+        .arg(&net.home)
+        .args(["store", "put", path.to_str().unwrap(), "--json", "--epochs", "50"])
+        .args(["--redundancy", "4+2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut killed_in_upload = Vec::new();
+    let start = Instant::now();
+    while killed_in_upload.len() < 2 && start.elapsed() < Duration::from_secs(120) {
+        for i in 0..usize::from(PROVIDERS) {
+            if killed_in_upload.len() < 2
+                && !killed_in_upload.contains(&i)
+                && receiving(&net.home, i)
+            {
+                fleet.stop(i);
+                killed_in_upload.push(i);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(killed_in_upload.len(), 2, "no upload was seen streaming");
+    let out = put.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "put with providers stopped: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blob: Hash = doc["blob"].as_str().unwrap().parse().unwrap();
+    let deal_id = doc["deal"].as_u64().unwrap();
+    for i in killed_in_upload {
+        fleet.serve(i, None);
+    }
+    let check = |tag: &str| {
+        let out = dir.path().join(format!("out-{tag}"));
+        get(&net, &blob, &out);
+        assert!(std::fs::read(&out).unwrap() == data, "{tag}: bytes differ");
+    };
+    check("after-upload");
+
+    // 2. Any m = 2 holders stopped: the data shards' first two, the worst case (decode).
+    let holders: Vec<usize> = (0..6).map(|i| holder(&net, &client, deal_id, i)).collect();
+    fleet.stop(holders[0]);
+    fleet.stop(holders[1]);
+    check("two-stopped");
+    fleet.serve(holders[0], None);
+    fleet.serve(holders[1], None);
+
+    // 3. Two holders stopped while a download streams.
+    let out_path = dir.path().join("out-during");
+    let partial = out_path.with_extension("cairn-partial");
+    let get = super::cairn()
+        .arg("--home")
+        .arg(&net.home)
+        .args(["store", "get", &blob.to_string(), "-o", out_path.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the download to start", Duration::from_secs(60), || {
+        std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0) || out_path.exists()
+    });
+    fleet.stop(holders[2]);
+    fleet.stop(holders[3]);
+    let out = get.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "get with providers stopped mid-stream: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&out_path).unwrap() == data, "mid-stream stop: bytes differ");
+    fleet.serve(holders[2], None);
+    fleet.serve(holders[3], None);
+
+    // 4. A holder turns Byzantine: restarted as a bluffer, it deletes its shard and answers
+    // its challenges with made-up leaves. Caught within an epoch, its shard is rebuilt on a
+    // provider that holds nothing of the deal; the blob stays readable meanwhile.
+    let bluffer = holders[5];
+    fleet.stop(bluffer);
+    fleet.serve(bluffer, Some("forger"));
+    std::fs::remove_file(shard_file(&net.home, bluffer, &blob, 5)).unwrap();
+    let address = deal(&client, deal_id)["deal"]["providers"][5]
+        .as_str()
+        .unwrap()
+        .to_string();
+    check("while-bluffing");
+    wait_for("the bluffer's shard to move", Duration::from_secs(120), || {
+        deal(&client, deal_id)["deal"]["providers"][5].as_str() != Some(&address)
+    });
+    let p = client.get(&format!("/v1/providers/{address}")).unwrap();
+    assert!(p["provider"]["total_faults"].as_u64().unwrap() >= 1, "{p}");
+    check("after-repair");
+    net.kill9();
 }
