@@ -390,7 +390,7 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
     )?;
     let put_time = start.elapsed();
     let protection = flows::protection_for(&records, &put.blob, Some(&key))?;
-    let mut get = |skip: &[usize], name: &str| -> Result<Duration> {
+    let get = |skip: &[usize], name: &str| -> Result<Duration> {
         let out = dir.join(name);
         let file =
             std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -432,7 +432,11 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
             args.size_mib,
             put.data_shards,
             put.parity_shards,
-            if args.public { ", public" } else { ", encrypted" },
+            if args.public {
+                ", public"
+            } else {
+                ", encrypted"
+            },
             gb_per_s(size, put_time),
             put_time.as_millis(),
             gb_per_s(size, get_all),

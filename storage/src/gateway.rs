@@ -330,8 +330,7 @@ async fn blob(
             tx,
             buf: Vec::with_capacity(CHUNK_BYTES),
         };
-        if let Err(e) = read_blob_range(&node, &blob, &Protection::Public, start..end, &mut out)
-        {
+        if let Err(e) = read_blob_range(&node, &blob, &Protection::Public, start..end, &mut out) {
             // After the first byte the status is sent: the client sees a cut-short body.
             let _ = errors.blocking_send(Err(std::io::Error::other(e.to_string())));
         }

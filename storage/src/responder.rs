@@ -5,8 +5,8 @@
 use crate::chain::{self, Challenge};
 use crate::store::ShardStore;
 use cairn_client::{NodeClient, NodeError};
-use cairn_types::tx::{MAX_TX_BYTES, SubmitStorageProofs};
 use cairn_types::proof::{LeafOpening, StorageProof};
+use cairn_types::tx::{MAX_TX_BYTES, SubmitStorageProofs};
 use cairn_types::{BoundedBytes, BoundedVec, DealId, Epoch, Hash, Keypair, TxBody};
 use commonware_codec::EncodeSize;
 use std::collections::BTreeMap;
@@ -70,7 +70,10 @@ impl std::str::FromStr for Behaviour {
 /// A bluffed answer: the right number of leaves, all zeros, no Merkle paths.
 fn forged(deal: DealId, shard_index: u16, leaves: usize, leaf_bytes: usize) -> StorageProof {
     let opening = LeafOpening {
-        data: BoundedBytes(vec![0u8; leaf_bytes.min(cairn_types::proof::MAX_LEAF_BYTES)]),
+        data: BoundedBytes(vec![
+            0u8;
+            leaf_bytes.min(cairn_types::proof::MAX_LEAF_BYTES)
+        ]),
         path: Default::default(),
     };
     StorageProof {

@@ -8,8 +8,8 @@ mod devnet;
 mod explorer;
 mod keys;
 mod market;
-mod webdriver;
 mod store;
+mod webdriver;
 
 pub(crate) fn cairn() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
