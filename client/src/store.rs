@@ -21,6 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
+/// A provider that failed an upload, and why.
+type Failure = (Address, String);
+/// What [`decode_segments`] hands each decoded segment to: layout, index, plaintext.
+type SegmentSink<'a> = &'a mut dyn FnMut(&Layout, u64, &[u8]) -> Result<(), StoreError>;
+
 /// Chunks queued per shard between the encoder and its upload.
 const UPLOAD_QUEUE_CHUNKS: usize = 16;
 /// Segments each download stream may run ahead of the decoder.
@@ -468,7 +473,7 @@ fn upload(
     owner: &Keypair,
     placement: &[ProviderEntry],
     progress: &mut dyn FnMut(u64),
-) -> Result<(Vec<Receipt>, Vec<(Address, String)>), StoreError> {
+) -> Result<(Vec<Receipt>, Vec<Failure>), StoreError> {
     let file = std::fs::File::open(path).map_err(io("opening", path))?;
     let mut sinks = Vec::with_capacity(placement.len());
     let mut workers = Vec::with_capacity(placement.len());
@@ -784,7 +789,7 @@ fn decode_segments(
     protection: &Protection,
     skip: &[usize],
     range: Option<Range<u64>>,
-    sink: &mut dyn FnMut(&Layout, u64, &[u8]) -> Result<(), StoreError>,
+    sink: SegmentSink<'_>,
 ) -> Result<(BlobMeta, Vec<String>), StoreError> {
     let (meta, deal) = blob_deal(node, blob)?;
     let endpoints = shard_endpoints(node, &deal)?;
