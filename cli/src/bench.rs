@@ -22,6 +22,22 @@ pub enum BenchCommand {
     Chain(ChainBenchArgs),
     /// Proof-of-compute backends: exactness, int8 rate, verification cost per challenge.
     Popw(crate::popw::PopwBenchArgs),
+    /// End-to-end put and get of a generated file on the running network's storage
+    /// providers: put, get with every shard, get with m data shards lost.
+    Store(StoreBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StoreBenchArgs {
+    /// Size of the generated file in MiB.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub size_mib: u64,
+    /// Data + parity shards, e.g. 4+2 [default: adapts to the providers].
+    #[arg(long, value_name = "K+M", value_parser = crate::store::parse_redundancy)]
+    pub redundancy: Option<(u16, u16)>,
+    /// Store unencrypted.
+    #[arg(long)]
+    pub public: bool,
 }
 
 #[derive(Args, Debug)]
@@ -85,6 +101,7 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
     let args = match command {
         BenchCommand::Chain(args) => args,
         BenchCommand::Popw(args) => return crate::popw::run(global, args),
+        BenchCommand::Store(args) => return bench_store(global, &args),
     };
     let url = node_url(global)?;
     let client = NodeClient::new(&url);
@@ -290,6 +307,143 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
             report["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
             report["latency_ms"]["p90"].as_f64().unwrap_or(0.0),
             report["latency_ms"]["p99"].as_f64().unwrap_or(0.0),
+        );
+    }
+    Ok(())
+}
+
+/// Fills `buf` with xorshift64 output: incompressible enough, and fast (the bench measures
+/// the storage path, not the generator).
+fn fill(buf: &mut [u8], state: &mut u64) {
+    for chunk in buf.chunks_mut(8) {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        let bytes = state.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+}
+
+/// BLAKE3 of a file, streamed.
+fn file_hash(path: &std::path::Path) -> Result<Hash> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = blake3::Hasher::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(Hash(*hasher.finalize().as_bytes()))
+}
+
+fn gb_per_s(bytes: u64, elapsed: Duration) -> f64 {
+    // Bytes and nanoseconds stay exact in f64 far beyond any bench size.
+    let (bytes, ns) = (bytes as f64, elapsed.as_nanos().max(1) as f64);
+    bytes / ns
+}
+
+/// `cairn bench store`: writes a file of `size_mib` MiB under `<home>/bench-store`, puts it,
+/// gets it back twice (all shards; the first m data shards skipped) and checks both copies.
+fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
+    use cairn_client::store::{self as flows, PutOptions};
+    use std::io::Write;
+    let url = node_url(global)?;
+    let node = NodeClient::new(&url);
+    let home = global.home_dir()?;
+    let key = Keystore::open(&home)
+        .load("default", None)
+        .context("the bench stores with the unencrypted devnet `default` key")?;
+    let params = crate::store::chain_params(global)?;
+    let dir = home.join("bench-store");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let input = dir.join("input");
+    let size = args.size_mib << 20;
+    {
+        let file = std::fs::File::create(&input)
+            .with_context(|| format!("creating {}", input.display()))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+        let mut buf = vec![0u8; 1 << 20];
+        for _ in 0..args.size_mib {
+            fill(&mut buf, &mut state);
+            w.write_all(&buf)?;
+        }
+        w.flush()?;
+        w.get_ref().sync_all()?;
+    }
+    let want = file_hash(&input)?;
+    let options = PutOptions {
+        epochs: 2,
+        permanent: false,
+        redundancy: args.redundancy,
+        public: args.public,
+        price_per_gib_epoch: Amount::from_ucrn(1_000_000),
+    };
+    let records = crate::store::records_dir(global)?;
+    let start = Instant::now();
+    let put = flows::put_file(
+        &node,
+        &key,
+        &input,
+        &options,
+        &records,
+        params.certificate_margin,
+        params.permanent_prepay_epochs,
+        &mut |_| {},
+    )?;
+    let put_time = start.elapsed();
+    let protection = flows::protection_for(&records, &put.blob, Some(&key))?;
+    let get = |skip: &[usize], name: &str| -> Result<Duration> {
+        let out = dir.join(name);
+        let file =
+            std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let start = Instant::now();
+        flows::read_blob_without(&node, &put.blob, &protection, skip, &mut w, &mut |_| {})?;
+        drop(w);
+        let elapsed = start.elapsed();
+        if file_hash(&out)? != want {
+            bail!("{name}: the bytes read back differ from the file put");
+        }
+        let _ = std::fs::remove_file(&out);
+        Ok(elapsed)
+    };
+    let get_all = get(&[], "get-all")?;
+    let lost: Vec<usize> = (0..usize::from(put.parity_shards)).collect();
+    let get_lost = get(&lost, "get-lost")?;
+    let _ = std::fs::remove_file(&input);
+    let doc = json!({
+        "size_bytes": size,
+        "data_shards": put.data_shards,
+        "parity_shards": put.parity_shards,
+        "public": args.public,
+        "blob": put.blob,
+        "deal": put.deal,
+        "put_ms": put_time.as_millis(),
+        "put_gb_per_s": gb_per_s(size, put_time),
+        "get_ms": get_all.as_millis(),
+        "get_gb_per_s": gb_per_s(size, get_all),
+        "get_lost_shards": lost.len(),
+        "get_lost_ms": get_lost.as_millis(),
+        "get_lost_gb_per_s": gb_per_s(size, get_lost),
+    });
+    if global.json {
+        println!("{doc}");
+    } else {
+        println!(
+            "{} MiB, {}+{} shards{}: put {:.3} GB/s ({} ms), get {:.3} GB/s ({} ms), get with {} data shards lost {:.3} GB/s ({} ms)",
+            args.size_mib,
+            put.data_shards,
+            put.parity_shards,
+            if args.public {
+                ", public"
+            } else {
+                ", encrypted"
+            },
+            gb_per_s(size, put_time),
+            put_time.as_millis(),
+            gb_per_s(size, get_all),
+            get_all.as_millis(),
+            lost.len(),
+            gb_per_s(size, get_lost),
+            get_lost.as_millis()
         );
     }
     Ok(())

@@ -79,7 +79,34 @@ pub struct DevnetArgs {
     /// Generate load: transfers, delegations and compute leases from the `default` key.
     #[arg(long)]
     pub demo: bool,
+    /// Storage providers, each registered at genesis with its own port and data directory
+    /// (fixed at creation), run in this process with a repairer.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(0..=32))]
+    pub storage_providers: u64,
+    /// Port of the first storage provider (provider i listens on base + i; fixed at creation).
+    #[arg(long, default_value_t = DEFAULT_STORAGE_BASE_PORT)]
+    pub storage_base_port: u16,
+    /// Register the storage providers at genesis but run none of them here: each runs as its
+    /// own process (`cairn store serve --key storage-i --listen <its endpoint>`), so it can
+    /// be stopped alone. The repairer still runs in the devnet.
+    #[arg(long)]
+    pub storage_external: bool,
+    /// Port of the gateway (public blobs over plain HTTP) the devnet serves.
+    #[arg(long, default_value_t = DEFAULT_GATEWAY_PORT)]
+    pub gateway_port: u16,
+    /// Do not serve the gateway.
+    #[arg(long)]
+    pub no_gateway: bool,
 }
+
+/// First port of the devnet's storage providers: 7900..=7931 sits between the validators'
+/// p2p ports (7800 + i) and the compute providers' (7950 + i).
+pub const DEFAULT_STORAGE_BASE_PORT: u16 = 7900;
+/// Port of the devnet's gateway (beside the explorer's 7780).
+pub const DEFAULT_GATEWAY_PORT: u16 = 7790;
+/// Storage each devnet provider declares.
+const STORAGE_CAPACITY_BYTES: u64 = 64 << 30;
+const STORAGE_REGIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 
 /// The compute provers' share of this machine's int8 rate they claim: below what they reach
 /// so that scheduling noise on a shared machine does not leave them unproven.
@@ -289,6 +316,34 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
             claimed_int8_ops: 0,
         });
     }
+    // Storage providers (design §6): registered here, started by `run`.
+    for i in 0..args.storage_providers {
+        let name = format!("storage-{i}");
+        let info = match store.info(&name) {
+            Ok(info) => info,
+            Err(_) => store.create(&name, None)?,
+        };
+        let port = args
+            .storage_base_port
+            .checked_add(u16::try_from(i)?)
+            .context("storage port out of range")?;
+        accounts.push(GenesisAccount {
+            address: info.address,
+            balance: crn(100_000),
+        });
+        providers.push(GenesisProvider {
+            address: info.address,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            region: STORAGE_REGIONS[usize::try_from(i)? % STORAGE_REGIONS.len()].to_string(),
+            capacity: Capacity {
+                storage_bytes: STORAGE_CAPACITY_BYTES,
+                ..Capacity::default()
+            },
+            commission_bps: 500,
+            bond: crn(10_000),
+            claimed_int8_ops: 0,
+        });
+    }
     let genesis = Genesis {
         chain_id: DEVNET_CHAIN_ID.to_string(),
         genesis_time_ms: u64::try_from(
@@ -441,10 +496,25 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
         })
         .collect();
     let mut market = Vec::new();
+    let mut storage = None;
+    let mut gateway = None;
     let mut explorer = None;
     let mut demo = None;
     let result = serve(global, handle, api, args.until_height, |url| {
         market = crate::market::start_devnet_providers(&home, &genesis, url, json);
+        match start_storage(&home, &genesis, url, !args.storage_external, json) {
+            Ok(s) => storage = Some(s),
+            Err(e) => {
+                eprintln!("warning: storage providers did not start: {e:#}");
+            }
+        }
+        if !args.no_gateway {
+            let listen = SocketAddr::from(([127, 0, 0, 1], args.gateway_port));
+            match cairn_storage::start_gateway(url, listen) {
+                Ok(g) => gateway = Some(g),
+                Err(e) => eprintln!("warning: gateway: {e}"),
+            }
+        }
         // Explorer role (design §8) and the --demo load generator: one block of their own.
         if !args.no_explorer {
             let listen = SocketAddr::from(([127, 0, 0, 1], args.explorer_port));
@@ -493,7 +563,17 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
                 |(name, h)| serde_json::json!({ "name": name, "address": h.address, "url": h.url }),
             )
             .collect();
-        let doc = serde_json::json!({ "api": url, "explorer": explorer_url, "chain_id": chain_id, "p2p": p2p, "resumed_at_height": height, "compute_providers": endpoints });
+        let gateway_url = gateway.as_ref().map(cairn_storage::GatewayHandle::url);
+        let storage_endpoints: Vec<serde_json::Value> = storage
+            .as_ref()
+            .map(|s| {
+                s.endpoints()
+                    .into_iter()
+                    .map(|(name, url)| serde_json::json!({ "name": name, "url": url }))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let doc = serde_json::json!({ "api": url, "explorer": explorer_url, "gateway": gateway_url, "chain_id": chain_id, "p2p": p2p, "resumed_at_height": height, "compute_providers": endpoints, "storage_providers": storage_endpoints });
         if let Err(e) = std::fs::write(&node_json, doc.to_string()) {
             eprintln!("warning: cannot write {}: {e}", node_json.display());
         }
@@ -529,11 +609,25 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
                     h.address, h.url
                 );
             }
+            if let Some(s) = &storage {
+                for (name, endpoint) in s.endpoints() {
+                    println!("  storage    {name} {endpoint}");
+                }
+            }
+            if let Some(g) = &gateway_url {
+                println!("  gateway    {g}/v1/blobs/<id>  (public blobs)");
+            }
             println!("  Ctrl-C stops; starting again resumes from disk");
         }
     });
     for (_, provider) in market {
         provider.stop();
+    }
+    if let Some(s) = storage {
+        s.stop();
+    }
+    if let Some(g) = gateway {
+        g.stop();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(demo) = demo {
@@ -549,6 +643,61 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
         v.shutdown().context("stopping a validator")?;
     }
     result
+}
+
+/// Starts the genesis storage providers (keys `storage-i`, data under `devnet/storage-i`)
+/// and a repairer signing with the `default` key (which holds the devnet owner's data keys).
+fn start_storage(
+    home: &Path,
+    genesis: &Genesis,
+    url: &str,
+    serve_providers: bool,
+    quiet: bool,
+) -> Result<cairn_storage::DevnetStorage> {
+    let store = Keystore::open(home);
+    let mut list = Vec::new();
+    for p in &genesis.providers {
+        if !serve_providers || p.capacity.storage_bytes == 0 {
+            continue;
+        }
+        let Some(i) = list_index(&store, &p.address) else {
+            continue;
+        };
+        let name = format!("storage-{i}");
+        let listen: SocketAddr = p
+            .endpoint
+            .trim_start_matches("http://")
+            .parse()
+            .with_context(|| format!("storage endpoint {}", p.endpoint))?;
+        list.push(cairn_storage::DevnetProvider {
+            key: store.load(&name, None)?,
+            data_dir: home.join(format!("devnet/{name}")),
+            name,
+            listen,
+            capacity_bytes: p.capacity.storage_bytes,
+        });
+    }
+    let repairer = store
+        .load("default", None)
+        .ok()
+        .map(|k| (k, store.dir().join("blobs")));
+    Ok(cairn_storage::spawn_devnet_providers(
+        url,
+        list,
+        usize::from(genesis.params.storage_leaves_per_challenge),
+        Duration::from_millis(genesis.params.block_time_ms.max(100)),
+        repairer,
+        quiet,
+    )?)
+}
+
+/// The `i` of the keystore's `storage-i` key with this address.
+fn list_index(store: &Keystore, address: &cairn_types::Address) -> Option<usize> {
+    (0..64).find(|i| {
+        store
+            .info(&format!("storage-{i}"))
+            .is_ok_and(|info| info.address == *address)
+    })
 }
 
 /// A compute prover of the devnet: answers its GEMM challenges until `stop`.

@@ -12,6 +12,7 @@ mod keys;
 mod market;
 mod popw;
 mod simulate;
+mod store;
 
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -76,6 +77,11 @@ enum Command {
     /// Create, list, show, import and export keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Store and fetch files on the network's storage providers, or run one.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+    /// Serve public blobs to plain HTTP clients: GET /v1/blobs/{id} with Range, ETag, caching.
+    Gateway(store::GatewayArgs),
     /// Measure a running network, or this machine's proof-of-compute backends.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -131,6 +137,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Keys(command) => keys::run(&cli.global, command),
         Command::Status => account::status(&cli.global),
         Command::Bench(command) => bench::run(&cli.global, command),
+        Command::Store(command) => store::run(&cli.global, command),
+        Command::Gateway(args) => store::gateway(&cli.global, &args),
         Command::Account(command) => account::account(&cli.global, command),
         Command::Tx(command) => account::tx(&cli.global, command),
         Command::Ledger(LedgerCommand::Simulate(args)) => simulate::run(&cli.global, args),

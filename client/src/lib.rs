@@ -4,6 +4,9 @@
 
 pub mod keystore;
 pub mod node;
+pub mod shards;
+pub mod store;
 
 pub use keystore::{KeyInfo, Keystore, KeystoreError};
 pub use node::{NodeClient, NodeError};
+pub use shards::{Receipt, ShardClient, ShardError};

@@ -121,6 +121,8 @@ pub enum TxError {
     NotEnoughReceipts { got: usize, needed: usize },
     #[error("receipt for shard {shard_index}: {detail}")]
     BadReceipt { shard_index: u16, detail: String },
+    #[error("shard {shard_index} of deal {deal} does not await repair")]
+    NotAwaitingRepair { deal: DealId, shard_index: u16 },
     #[error("deal {deal} is permanent")]
     PermanentDeal { deal: DealId },
     #[error("proofs are for epoch {given}, the current challenge epoch is {current}")]

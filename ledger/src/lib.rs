@@ -608,6 +608,7 @@ impl Ledger {
             TxBody::WithdrawLease(b) => self.withdraw_lease(ctx, b.lease),
             TxBody::CommitCompute(b) => self.commit_compute(ctx, b),
             TxBody::OpenCompute(b) => self.open_compute(ctx, b),
+            TxBody::RepairShard(b) => self.repair_shard(ctx, b),
         }
     }
 }

@@ -6,8 +6,8 @@ use crate::error::{TxError, overflow};
 use crate::state::{Deal, DealStatus, Verdict, epoch_cost};
 use crate::{Ctx, Ledger};
 use cairn_types::tx::{
-    ActivateDeal, CreateDeal, ExtendDeal, SHARD_RECEIPT_NAMESPACE, SubmitStorageProofs,
-    shard_receipt_message,
+    ActivateDeal, CreateDeal, ExtendDeal, RepairShard, SHARD_RECEIPT_NAMESPACE,
+    SubmitStorageProofs, shard_receipt_message,
 };
 use cairn_types::{Address, Amount, DealId};
 use std::collections::BTreeSet;
@@ -409,6 +409,95 @@ impl Ledger {
                 challenge.verdict = verdict;
             }
         }
+        Ok(())
+    }
+
+    /// Reassigns a faulted shard to a provider that holds the rebuilt copy. Checks that the
+    /// shard awaits repair, that the new provider is active, holds no other shard of the
+    /// deal and has room, and that its receipt signs this shard's root; then moves the
+    /// capacity, drops the old provider's open challenge on the shard (it no longer holds it,
+    /// and a missed verdict would queue the shard for repair again) and clears the repair.
+    pub(crate) fn repair_shard(&mut self, _ctx: &Ctx, body: &RepairShard) -> Result<(), TxError> {
+        let deal = self.deal(body.deal)?;
+        if deal.status != DealStatus::Active {
+            return Err(TxError::DealWrongStatus {
+                deal: body.deal,
+                status: deal.status.name().to_string(),
+            });
+        }
+        let index = usize::from(body.shard_index);
+        let (Some(old), Some(root)) = (
+            deal.providers.get(index).copied(),
+            deal.blob.shard_roots.0.get(index),
+        ) else {
+            return Err(TxError::BadReceipt {
+                shard_index: body.shard_index,
+                detail: format!("no shard {index} in a blob of {}", deal.blob.shard_count()),
+            });
+        };
+        if !deal.repair_needed.contains(&body.shard_index) {
+            return Err(TxError::NotAwaitingRepair {
+                deal: body.deal,
+                shard_index: body.shard_index,
+            });
+        }
+        if deal.providers.contains(&body.new_provider) {
+            return Err(TxError::DuplicateShardProvider {
+                provider: body.new_provider,
+            });
+        }
+        let shard_bytes = deal.blob.shard_size_bytes;
+        let message = shard_receipt_message(body.deal, &deal.blob.id, body.shard_index, root);
+        let provider = self.provider(&body.new_provider)?;
+        if !provider.is_active() {
+            return Err(TxError::ProviderNotActive {
+                provider: body.new_provider,
+                status: provider.status.name().to_string(),
+            });
+        }
+        let free = provider
+            .declared
+            .storage_bytes
+            .saturating_sub(provider.committed.storage_bytes)
+            .saturating_sub(provider.assigned_storage_bytes);
+        if free < shard_bytes {
+            return Err(TxError::InsufficientCapacity {
+                resource: format!("storage bytes at {}", body.new_provider),
+                needed: shard_bytes,
+                free,
+            });
+        }
+        let key = body
+            .new_provider
+            .public_key()
+            .map_err(|_| TxError::BadReceipt {
+                shard_index: body.shard_index,
+                detail: "provider address is not a public key".to_string(),
+            })?;
+        if !key.verify(SHARD_RECEIPT_NAMESPACE, &message, &body.receipt) {
+            return Err(TxError::BadReceipt {
+                shard_index: body.shard_index,
+                detail: format!("signature is not {}'s", body.new_provider),
+            });
+        }
+        // Everything is checked: mutate.
+        if let Some(p) = self.state.providers.get_mut(&old) {
+            p.assigned_storage_bytes = p.assigned_storage_bytes.saturating_sub(shard_bytes);
+        }
+        let new = self.provider_mut(&body.new_provider)?;
+        new.assigned_storage_bytes = new.assigned_storage_bytes.saturating_add(shard_bytes);
+        self.state
+            .storage_challenges
+            .remove(&(body.deal, body.shard_index));
+        let deal = self
+            .state
+            .deals
+            .get_mut(&body.deal)
+            .ok_or(TxError::UnknownDeal { deal: body.deal })?;
+        if let Some(slot) = deal.providers.get_mut(index) {
+            *slot = body.new_provider;
+        }
+        deal.repair_needed.retain(|i| *i != body.shard_index);
         Ok(())
     }
 

@@ -176,6 +176,16 @@ pub fn shard_receipt_message(deal: DealId, blob: &Hash, shard_index: u16, root: 
     msg
 }
 
+/// Signature namespace of a deal owner's (or repairer's) request to store a shard with a
+/// provider; distinct from receipts and transactions so neither can be replayed as the other.
+pub const SHARD_PUT_NAMESPACE: &[u8] = b"_CAIRN_SHARD_PUT";
+
+/// The message the uploader signs to `PUT /v1/shards/{blob}/{index}?deal=<deal>`: the same
+/// fields as the receipt, under [`SHARD_PUT_NAMESPACE`].
+pub fn shard_put_message(deal: DealId, blob: &Hash, shard_index: u16, root: &Hash) -> Vec<u8> {
+    shard_receipt_message(deal, blob, shard_index, root)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardReceipt {
     pub shard_index: u16,
@@ -218,6 +228,23 @@ pub struct SubmitStorageProofs {
     pub proofs: BoundedVec<StorageProof, 1024>,
 }
 codec_struct!(SubmitStorageProofs { epoch, proofs });
+
+/// Moves a faulted shard to a new provider once it holds the rebuilt shard: `receipt` is the
+/// new provider's signature over `shard_receipt_message(deal, blob, shard_index, root)`.
+/// Anyone may send it; the chain checks the shard awaits repair and the receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairShard {
+    pub deal: DealId,
+    pub shard_index: u16,
+    pub new_provider: Address,
+    pub receipt: Signature,
+}
+codec_struct!(RepairShard {
+    deal,
+    shard_index,
+    new_provider,
+    receipt
+});
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateOrder {
@@ -330,6 +357,7 @@ pub enum TxBody {
     WithdrawLease(LeaseRef),
     CommitCompute(CommitCompute),
     OpenCompute(OpenCompute),
+    RepairShard(RepairShard),
 }
 codec_enum!(TxBody {
     0 => Transfer,
@@ -355,6 +383,7 @@ codec_enum!(TxBody {
     20 => WithdrawLease,
     21 => CommitCompute,
     22 => OpenCompute,
+    23 => RepairShard,
 });
 
 impl TxBody {
@@ -384,6 +413,7 @@ impl TxBody {
             Self::WithdrawLease(_) => "withdraw_lease",
             Self::CommitCompute(_) => "commit_compute",
             Self::OpenCompute(_) => "open_compute",
+            Self::RepairShard(_) => "repair_shard",
         }
     }
 }

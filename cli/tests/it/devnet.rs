@@ -12,22 +12,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
 }
 
-struct Devnet {
-    home: PathBuf,
+pub(crate) struct Devnet {
+    pub(crate) home: PathBuf,
     api_port: u16,
     p2p_port: u16,
     child: Option<Child>,
 }
 
 impl Devnet {
-    fn new(tag: &str) -> Self {
+    pub(crate) fn new(tag: &str) -> Self {
         let home = std::env::temp_dir().join(format!("cairn-devnet-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&home);
         Self {
@@ -38,7 +38,7 @@ impl Devnet {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.api_port)
     }
 
@@ -47,15 +47,23 @@ impl Devnet {
     }
 
     /// Starts the devnet with these genesis flags (they matter only on first start).
-    fn start_with(&mut self, flags: &[&str]) -> NodeClient {
+    pub(crate) fn start_with(&mut self, flags: &[&str]) -> NodeClient {
+        // Storage providers listen on ports of their own: only tests that ask get them.
+        let storage: &[&str] = if flags.contains(&"--storage-providers") {
+            &[]
+        } else {
+            &["--storage-providers", "0"]
+        };
         let child = cairn()
             .arg("devnet")
             .args(flags)
+            .args(storage)
             .arg("--home")
             .arg(&self.home)
             .args(["--api-port", &self.api_port.to_string()])
             .args(["--p2p-base-port", &self.p2p_port.to_string()])
             .arg("--no-explorer")
+            .arg("--no-gateway")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -77,7 +85,7 @@ impl Devnet {
         }
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             // std's kill is SIGKILL on unix: no chance to flush or shut down cleanly.
             child.kill().expect("SIGKILL");
@@ -85,7 +93,7 @@ impl Devnet {
         }
     }
 
-    fn cli(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
         cairn()
             .arg("--home")
             .arg(&self.home)

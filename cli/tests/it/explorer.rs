@@ -67,6 +67,10 @@ fn slow_browser_opens_every_dashboard_page_and_finds_its_charts() {
                 "200",
                 "--epoch-length-blocks",
                 "40",
+                // Storage has its own tests; its fixed ports would only collide here.
+                "--storage-providers",
+                "0",
+                "--no-gateway",
             ])
             .arg("--home")
             .arg(home.path())

@@ -8,6 +8,7 @@ mod devnet;
 mod explorer;
 mod keys;
 mod market;
+mod store;
 mod webdriver;
 
 pub(crate) fn cairn() -> Command {

@@ -101,6 +101,8 @@ impl Net {
             .args(["--block-time-ms", "200", "--epoch-length-blocks", "40"])
             .args(["--compute-provers", "0", "--compute-providers", "2"])
             .args(["--lease-grace-blocks", "40"])
+            // Storage has its own tests; its fixed ports would only collide here.
+            .args(["--storage-providers", "0", "--no-gateway"])
             .args([
                 "--compute-provider-base-port",
                 &self.provider_port.to_string(),

@@ -5,4 +5,5 @@ mod fuzz;
 mod props;
 mod purity;
 mod rejections;
+mod repair;
 mod scenarios;

@@ -53,6 +53,9 @@ fn tx_error_test(e: &TxError) -> &'static str {
         TxError::DealWrongStatus { .. } => "deal_wrong_status",
         TxError::NotEnoughReceipts { .. } => "not_enough_receipts",
         TxError::BadReceipt { .. } => "bad_receipt",
+        TxError::NotAwaitingRepair { .. } => {
+            "repair::missed_proof_queues_repair_and_repair_moves_the_shard"
+        }
         TxError::PermanentDeal { .. } => "permanent_deal",
         TxError::WrongEpoch { .. } => "storage_proof_rejections",
         TxError::UnknownStorageChallenge { .. } => "storage_proof_rejections",

@@ -22,7 +22,8 @@ use cairn_types::proof::{ComputeOpening, LeafOpening, StorageProof};
 use cairn_types::tx::{
     AcceptBid, ActivateDeal, BlobMeta, CloseLease, CommitCompute, CreateDeal, CreateOrder, DealRef,
     Delegation, Empty, ExtendDeal, LeaseRef, OpenCompute, OrderRef, PlaceBid, RegisterProvider,
-    ShardReceipt, StakeAmount, SubmitStorageProofs, TopUpLease, Transfer, UpdateProvider,
+    RepairShard, ShardReceipt, StakeAmount, SubmitStorageProofs, TopUpLease, Transfer,
+    UpdateProvider,
 };
 use cairn_types::{
     Address, Amount, Block, BoundedBytes, BoundedString, BoundedVec, Capacity, ChallengeId, DealId,
@@ -31,7 +32,7 @@ use cairn_types::{
 };
 
 /// Number of `TxBody` variants; `every_body` builds one of each.
-pub const TX_BODY_VARIANTS: usize = 23;
+pub const TX_BODY_VARIANTS: usize = 24;
 
 /// The chain id every fixture signs for.
 pub const CHAIN_ID: &str = "cairn-vector-1";
@@ -248,6 +249,12 @@ pub fn every_body() -> Vec<TxBody> {
             root: h("compute-root"),
         }),
         open_compute_body(),
+        TxBody::RepairShard(RepairShard {
+            deal: DealId(1),
+            shard_index: 3,
+            new_provider: addr("vector-erin"),
+            receipt: key("vector-erin").sign(b"_CAIRN_SHARD_RECEIPT", b"shard 3"),
+        }),
     ];
     assert_eq!(bodies.len(), TX_BODY_VARIANTS);
     bodies
@@ -279,6 +286,7 @@ pub fn variant_index(body: &TxBody) -> usize {
         TxBody::WithdrawLease(_) => 20,
         TxBody::CommitCompute(_) => 21,
         TxBody::OpenCompute(_) => 22,
+        TxBody::RepairShard(_) => 23,
     }
 }
 

@@ -1,0 +1,386 @@
+//! `cairn store`: put, get, status and list blobs, and run a storage provider.
+
+use crate::Global;
+use crate::account::{load_key, node_url, print};
+use crate::keys::PassphraseArgs;
+use anyhow::{Context, Result, bail};
+use cairn_client::NodeClient;
+use cairn_client::store::{self as flows, PutOptions};
+use cairn_ledger::{Genesis, Params};
+use cairn_types::{Amount, Hash};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Store a file: encode, place on providers, deal on chain, upload, certify. Prints the blob id.
+    Put(PutArgs),
+    /// Fetch a blob from the fastest k providers, verify, decode, decrypt, write to a file.
+    Get {
+        /// Blob id (64 hex digits).
+        id: Hash,
+        /// Output file.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// A blob's deals, shard holders and last proofs.
+    Status {
+        /// Blob id (64 hex digits).
+        id: Hash,
+    },
+    /// The deals of an owner (by default the `default` key's).
+    Ls {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Run a storage provider: shard API, proof responder, garbage collection.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyArgs {
+    /// Owner key (from the home's keystore).
+    #[arg(long, default_value = "default")]
+    pub from: String,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PutArgs {
+    /// The file to store.
+    pub file: PathBuf,
+    /// Epochs to keep it (ignored with --permanent).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: u64,
+    /// Fund once into an endowment and keep forever.
+    #[arg(long)]
+    pub permanent: bool,
+    /// Data + parity shards, e.g. 4+2 [default: adapts to the providers].
+    #[arg(long, value_name = "K+M", value_parser = parse_redundancy)]
+    pub redundancy: Option<(u16, u16)>,
+    /// Store unencrypted (readable by anyone who has the blob id).
+    #[arg(long)]
+    pub public: bool,
+    /// Price per GiB-epoch offered.
+    #[arg(long, default_value = "1 CRN")]
+    pub price: Amount,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+pub(crate) fn parse_redundancy(text: &str) -> Result<(u16, u16), String> {
+    let (k, m) = text
+        .split_once('+')
+        .ok_or_else(|| format!("{text:?} is not K+M (e.g. 4+2)"))?;
+    let k: u16 = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("{k:?} is not a shard count"))?;
+    let m: u16 = m
+        .trim()
+        .parse()
+        .map_err(|_| format!("{m:?} is not a shard count"))?;
+    if k == 0 {
+        return Err("at least one data shard is needed".to_string());
+    }
+    Ok((k, m))
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The provider's key in the home's keystore (registered on chain with its endpoint).
+    #[arg(long)]
+    pub key: String,
+    /// Where the shard API listens.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: SocketAddr,
+    /// Shard directory [default: <home>/storage/<key>].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Bytes this provider stores at most [default: its declared capacity on chain].
+    #[arg(long)]
+    pub capacity_bytes: Option<u64>,
+    /// Test double: `withholder` never answers challenges, `forger` bluffs for shards it
+    /// cannot read (for the Byzantine-provider tests).
+    #[arg(long, hide = true, default_value = "honest")]
+    pub behaviour: cairn_storage::Behaviour,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// Where the gateway listens.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7790")]
+    pub listen: SocketAddr,
+}
+
+/// The chain's parameters: the home's genesis if there is one, else the defaults.
+pub(crate) fn chain_params(global: &Global) -> Result<Params> {
+    let path = global.home_dir()?.join("genesis.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Genesis::from_toml(&text)
+            .with_context(|| format!("{} is not a valid genesis", path.display()))?
+            .params),
+        Err(_) => Ok(Params::default()),
+    }
+}
+
+/// Where the owner's blob records (data keys) live: inside the keystore directory.
+pub fn records_dir(global: &Global) -> Result<PathBuf> {
+    Ok(cairn_client::Keystore::open(&global.home_dir()?)
+        .dir()
+        .join("blobs"))
+}
+
+fn progress_bar(global: &Global, total: u64, verb: &'static str) -> impl FnMut(u64) {
+    let show = !global.json && std::io::stderr().is_terminal();
+    let mut last = 0u64;
+    move |done: u64| {
+        if !show {
+            return;
+        }
+        let step = (total / 100).max(1 << 20);
+        if done < last.saturating_add(step) && done != total {
+            return;
+        }
+        last = done;
+        let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+        let bar = usize::try_from(pct / 4).unwrap_or(25);
+        eprint!(
+            "\r{verb} [{}{}] {pct:>3}% {} MiB",
+            "#".repeat(bar),
+            " ".repeat(25usize.saturating_sub(bar)),
+            done >> 20
+        );
+        if done >= total {
+            eprintln!();
+        }
+    }
+}
+
+pub fn run(global: &Global, command: StoreCommand) -> Result<()> {
+    match command {
+        StoreCommand::Put(args) => put(global, args),
+        StoreCommand::Get { id, output, key } => get(global, &id, &output, &key),
+        StoreCommand::Status { id } => status(global, &id),
+        StoreCommand::Ls { key } => ls(global, &key),
+        StoreCommand::Serve(args) => serve(global, args),
+    }
+}
+
+fn put(global: &Global, args: PutArgs) -> Result<()> {
+    let node = NodeClient::new(&node_url(global)?);
+    let key = load_key(global, &args.key.from, &args.key.passphrase)?;
+    let params = chain_params(global)?;
+    let size = std::fs::metadata(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?
+        .len();
+    let options = PutOptions {
+        epochs: args.epochs,
+        permanent: args.permanent,
+        redundancy: args.redundancy,
+        public: args.public,
+        price_per_gib_epoch: args.price,
+    };
+    let mut bar = progress_bar(global, size, "put");
+    let outcome = flows::put_file(
+        &node,
+        &key,
+        &args.file,
+        &options,
+        &records_dir(global)?,
+        params.certificate_margin,
+        params.permanent_prepay_epochs,
+        &mut bar,
+    )?;
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        println!("{}", outcome.blob);
+        eprintln!(
+            "stored {} bytes as {}+{} shards in deal {} ({} receipts, {} ms)",
+            outcome.size_bytes,
+            outcome.data_shards,
+            outcome.parity_shards,
+            outcome.deal,
+            outcome.receipts,
+            outcome.elapsed_ms
+        );
+    }
+    Ok(())
+}
+
+fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> Result<()> {
+    let node = NodeClient::new(&node_url(global)?);
+    let records = records_dir(global)?;
+    let owner = load_key(global, &key.from, &key.passphrase).ok();
+    let protection = flows::protection_for(&records, id, owner.as_ref())?;
+    let (meta, _) = flows::blob_deal(&node, id)?;
+    // Write to a temp file beside the output and rename: a failed read leaves no half file.
+    let tmp = output.with_extension("cairn-partial");
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut bar = progress_bar(global, meta.size_bytes, "get");
+    let result = flows::read_blob(&node, id, &protection, &mut writer, &mut bar);
+    drop(writer);
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+    };
+    std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        eprintln!(
+            "wrote {} bytes to {} in {} ms{}",
+            outcome.size_bytes,
+            output.display(),
+            outcome.elapsed_ms,
+            if outcome.failures.is_empty() {
+                String::new()
+            } else {
+                format!(" (dropped: {})", outcome.failures.join("; "))
+            }
+        );
+    }
+    Ok(())
+}
+
+fn status(global: &Global, id: &Hash) -> Result<()> {
+    let node = NodeClient::new(&node_url(global)?);
+    let blob = node.get(&format!("/v1/blobs/{id}"))?;
+    let mut deals = Vec::new();
+    for d in blob["deals"].as_array().cloned().unwrap_or_default() {
+        let Some(deal_id) = d["id"].as_u64() else {
+            continue;
+        };
+        deals.push(node.get(&format!("/v1/deals/{deal_id}"))?);
+    }
+    print(global, &json!({ "blob": blob["blob"], "deals": deals }))
+}
+
+fn ls(global: &Global, key: &KeyArgs) -> Result<()> {
+    let node = NodeClient::new(&node_url(global)?);
+    let owner = cairn_client::Keystore::open(&global.home_dir()?)
+        .info(&key.from)?
+        .address;
+    let mut deals = Vec::new();
+    let mut misses = 0;
+    // Deal ids are dense from 0; the listing ends after a few misses in a row.
+    for id in 0u64..100_000 {
+        match node.get(&format!("/v1/deals/{id}")) {
+            Ok(v) => {
+                misses = 0;
+                if v["deal"]["owner"].as_str() == Some(&owner.to_string()) {
+                    let d = &v["deal"];
+                    deals.push(json!({
+                        "deal": d["id"], "blob": d["blob"]["id"], "size_bytes": d["blob"]["size_bytes"],
+                        "status": d["status"]["status"], "end_epoch": d["end_epoch"],
+                        "permanent": d["permanent"], "repair_needed": d["repair_needed"],
+                    }));
+                }
+            }
+            Err(cairn_client::NodeError::Refused { status: 404, .. }) => {
+                misses += 1;
+                if misses > 3 {
+                    break;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    print(global, &json!({ "owner": owner, "deals": deals }))
+}
+
+fn serve(global: &Global, args: ServeArgs) -> Result<()> {
+    let url = node_url(global)?;
+    let key = load_key(global, &args.key, &args.passphrase)?;
+    let node = NodeClient::new(&url);
+    let capacity =
+        match args.capacity_bytes {
+            Some(c) => c,
+            None => node.get(&format!("/v1/providers/{}", key.address()))?["provider"]["declared"]
+                ["storage_bytes"]
+                .as_u64()
+                .with_context(|| format!("{} is not a registered provider", key.address()))?,
+        };
+    if capacity == 0 {
+        bail!("{} declares no storage capacity", key.address());
+    }
+    let params = chain_params(global)?;
+    let data_dir = match args.data_dir {
+        Some(d) => d,
+        None => global.home_dir()?.join("storage").join(&args.key),
+    };
+    let config = cairn_storage::ProviderConfig {
+        data_dir,
+        listen: args.listen,
+        node_url: url,
+        capacity_bytes: capacity,
+        leaves_per_challenge: usize::from(params.storage_leaves_per_challenge),
+        poll: Duration::from_millis(params.block_time_ms.max(100)),
+        gc_every_polls: 10,
+        behaviour: args.behaviour,
+    };
+    let json = global.json;
+    let handle = cairn_storage::start_provider(config, key.clone(), move |event| {
+        if !json {
+            println!("  {event:?}");
+        }
+    })?;
+    if json {
+        println!(
+            "{}",
+            json!({ "address": key.address(), "endpoint": handle.endpoint() })
+        );
+    } else {
+        println!(
+            "cairn storage provider {} on {}",
+            key.address(),
+            handle.endpoint()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    handle.stop();
+    Ok(())
+}
+
+/// `cairn gateway`: serves public blobs until Ctrl-C.
+pub fn gateway(global: &Global, args: &GatewayArgs) -> Result<()> {
+    let url = node_url(global)?;
+    let handle = cairn_storage::start_gateway(&url, args.listen)?;
+    if global.json {
+        println!("{}", json!({ "gateway": handle.url(), "node": url }));
+    } else {
+        println!(
+            "cairn gateway on {} (GET {}/v1/blobs/<id>; node {url})",
+            handle.url(),
+            handle.url()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    handle.stop();
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! A blocking client of the provider shard API (design §6): signed PUTs that come back with
+//! a receipt, and GETs (whole or ranged) as streams.
+
+use cairn_types::tx::{
+    SHARD_PUT_NAMESPACE, SHARD_RECEIPT_NAMESPACE, shard_put_message, shard_receipt_message,
+};
+use cairn_types::{Address, DealId, Hash, Keypair, Signature};
+use serde_json::Value;
+use std::io::Read;
+use std::time::Duration;
+
+/// Header naming who signed a PUT (the storage crate's server reads the same names).
+pub const SIGNER_HEADER: &str = "x-cairn-signer";
+/// Header carrying the PUT's signature (hex ed25519 under `_CAIRN_SHARD_PUT`).
+pub const SIGNATURE_HEADER: &str = "x-cairn-signature";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("cannot reach provider {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("provider {endpoint} refused ({status} {code}): {message}")]
+    Refused {
+        endpoint: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("provider {endpoint} answered badly: {reason}")]
+    BadAnswer { endpoint: String, reason: String },
+}
+
+impl ShardError {
+    pub fn endpoint(&self) -> &str {
+        match self {
+            Self::Unreachable { endpoint, .. }
+            | Self::Refused { endpoint, .. }
+            | Self::BadAnswer { endpoint, .. } => endpoint,
+        }
+    }
+}
+
+/// A checked receipt: the provider's signature that it holds the shard durably.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub provider: Address,
+    pub shard_index: u16,
+    pub signature: Signature,
+}
+
+/// The shard API of one provider.
+#[derive(Clone, Debug)]
+pub struct ShardClient {
+    endpoint: String,
+    agent: ureq::Agent,
+}
+
+impl ShardClient {
+    pub fn new(endpoint: &str) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            agent,
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn unreachable(&self, e: impl std::fmt::Display) -> ShardError {
+        ShardError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn refused(&self, status: u16, response: &mut ureq::http::Response<ureq::Body>) -> ShardError {
+        let body: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+        ShardError::Refused {
+            endpoint: self.endpoint.clone(),
+            status,
+            code: body["error"]["code"]
+                .as_str()
+                .unwrap_or("error")
+                .to_string(),
+            message: body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
+    /// Uploads shard `index` of `deal`'s blob (`size_bytes` bytes from `body`), signed by
+    /// `signer` (the deal's owner, or a repairer); returns the provider's receipt after
+    /// checking its signature against `provider`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put(
+        &self,
+        signer: &Keypair,
+        provider: &Address,
+        deal: DealId,
+        blob: &Hash,
+        index: u16,
+        root: &Hash,
+        size_bytes: u64,
+        body: &mut dyn Read,
+    ) -> Result<Receipt, ShardError> {
+        let url = format!("{}/v1/shards/{blob}/{index}?deal={deal}", self.endpoint);
+        let signature = signer.sign(
+            SHARD_PUT_NAMESPACE,
+            &shard_put_message(deal, blob, index, root),
+        );
+        let result = self
+            .agent
+            .put(&url)
+            .header(SIGNER_HEADER, signer.address().to_string())
+            .header(SIGNATURE_HEADER, signature.to_hex())
+            .header("content-length", size_bytes.to_string())
+            .header("content-type", "application/octet-stream")
+            .send(ureq::SendBody::from_reader(body));
+        let mut response = result.map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            return Err(self.refused(status, &mut response));
+        }
+        let answer: Value = response.body_mut().read_json().map_err(|e| self.bad(e))?;
+        let signature: Signature = answer["signature"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| self.bad("no signature in the receipt"))?;
+        let key = provider
+            .public_key()
+            .map_err(|e| self.bad(format!("provider address: {e}")))?;
+        if !key.verify(
+            SHARD_RECEIPT_NAMESPACE,
+            &shard_receipt_message(deal, blob, index, root),
+            &signature,
+        ) {
+            return Err(self.bad(format!("the receipt is not signed by {provider}")));
+        }
+        Ok(Receipt {
+            provider: *provider,
+            shard_index: index,
+            signature,
+        })
+    }
+
+    fn bad(&self, reason: impl std::fmt::Display) -> ShardError {
+        ShardError::BadAnswer {
+            endpoint: self.endpoint.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The shard's bytes `start..end` (`None`: all) as a stream; the caller verifies them.
+    pub fn get(
+        &self,
+        blob: &Hash,
+        index: u16,
+        range: Option<(u64, u64)>,
+    ) -> Result<Box<dyn Read + Send>, ShardError> {
+        let url = format!("{}/v1/shards/{blob}/{index}", self.endpoint);
+        let mut request = self.agent.get(&url);
+        if let Some((start, end)) = range {
+            if end <= start {
+                return Ok(Box::new(std::io::empty()));
+            }
+            request = request.header("range", format!("bytes={start}-{}", end.saturating_sub(1)));
+        }
+        let mut response = request.call().map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            return Err(self.refused(status, &mut response));
+        }
+        Ok(Box::new(response.into_body().into_reader()))
+    }
+
+    /// `GET /v1/provider` within `timeout`: the address the shard API signs receipts with.
+    /// Placement probes with it, since a provider record on chain only says what was
+    /// declared, not that a shard API answers at its endpoint now.
+    pub fn provider_address(&self, timeout: Duration) -> Result<Address, ShardError> {
+        let url = format!("{}/v1/provider", self.endpoint);
+        let mut response = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            return Err(self.refused(status, &mut response));
+        }
+        let answer: Value = response.body_mut().read_json().map_err(|e| self.bad(e))?;
+        answer["address"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| self.bad("no address in /v1/provider"))
+    }
+
+    /// `GET /v1/shards/{blob}/{index}/proof?leaves=...` as JSON.
+    pub fn proof(&self, blob: &Hash, index: u16, leaves: &[u64]) -> Result<Value, ShardError> {
+        let list: Vec<String> = leaves.iter().map(u64::to_string).collect();
+        let url = format!(
+            "{}/v1/shards/{blob}/{index}/proof?leaves={}",
+            self.endpoint,
+            list.join(",")
+        );
+        let mut response = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            return Err(self.refused(status, &mut response));
+        }
+        response.body_mut().read_json().map_err(|e| self.bad(e))
+    }
+}

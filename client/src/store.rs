@@ -1,0 +1,1149 @@
+//! The storage flows of design §6: put a file (encode, place, deal, upload, certify) and get
+//! it back (fetch the fastest k shards in parallel, verify, decode, decrypt, stream out).
+//!
+//! Memory is bounded whatever the file size: the file is read twice (once for the shard
+//! roots the deal must carry, once to stream the shards), and each shard travels through a
+//! bounded queue to its provider's PUT. Reads keep one segment's pieces per shard in flight.
+
+use crate::node::{NodeClient, NodeError};
+use crate::shards::{Receipt, ShardClient, ShardError};
+use cairn_coding::{
+    CodingError, DEFAULT_MAX_PIECE_SIZE_BYTES, DataKey, Decoder, Encoder, Layout, Params,
+    Protection, compute_meta, encode, open_key, seal_key,
+};
+use cairn_types::tx::{ActivateDeal, BlobMeta, CreateDeal, DealRef, RepairShard, ShardReceipt};
+use cairn_types::{Address, Amount, BoundedVec, DealId, Hash, Keypair, TxBody};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+/// A provider that failed an upload, and why.
+type Failure = (Address, String);
+/// What [`decode_segments`] hands each decoded segment to: layout, index, plaintext.
+type SegmentSink<'a> = &'a mut dyn FnMut(&Layout, u64, &[u8]) -> Result<(), StoreError>;
+
+/// Chunks queued per shard between the encoder and its upload.
+const UPLOAD_QUEUE_CHUNKS: usize = 16;
+/// Segments each download stream may run ahead of the decoder.
+const DOWNLOAD_AHEAD_SEGMENTS: usize = 4;
+/// Placement attempts before a put gives up (each excludes providers that failed).
+const MAX_PLACEMENTS: usize = 3;
+/// How long a transaction may take to finalize.
+const FINALITY_TIMEOUT: Duration = Duration::from_secs(120);
+/// A shard stream that has not delivered a piece for this long is hedged by another.
+const HEDGE_AFTER: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Coding(#[from] CodingError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Placement(String),
+    #[error("transaction {hash} ({kind}) failed on chain: {reason}")]
+    TxFailed {
+        hash: Hash,
+        kind: &'static str,
+        reason: String,
+    },
+    #[error("only {got} of {needed} shards were stored; failures: {failures}")]
+    NotEnoughReceipts {
+        got: usize,
+        needed: usize,
+        failures: String,
+    },
+    #[error("the chain has no blob {blob}")]
+    UnknownBlob { blob: Hash },
+    #[error("blob {blob} is encrypted and no data key for it is in {dir}")]
+    NoDataKey { blob: Hash, dir: PathBuf },
+    #[error("cannot read blob {blob}: {detail}")]
+    Unreadable { blob: Hash, detail: String },
+    #[error("bad answer from the node: {0}")]
+    BadAnswer(String),
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How to store a file.
+#[derive(Clone, Debug)]
+pub struct PutOptions {
+    pub epochs: u64,
+    pub permanent: bool,
+    /// `k + m`; `None` adapts to the number of providers.
+    pub redundancy: Option<(u16, u16)>,
+    pub public: bool,
+    pub price_per_gib_epoch: Amount,
+}
+
+/// What a put did.
+#[derive(Clone, Debug, Serialize)]
+pub struct PutOutcome {
+    pub blob: Hash,
+    pub deal: DealId,
+    pub size_bytes: u64,
+    pub data_shards: u16,
+    pub parity_shards: u16,
+    pub public: bool,
+    pub providers: Vec<Address>,
+    pub receipts: usize,
+    pub placements: usize,
+    pub elapsed_ms: u128,
+}
+
+/// What a get did.
+#[derive(Clone, Debug, Serialize)]
+pub struct GetOutcome {
+    pub blob: Hash,
+    pub size_bytes: u64,
+    /// Shards dropped on the way (unreachable, corrupt): repair candidates.
+    pub failures: Vec<String>,
+    pub elapsed_ms: u128,
+}
+
+/// The client-side record of a blob, kept in the owner's keystore directory: the data key
+/// (and the same key sealed to the owner's key, so any device with the owner key can open it
+/// from this record).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub blob: Hash,
+    pub owner: Address,
+    pub public: bool,
+    /// Hex data key (absent for public blobs).
+    #[serde(default)]
+    pub data_key: Option<String>,
+    /// Hex data key sealed to the owner key with the blob id as context.
+    #[serde(default)]
+    pub sealed_key: Option<String>,
+    pub size_bytes: u64,
+}
+
+fn record_path(dir: &Path, blob: &Hash) -> PathBuf {
+    dir.join(format!("{blob}.json"))
+}
+
+pub fn save_record(dir: &Path, record: &BlobRecord) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    let path = record_path(dir, &record.blob);
+    let tmp = path.with_extension("json.tmp");
+    let text =
+        serde_json::to_vec_pretty(record).map_err(|e| StoreError::BadAnswer(e.to_string()))?;
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io("creating", &tmp))?;
+        f.write_all(&text).map_err(io("writing", &tmp))?;
+        f.sync_all().map_err(io("syncing", &tmp))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io("renaming", &path))?;
+    Ok(())
+}
+
+pub fn load_record(dir: &Path, blob: &Hash) -> Result<Option<BlobRecord>, StoreError> {
+    let path = record_path(dir, blob);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::BadAnswer(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("reading", &path)(e)),
+    }
+}
+
+/// The protection of a blob for a reader holding `owner` (if any) and the records in `dir`.
+pub fn protection_for(
+    dir: &Path,
+    blob: &Hash,
+    owner: Option<&Keypair>,
+) -> Result<Protection, StoreError> {
+    let Some(record) = load_record(dir, blob)? else {
+        // No record: only a public blob is readable.
+        return Ok(Protection::Public);
+    };
+    if record.public {
+        return Ok(Protection::Public);
+    }
+    let parse32 = |hex_text: &str| -> Option<[u8; 32]> {
+        hex::decode(hex_text).ok().and_then(|b| b.try_into().ok())
+    };
+    if let Some(key) = record.data_key.as_deref().and_then(parse32) {
+        return Ok(Protection::Encrypted(DataKey::from_bytes(key)));
+    }
+    if let (Some(owner), Some(sealed)) = (owner, record.sealed_key.as_deref()) {
+        let bytes: Option<[u8; 48]> = hex::decode(sealed).ok().and_then(|b| b.try_into().ok());
+        if let Some(bytes) = bytes {
+            let key = open_key(
+                &owner.secret_bytes(),
+                blob.as_bytes(),
+                &cairn_coding::SealedKey(bytes),
+            )?;
+            return Ok(Protection::Encrypted(key));
+        }
+    }
+    Err(StoreError::NoDataKey {
+        blob: *blob,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// An active storage provider as the registry lists it.
+#[derive(Clone, Debug)]
+pub struct ProviderEntry {
+    pub address: Address,
+    pub endpoint: String,
+    pub region: String,
+    pub stake: u128,
+    pub free_bytes: u64,
+}
+
+/// Active providers that declare storage.
+pub fn storage_providers(node: &NodeClient) -> Result<Vec<ProviderEntry>, StoreError> {
+    let v = node.get("/v1/providers?status=active&limit=1000")?;
+    let list = v["providers"]
+        .as_array()
+        .ok_or_else(|| StoreError::BadAnswer("no providers list".into()))?;
+    let amount = |v: &Value| -> u128 { v.as_str().and_then(|s| s.parse().ok()).unwrap_or(0) };
+    let mut out = Vec::new();
+    for p in list {
+        let declared = p["declared"]["storage_bytes"].as_u64().unwrap_or(0);
+        let (Some(address), Some(endpoint)) = (
+            p["address"].as_str().and_then(|a| a.parse().ok()),
+            p["endpoint"].as_str(),
+        ) else {
+            continue;
+        };
+        if declared == 0 || endpoint.is_empty() {
+            continue;
+        }
+        out.push(ProviderEntry {
+            address,
+            endpoint: endpoint.to_string(),
+            region: p["region"].as_str().unwrap_or_default().to_string(),
+            stake: amount(&p["self_bond"]).saturating_add(amount(&p["delegated"])),
+            free_bytes: declared,
+        });
+    }
+    Ok(out)
+}
+
+/// How long placement waits for a provider's shard API to answer its probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The storage providers whose shard API answers now, as the provider it claims to be:
+/// a stopped provider, or one whose endpoint serves something else (a compute provider
+/// declaring disk for its leases), would only fail its upload.
+pub fn live_storage_providers(node: &NodeClient) -> Result<Vec<ProviderEntry>, StoreError> {
+    let all = storage_providers(node)?;
+    let answers: Vec<bool> = std::thread::scope(|scope| {
+        let probes: Vec<_> = all
+            .iter()
+            .map(|p| {
+                scope.spawn(move || {
+                    ShardClient::new(&p.endpoint)
+                        .provider_address(PROBE_TIMEOUT)
+                        .is_ok_and(|a| a == p.address)
+                })
+            })
+            .collect();
+        probes
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .collect()
+    });
+    Ok(all
+        .into_iter()
+        .zip(answers)
+        .filter_map(|(p, live)| live.then_some(p))
+        .collect())
+}
+
+/// Redundancy that adapts to the network: 10+5 on 15 or more providers, 4+2 on 6 or more,
+/// else as much parity as the providers allow with at least one data shard.
+pub fn default_redundancy(providers: usize) -> (u16, u16) {
+    match providers {
+        n if n >= 15 => (10, 5),
+        n if n >= 6 => (4, 2),
+        0 | 1 => (1, 0),
+        n => {
+            let n = u16::try_from(n).unwrap_or(u16::MAX);
+            (n.saturating_sub(1), 1)
+        }
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // No randomness at all would only make placement deterministic, never wrong.
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
+/// Picks `n` distinct providers at random, weighted by stake, preferring regions not yet
+/// used (region spread): each pick draws among the providers of unused regions while any
+/// remain.
+pub fn place(
+    candidates: &[ProviderEntry],
+    n: usize,
+    shard_bytes: u64,
+    exclude: &[Address],
+) -> Result<Vec<ProviderEntry>, StoreError> {
+    let mut pool: Vec<&ProviderEntry> = candidates
+        .iter()
+        .filter(|p| !exclude.contains(&p.address) && p.free_bytes >= shard_bytes)
+        .collect();
+    if pool.len() < n {
+        return Err(StoreError::Placement(format!(
+            "{n} shards need {n} distinct storage providers with room, {} are available",
+            pool.len()
+        )));
+    }
+    let mut chosen: Vec<ProviderEntry> = Vec::with_capacity(n);
+    while chosen.len() < n {
+        let used: Vec<&str> = chosen.iter().map(|p| p.region.as_str()).collect();
+        let fresh: Vec<usize> = (0..pool.len())
+            .filter(|&i| !used.contains(&pool[i].region.as_str()))
+            .collect();
+        let indices: Vec<usize> = if fresh.is_empty() {
+            (0..pool.len()).collect()
+        } else {
+            fresh
+        };
+        let total: u128 = indices.iter().map(|&i| pool[i].stake.max(1)).sum();
+        let mut draw = u128::from(random_u64()) % total.max(1);
+        let mut pick = indices[0];
+        for &i in &indices {
+            let w = pool[i].stake.max(1);
+            if draw < w {
+                pick = i;
+                break;
+            }
+            draw -= w;
+        }
+        chosen.push(pool.remove(pick).clone());
+    }
+    Ok(chosen)
+}
+
+/// Sends one transaction and waits for it to finalize without error.
+fn send_and_wait(
+    node: &NodeClient,
+    key: &Keypair,
+    body: TxBody,
+) -> Result<(Hash, Value), StoreError> {
+    let kind = body.kind();
+    let hash = node.send(key, body, None)?;
+    let record = node.wait_finalized(&hash, FINALITY_TIMEOUT)?;
+    let error = &record["receipt"]["error"];
+    if !error.is_null() {
+        return Err(StoreError::TxFailed {
+            hash,
+            kind,
+            reason: error.to_string(),
+        });
+    }
+    Ok((hash, record))
+}
+
+/// A bounded pipe: the encoder writes a shard, the upload thread reads it as a PUT body.
+/// When the upload dies the writer swallows the rest, so one dead provider never stops the
+/// encoding of the others.
+struct PipeWriter {
+    tx: Option<SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+const PIPE_CHUNK_BYTES: usize = 256 * 1024;
+
+impl Write for PipeWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.tx.is_none() {
+            return Ok(data.len());
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PIPE_CHUNK_BYTES {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_CHUNK_BYTES));
+        if let Some(tx) = &self.tx
+            && tx.send(chunk).is_err()
+        {
+            self.tx = None;
+        }
+        Ok(())
+    }
+}
+
+struct PipeReader {
+    rx: Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.at);
+        out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Counts bytes read through it and reports progress.
+struct Counting<'a, R> {
+    inner: R,
+    read: u64,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read = self.read.saturating_add(u64::try_from(n).unwrap_or(0));
+        (self.progress)(self.read);
+        Ok(n)
+    }
+}
+
+/// The deal this owner just created for `blob` with exactly these providers.
+fn find_deal(
+    node: &NodeClient,
+    blob: &Hash,
+    owner: &Address,
+    providers: &[Address],
+) -> Result<DealId, StoreError> {
+    let v = node.get(&format!("/v1/blobs/{blob}"))?;
+    let deals = v["deals"].as_array().cloned().unwrap_or_default();
+    deals
+        .iter()
+        .filter(|d| {
+            d["owner"].as_str() == Some(&owner.to_string())
+                && d["status"]["status"] == "pending"
+                && d["providers"].as_array().is_some_and(|p| {
+                    p.len() == providers.len()
+                        && p.iter()
+                            .zip(providers)
+                            .all(|(a, b)| a.as_str() == Some(&b.to_string()))
+                })
+        })
+        .filter_map(|d| d["id"].as_u64())
+        .max()
+        .map(DealId)
+        .ok_or_else(|| StoreError::BadAnswer(format!("the new deal of blob {blob} is not listed")))
+}
+
+/// Streams every shard of the file to its provider; returns the receipts and the failures.
+#[allow(clippy::too_many_arguments)]
+fn upload(
+    path: &Path,
+    size: u64,
+    params: &Params,
+    protection: &Protection,
+    meta: &BlobMeta,
+    deal: DealId,
+    owner: &Keypair,
+    placement: &[ProviderEntry],
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Vec<Receipt>, Vec<Failure>), StoreError> {
+    let file = std::fs::File::open(path).map_err(io("opening", path))?;
+    let mut sinks = Vec::with_capacity(placement.len());
+    let mut workers = Vec::with_capacity(placement.len());
+    for (index, provider) in (0u16..).zip(placement) {
+        let (tx, rx) = sync_channel::<Vec<u8>>(UPLOAD_QUEUE_CHUNKS);
+        sinks.push(PipeWriter {
+            tx: Some(tx),
+            buf: Vec::with_capacity(PIPE_CHUNK_BYTES),
+        });
+        let root = meta.shard_roots.0[usize::from(index)];
+        let (blob, shard_bytes) = (meta.id, meta.shard_size_bytes);
+        let (owner, provider) = (owner.clone(), provider.clone());
+        workers.push(std::thread::spawn(
+            move || -> Result<Receipt, ShardError> {
+                let mut body = PipeReader {
+                    rx,
+                    chunk: Vec::new(),
+                    at: 0,
+                };
+                ShardClient::new(&provider.endpoint).put(
+                    &owner,
+                    &provider.address,
+                    deal,
+                    &blob,
+                    index,
+                    &root,
+                    shard_bytes,
+                    &mut body,
+                )
+            },
+        ));
+    }
+    let reader = Counting {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        read: 0,
+        progress,
+    };
+    let encoded = encode(reader, size, params, protection, &mut sinks);
+    for s in &mut sinks {
+        let _ = s.flush();
+    }
+    drop(sinks);
+    let mut receipts = Vec::new();
+    let mut failures = Vec::new();
+    for (worker, provider) in workers.into_iter().zip(placement) {
+        match worker.join() {
+            Ok(Ok(r)) => receipts.push(r),
+            Ok(Err(e)) => failures.push((provider.address, e.to_string())),
+            Err(_) => failures.push((provider.address, "upload thread panicked".to_string())),
+        }
+    }
+    let encoded = encoded?;
+    if encoded.meta != *meta {
+        return Err(StoreError::Unreadable {
+            blob: meta.id,
+            detail: "the file changed between the two encoding passes".to_string(),
+        });
+    }
+    Ok((receipts, failures))
+}
+
+/// Stores a file: see the module docs. `progress` sees plaintext bytes streamed so far.
+#[allow(clippy::too_many_arguments)]
+pub fn put_file(
+    node: &NodeClient,
+    owner: &Keypair,
+    path: &Path,
+    options: &PutOptions,
+    records: &Path,
+    certificate_margin: u16,
+    permanent_prepay_epochs: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<PutOutcome, StoreError> {
+    let start = Instant::now();
+    let size = std::fs::metadata(path).map_err(io("reading", path))?.len();
+    let candidates = live_storage_providers(node)?;
+    let (k, m) = options
+        .redundancy
+        .unwrap_or_else(|| default_redundancy(candidates.len()));
+    let params = Params::new(k, m);
+    params.validate()?;
+    let protection = if options.public {
+        Protection::Public
+    } else {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| StoreError::Io {
+            what: "drawing a data key for",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Protection::Encrypted(DataKey::from_bytes(key))
+    };
+    let file = std::fs::File::open(path).map_err(io("opening", path))?;
+    let meta = compute_meta(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        size,
+        &params,
+        &protection,
+    )?
+    .meta;
+    // The key is saved before anything is paid for, so a crash later never strands data.
+    let (data_key, sealed_key) = match &protection {
+        Protection::Public => (None, None),
+        Protection::Encrypted(key) => (
+            Some(hex::encode(key.expose_bytes())),
+            Some(seal_key(&owner.secret_bytes(), meta.id.as_bytes(), key)?.to_hex()),
+        ),
+    };
+    save_record(
+        records,
+        &BlobRecord {
+            blob: meta.id,
+            owner: owner.address(),
+            public: options.public,
+            data_key,
+            sealed_key,
+            size_bytes: size,
+        },
+    )?;
+    let term = if options.permanent {
+        permanent_prepay_epochs
+    } else {
+        options.epochs
+    };
+    let cost = options
+        .price_per_gib_epoch
+        .ucrn()
+        .checked_mul(u128::from(size))
+        .map(|c| c.div_ceil(1 << 30))
+        .and_then(|c| c.checked_mul(u128::from(term)))
+        .ok_or_else(|| StoreError::Placement("deal cost overflows".into()))?;
+    let n = params.shard_count();
+    let needed = (usize::from(k) + usize::from(certificate_margin)).min(n);
+    let mut exclude: Vec<Address> = Vec::new();
+    let mut last_failure = String::new();
+    for attempt in 1..=MAX_PLACEMENTS {
+        let placement = place(&candidates, n, meta.shard_size_bytes, &exclude)?;
+        let addresses: Vec<Address> = placement.iter().map(|p| p.address).collect();
+        send_and_wait(
+            node,
+            owner,
+            TxBody::CreateDeal(CreateDeal {
+                blob: meta.clone(),
+                providers: BoundedVec(addresses.clone()),
+                permanent: options.permanent,
+                epochs: if options.permanent { 0 } else { options.epochs },
+                price_per_gib_epoch: options.price_per_gib_epoch,
+                escrow: Amount::from_ucrn(cost),
+            }),
+        )?;
+        let deal = find_deal(node, &meta.id, &owner.address(), &addresses)?;
+        let (receipts, failures) = upload(
+            path,
+            size,
+            &params,
+            &protection,
+            &meta,
+            deal,
+            owner,
+            &placement,
+            progress,
+        )?;
+        if receipts.len() >= needed {
+            let receipts: Vec<ShardReceipt> = receipts
+                .iter()
+                .map(|r| ShardReceipt {
+                    shard_index: r.shard_index,
+                    signature: r.signature.clone(),
+                })
+                .collect();
+            let count = receipts.len();
+            send_and_wait(
+                node,
+                owner,
+                TxBody::ActivateDeal(ActivateDeal {
+                    deal,
+                    receipts: BoundedVec(receipts),
+                }),
+            )?;
+            return Ok(PutOutcome {
+                blob: meta.id,
+                deal,
+                size_bytes: size,
+                data_shards: k,
+                parity_shards: m,
+                public: options.public,
+                providers: addresses,
+                receipts: count,
+                placements: attempt,
+                elapsed_ms: start.elapsed().as_millis(),
+            });
+        }
+        // Too few receipts: take the escrow back and place again without the failures.
+        last_failure = failures
+            .iter()
+            .map(|(a, e)| format!("{a}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let _ = send_and_wait(node, owner, TxBody::CancelDeal(DealRef { deal }));
+        exclude.extend(failures.iter().map(|(a, _)| *a));
+        if attempt == MAX_PLACEMENTS {
+            return Err(StoreError::NotEnoughReceipts {
+                got: receipts.len(),
+                needed,
+                failures: last_failure,
+            });
+        }
+    }
+    Err(StoreError::Placement(last_failure))
+}
+
+/// A live deal of the blob (active first) with its metadata.
+pub fn blob_deal(node: &NodeClient, blob: &Hash) -> Result<(BlobMeta, Value), StoreError> {
+    let v = match node.get(&format!("/v1/blobs/{blob}")) {
+        Ok(v) => v,
+        Err(NodeError::Refused { status: 404, .. }) => {
+            return Err(StoreError::UnknownBlob { blob: *blob });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let meta: BlobMeta = serde_json::from_value(v["blob"].clone())
+        .map_err(|e| StoreError::BadAnswer(format!("blob metadata: {e}")))?;
+    let deals = v["deals"].as_array().cloned().unwrap_or_default();
+    let pick = |status: &str| {
+        deals
+            .iter()
+            .filter(|d| d["status"]["status"] == status)
+            .max_by_key(|d| d["id"].as_u64())
+            .cloned()
+    };
+    let deal =
+        pick("active")
+            .or_else(|| pick("pending"))
+            .ok_or_else(|| StoreError::Unreadable {
+                blob: *blob,
+                detail: "no active or pending deal stores it".to_string(),
+            })?;
+    Ok((meta, deal))
+}
+
+/// The endpoint of each shard's provider (`None` when the registry has none).
+pub fn shard_endpoints(node: &NodeClient, deal: &Value) -> Result<Vec<Option<String>>, StoreError> {
+    let list = storage_providers(node)?;
+    let providers = deal["providers"].as_array().cloned().unwrap_or_default();
+    Ok(providers
+        .iter()
+        .map(|a| {
+            a.as_str().and_then(|a| {
+                list.iter()
+                    .find(|p| p.address.to_string() == a)
+                    .map(|p| p.endpoint.clone())
+            })
+        })
+        .collect())
+}
+
+/// One shard's download: a thread streaming pieces `from..` of the shard in order.
+struct Stream {
+    rx: Receiver<Result<(u64, Vec<u8>), String>>,
+    last: Instant,
+}
+
+fn open_stream(
+    endpoint: String,
+    blob: Hash,
+    index: u16,
+    layout: &Layout,
+    from: u64,
+    to: u64,
+) -> Stream {
+    let (tx, rx) = sync_channel(DOWNLOAD_AHEAD_SEGMENTS);
+    let piece = layout.piece_size_bytes;
+    let start = layout.piece_range(from).start;
+    let end = if to > from {
+        layout.piece_range(to - 1).end
+    } else {
+        start
+    };
+    std::thread::spawn(move || {
+        let client = ShardClient::new(&endpoint);
+        let mut reader = match client.get(&blob, index, Some((start, end))) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        for segment in from..to {
+            let mut buf = vec![0u8; usize::try_from(piece).unwrap_or(0)];
+            if let Err(e) = reader.read_exact(&mut buf) {
+                let _ = tx.send(Err(format!("reading segment {segment}: {e}")));
+                return;
+            }
+            if tx.send(Ok((segment, buf))).is_err() {
+                return;
+            }
+        }
+    });
+    Stream {
+        rx,
+        last: Instant::now(),
+    }
+}
+
+/// Decodes every segment of a blob in order, calling `sink(segment, plaintext)`: the
+/// trailer from any shard, then each segment from the first k streams that deliver verified
+/// pieces; a failing or stalled stream is replaced by another shard's (hedging), a bad piece
+/// drops its shard. Shards in `skip` are never read. With `range` (plaintext bytes) only
+/// the segments that hold it are fetched and decoded; `sink` still sees whole segments.
+fn decode_segments(
+    node: &NodeClient,
+    blob: &Hash,
+    protection: &Protection,
+    skip: &[usize],
+    range: Option<Range<u64>>,
+    sink: SegmentSink<'_>,
+) -> Result<(BlobMeta, Vec<String>), StoreError> {
+    let (meta, deal) = blob_deal(node, blob)?;
+    let endpoints = shard_endpoints(node, &deal)?;
+    let mut decoder = Decoder::new(&meta, DEFAULT_MAX_PIECE_SIZE_BYTES, protection)?;
+    let layout = decoder.layout().clone();
+    let wanted = match range {
+        Some(r) => layout.plan_range(r)?.segments,
+        None => 0..layout.segment_count,
+    };
+    let n = layout.shard_count();
+    let k = layout.data_shards();
+    let mut failures: Vec<String> = Vec::new();
+    let mut dead = vec![false; n];
+    for (i, e) in endpoints.iter().enumerate() {
+        if skip.contains(&i) {
+            dead[i] = true;
+        } else if e.is_none() {
+            dead[i] = true;
+            failures.push(format!("shard {i}: provider has no endpoint"));
+        }
+    }
+    // Trailer: any shard whose copy opens every root.
+    let trailer = layout.trailer_range();
+    let mut loaded = false;
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        let Some(endpoint) = endpoint.as_ref().filter(|_| !dead[i]) else {
+            continue;
+        };
+        let index = u16::try_from(i).unwrap_or(u16::MAX);
+        let fetched = ShardClient::new(endpoint)
+            .get(blob, index, Some((trailer.start, trailer.end)))
+            .map_err(|e| e.to_string())
+            .and_then(|mut r| {
+                let mut buf = Vec::new();
+                r.read_to_end(&mut buf)
+                    .map(|_| buf)
+                    .map_err(|e| e.to_string())
+            });
+        match fetched.and_then(|t| decoder.load_trailer(&t).map_err(|e| e.to_string())) {
+            Ok(()) => {
+                loaded = true;
+                break;
+            }
+            Err(e) => {
+                dead[i] = true;
+                failures.push(format!("shard {i} trailer: {e}"));
+            }
+        }
+    }
+    if !loaded {
+        return Err(StoreError::Unreadable {
+            blob: *blob,
+            detail: format!("no shard's trailer could be read: {}", failures.join("; ")),
+        });
+    }
+    let segments = wanted.end;
+    let mut streams: Vec<Option<Stream>> = (0..n).map(|_| None).collect();
+    let open = |i: usize, from: u64, endpoints: &[Option<String>]| {
+        let index = u16::try_from(i).unwrap_or(u16::MAX);
+        let endpoint = endpoints[i].clone().unwrap_or_default();
+        open_stream(endpoint, *blob, index, &layout, from, segments)
+    };
+    // Start with k shards, data first (no decoding needed when they all arrive).
+    let mut started = 0;
+    for i in 0..n {
+        if started == k {
+            break;
+        }
+        if !dead[i] {
+            streams[i] = Some(open(i, wanted.start, &endpoints));
+            started += 1;
+        }
+    }
+    let mut pending: Vec<Option<Vec<u8>>> = vec![None; n];
+    for segment in wanted {
+        for p in pending.iter_mut() {
+            *p = None;
+        }
+        loop {
+            let good = pending.iter().filter(|p| p.is_some()).count();
+            if good >= k {
+                break;
+            }
+            let active: Vec<usize> = (0..n)
+                .filter(|&i| streams[i].is_some() && pending[i].is_none())
+                .collect();
+            let spare = (0..n).find(|&i| streams[i].is_none() && !dead[i]);
+            if active.len() + good < k {
+                let Some(i) = spare else {
+                    return Err(StoreError::Unreadable {
+                        blob: *blob,
+                        detail: format!(
+                            "segment {segment}: {good} of {k} shards readable; {}",
+                            failures.join("; ")
+                        ),
+                    });
+                };
+                streams[i] = Some(open(i, segment, &endpoints));
+                continue;
+            }
+            let mut hedge = false;
+            for &i in &active {
+                let Some(stream) = streams[i].as_mut() else {
+                    continue;
+                };
+                let failed = match stream.rx.recv_timeout(Duration::from_millis(20)) {
+                    Ok(Ok((seg, piece))) if seg == segment => {
+                        stream.last = Instant::now();
+                        let index = u16::try_from(i).unwrap_or(u16::MAX);
+                        match decoder.check_piece(index, segment, &piece) {
+                            Ok(()) => {
+                                pending[i] = Some(piece);
+                                None
+                            }
+                            Err(e) => Some(e.to_string()),
+                        }
+                    }
+                    // A piece of an earlier segment this stream delivered after k others.
+                    Ok(Ok((seg, _))) if seg < segment => {
+                        stream.last = Instant::now();
+                        None
+                    }
+                    Ok(Ok((seg, _))) => Some(format!("sent segment {seg}, expected {segment}")),
+                    Ok(Err(e)) => Some(e),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        Some("stream ended early".to_string())
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if stream.last.elapsed() > HEDGE_AFTER {
+                            stream.last = Instant::now();
+                            hedge = true;
+                        }
+                        None
+                    }
+                };
+                if let Some(reason) = failed {
+                    failures.push(format!("shard {i}: {reason}"));
+                    dead[i] = true;
+                    streams[i] = None;
+                }
+            }
+            // Hedge: a stalled stream gets a companion from another shard.
+            if hedge && let Some(j) = spare {
+                streams[j] = Some(open(j, segment, &endpoints));
+            }
+        }
+        let pieces: Vec<Option<&[u8]>> = pending.iter().map(|p| p.as_deref()).collect();
+        let plain = decoder.decode_segment(segment, &pieces)?;
+        sink(&layout, segment, plain)?;
+    }
+    Ok((meta, failures))
+}
+
+/// Reads a whole blob into `out` (see [`decode_segments`]); `progress` sees bytes written.
+pub fn read_blob<W: Write>(
+    node: &NodeClient,
+    blob: &Hash,
+    protection: &Protection,
+    out: &mut W,
+    progress: &mut dyn FnMut(u64),
+) -> Result<GetOutcome, StoreError> {
+    read_blob_without(node, blob, protection, &[], out, progress)
+}
+
+/// [`read_blob`] as if the shards in `skip` were lost (never read): the worst-case decode
+/// path when they are data shards, for benchmarks and tests.
+pub fn read_blob_without<W: Write>(
+    node: &NodeClient,
+    blob: &Hash,
+    protection: &Protection,
+    skip: &[usize],
+    out: &mut W,
+    progress: &mut dyn FnMut(u64),
+) -> Result<GetOutcome, StoreError> {
+    let start = Instant::now();
+    let mut written = 0u64;
+    let write_error = |source| StoreError::Io {
+        what: "writing",
+        path: PathBuf::from("the output"),
+        source,
+    };
+    let (_, failures) = decode_segments(
+        node,
+        blob,
+        protection,
+        skip,
+        None,
+        &mut |layout, segment, plain| {
+            let range = layout.segment_plain_range(segment);
+            let take = usize::try_from(range.end.saturating_sub(range.start))
+                .unwrap_or(usize::MAX)
+                .min(plain.len());
+            out.write_all(&plain[..take]).map_err(write_error)?;
+            written = written.saturating_add(u64::try_from(take).unwrap_or(0));
+            progress(written);
+            Ok(())
+        },
+    )?;
+    out.flush().map_err(write_error)?;
+    Ok(GetOutcome {
+        blob: *blob,
+        size_bytes: written,
+        failures,
+        elapsed_ms: start.elapsed().as_millis(),
+    })
+}
+
+/// Writes the plaintext bytes `range` of a blob into `out`, fetching and decoding only the
+/// segments that hold them (the gateway's Range reads); returns the shards dropped.
+pub fn read_blob_range<W: Write>(
+    node: &NodeClient,
+    blob: &Hash,
+    protection: &Protection,
+    range: Range<u64>,
+    out: &mut W,
+) -> Result<Vec<String>, StoreError> {
+    let write_error = |source| StoreError::Io {
+        what: "writing",
+        path: PathBuf::from("the output"),
+        source,
+    };
+    let wanted = range.clone();
+    let (_, failures) = decode_segments(
+        node,
+        blob,
+        protection,
+        &[],
+        Some(range),
+        &mut |layout, segment, plain| {
+            let have = layout.segment_plain_range(segment);
+            let start = wanted.start.max(have.start);
+            let end = wanted.end.min(have.end);
+            if start >= end {
+                return Ok(());
+            }
+            let from = usize::try_from(start - have.start).unwrap_or(usize::MAX);
+            let to = usize::try_from(end - have.start).unwrap_or(usize::MAX);
+            let part = plain.get(from..to).ok_or_else(|| StoreError::Unreadable {
+                blob: *blob,
+                detail: format!("segment {segment} decoded short"),
+            })?;
+            out.write_all(part).map_err(write_error)
+        },
+    )?;
+    out.flush().map_err(write_error)?;
+    Ok(failures)
+}
+
+/// Rebuilds shard `lost` of a blob from the other shards into `out` (pieces in segment
+/// order, then the trailer): decode each segment, re-encode it, keep the lost shard's piece.
+/// Needs the blob's protection (the owner's data key, or public).
+pub fn rebuild_shard<W: Write>(
+    node: &NodeClient,
+    blob: &Hash,
+    protection: &Protection,
+    lost: u16,
+    out: &mut W,
+) -> Result<(), StoreError> {
+    let write_error = |source| StoreError::Io {
+        what: "writing",
+        path: PathBuf::from("the rebuilt shard"),
+        source,
+    };
+    let mut encoder: Option<Encoder> = None;
+    let (meta, _) = decode_segments(
+        node,
+        blob,
+        protection,
+        &[usize::from(lost)],
+        None,
+        &mut |layout, segment, plain| {
+            if encoder.is_none() {
+                let params = Params {
+                    leaf_size_bytes: layout.params.leaf_size_bytes,
+                    ..layout.params
+                };
+                encoder = Some(Encoder::new(layout.size_bytes, &params, protection)?);
+            }
+            let Some(enc) = encoder.as_mut() else {
+                return Ok(());
+            };
+            let range = layout.segment_plain_range(segment);
+            let take = usize::try_from(range.end.saturating_sub(range.start))
+                .unwrap_or(usize::MAX)
+                .min(plain.len());
+            let pieces = enc.push_segment(&plain[..take])?;
+            let piece = pieces
+                .piece(usize::from(lost))
+                .ok_or_else(|| StoreError::BadAnswer(format!("no piece {lost}")))?;
+            out.write_all(piece).map_err(write_error)
+        },
+    )?;
+    let encoder = encoder.ok_or_else(|| StoreError::Unreadable {
+        blob: *blob,
+        detail: "no segment decoded".to_string(),
+    })?;
+    let encoded = encoder.finish()?;
+    if encoded.meta.shard_roots != meta.shard_roots {
+        return Err(StoreError::Unreadable {
+            blob: *blob,
+            detail: "re-encoding does not reproduce the committed shard roots".to_string(),
+        });
+    }
+    out.write_all(&encoded.trailer).map_err(write_error)?;
+    out.flush().map_err(write_error)
+}
+
+/// Repairs shard `lost` of `deal`: rebuilds it into a temp file, stores it with `target`
+/// (signed by `repairer`), and posts `RepairShard` with the new provider's receipt.
+#[allow(clippy::too_many_arguments)]
+pub fn repair_shard(
+    node: &NodeClient,
+    repairer: &Keypair,
+    deal: DealId,
+    meta: &BlobMeta,
+    protection: &Protection,
+    lost: u16,
+    target: &ProviderEntry,
+    spool_dir: &Path,
+) -> Result<Hash, StoreError> {
+    std::fs::create_dir_all(spool_dir).map_err(io("creating", spool_dir))?;
+    let path = spool_dir.join(format!("{}-{lost}.rebuild", meta.id));
+    let result = (|| {
+        {
+            let file = std::fs::File::create(&path).map_err(io("creating", &path))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            rebuild_shard(node, &meta.id, protection, lost, &mut w)?;
+        }
+        let root = meta.shard_roots.0[usize::from(lost)];
+        let mut file = std::fs::File::open(&path).map_err(io("opening", &path))?;
+        let receipt = ShardClient::new(&target.endpoint)
+            .put(
+                repairer,
+                &target.address,
+                deal,
+                &meta.id,
+                lost,
+                &root,
+                meta.shard_size_bytes,
+                &mut file,
+            )
+            .map_err(|e| StoreError::Placement(e.to_string()))?;
+        let (hash, _) = send_and_wait(
+            node,
+            repairer,
+            TxBody::RepairShard(RepairShard {
+                deal,
+                shard_index: lost,
+                new_provider: target.address,
+                receipt: receipt.signature,
+            }),
+        )?;
+        Ok(hash)
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
+}

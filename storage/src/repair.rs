@@ -1,0 +1,118 @@
+//! The repairer: finds shards the chain marked for repair (their provider missed or failed a
+//! proof), rebuilds each from k other shards, stores it with a provider that holds no shard
+//! of the deal, and posts `RepairShard` with that provider's receipt.
+//!
+//! Rebuilding re-encodes decoded segments, so the repairer needs the blob's protection: any
+//! repairer for public blobs, the owner (its data key in `records`) for encrypted ones.
+
+use crate::chain;
+use cairn_client::NodeClient;
+use cairn_client::store::{live_storage_providers, place, protection_for, repair_shard};
+use cairn_types::{DealId, Keypair};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Most deals one pass looks at (deal ids are dense from 0).
+const MAX_DEALS_PER_PASS: u64 = 10_000;
+
+/// One pass over the chain's deals; returns how many shards were repaired.
+pub fn pass(
+    node: &NodeClient,
+    key: &Keypair,
+    records: &Path,
+    spool: &Path,
+    log: &mut dyn FnMut(String),
+) -> usize {
+    let mut repaired = 0;
+    let mut misses = 0;
+    for id in 0..MAX_DEALS_PER_PASS {
+        let deal = match chain::deal(node, DealId(id)) {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                // Ids are dense; a few misses in a row mean the end.
+                misses += 1;
+                if misses > 3 {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => {
+                log(format!("reading deal {id}: {e}"));
+                break;
+            }
+        };
+        misses = 0;
+        if !deal.is_active() || deal.repair_needed.is_empty() {
+            continue;
+        }
+        let protection = match protection_for(records, &deal.blob.id, Some(key)) {
+            Ok(p) => p,
+            Err(e) => {
+                log(format!("deal {id}: cannot rebuild: {e}"));
+                continue;
+            }
+        };
+        let providers = match live_storage_providers(node) {
+            Ok(p) => p,
+            Err(e) => {
+                log(format!("listing providers: {e}"));
+                break;
+            }
+        };
+        for &lost in &deal.repair_needed {
+            let Ok(target) = place(&providers, 1, deal.blob.shard_size_bytes, &deal.providers)
+            else {
+                log(format!(
+                    "deal {id} shard {lost}: no free provider to repair onto"
+                ));
+                continue;
+            };
+            let Some(target) = target.into_iter().next() else {
+                continue;
+            };
+            match repair_shard(
+                node,
+                key,
+                deal.id,
+                &deal.blob,
+                &protection,
+                lost,
+                &target,
+                spool,
+            ) {
+                Ok(hash) => {
+                    repaired += 1;
+                    log(format!(
+                        "deal {id} shard {lost} rebuilt onto {} (tx {hash})",
+                        target.address
+                    ));
+                }
+                Err(e) => log(format!("deal {id} shard {lost}: {e}")),
+            }
+            // One repair per deal per pass: the deal's providers changed.
+            break;
+        }
+    }
+    repaired
+}
+
+/// Runs passes every `poll` until `stop`.
+pub fn run(
+    node_url: &str,
+    key: &Keypair,
+    records: &Path,
+    spool: &Path,
+    poll: Duration,
+    stop: &AtomicBool,
+    mut log: impl FnMut(String),
+) {
+    let node = NodeClient::new(node_url);
+    while !stop.load(Ordering::Relaxed) {
+        pass(&node, key, records, spool, &mut log);
+        let until = Instant::now() + poll;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,702 @@
+//! The crash-safe shard store: one file per shard, written whole or not at all.
+//!
+//! Layout under the data directory:
+//!
+//! ```text
+//! shards/<blob hex>/<index>.shard   64-byte header (magic, leaf size, size, root) + bytes
+//! tmp/<random>.part                 shards being received; removed on open
+//! ```
+//!
+//! A shard is received into `tmp/`, hashed leaf by leaf as it arrives, checked against the
+//! root the chain recorded, fsynced, renamed into `shards/` and the directory fsynced; only
+//! then does [`ShardWriter::finish`] return and the caller sign a receipt. So a restart finds
+//! every shard it acknowledged, and a torn or wrong upload never replaces a good shard (the
+//! rename is the only step that touches `shards/`, and it happens after the checks). The
+//! header travels in the same file, so a shard and its metadata cannot disagree after a crash.
+
+use cairn_proofs::merkle::{self, MerkleTree};
+use cairn_types::proof::{LeafOpening, StorageProof};
+use cairn_types::{BoundedBytes, BoundedVec, DealId, Hash};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+const MAGIC: &[u8; 8] = b"CAIRNSH1";
+/// Bytes of the header in front of every stored shard.
+pub const HEADER_BYTES: u64 = 64;
+/// Most leaves one proof request may open (the HTTP route's bound).
+pub const MAX_OPEN_LEAVES: usize = 256;
+/// Most chained leaves the chain asks for in one storage proof (the wire type's bound).
+const MAX_CHAIN_LEAVES: usize = cairn_proofs::storage::MAX_PROOF_LEAVES;
+/// Read buffer when hashing a stored shard.
+const READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// What the store knows of one stored shard (its header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardInfo {
+    pub size_bytes: u64,
+    pub leaf_size_bytes: u32,
+    pub root: Hash,
+}
+
+impl ShardInfo {
+    pub fn leaf_count(&self) -> u64 {
+        self.size_bytes
+            .div_ceil(u64::from(self.leaf_size_bytes.max(1)))
+            .max(1)
+    }
+    fn header(&self) -> [u8; 64] {
+        let mut h = [0u8; 64];
+        h[..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&self.leaf_size_bytes.to_be_bytes());
+        h[16..24].copy_from_slice(&self.size_bytes.to_be_bytes());
+        h[24..56].copy_from_slice(self.root.as_bytes());
+        h
+    }
+    fn parse(h: &[u8; 64]) -> Option<Self> {
+        if &h[..8] != MAGIC {
+            return None;
+        }
+        let leaf = u32::from_be_bytes(h[8..12].try_into().ok()?);
+        let size = u64::from_be_bytes(h[16..24].try_into().ok()?);
+        let root: [u8; 32] = h[24..56].try_into().ok()?;
+        Some(Self {
+            size_bytes: size,
+            leaf_size_bytes: leaf,
+            root: Hash(root),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no shard {index} of blob {blob} is stored here")]
+    NotFound { blob: Hash, index: u16 },
+    #[error(
+        "storing {needed_bytes} more bytes would exceed the declared capacity ({used_bytes} of {capacity_bytes} used)"
+    )]
+    CapacityFull {
+        needed_bytes: u64,
+        used_bytes: u64,
+        capacity_bytes: u64,
+    },
+    #[error("the shard is longer than its declared {expected_bytes} bytes")]
+    TooLong { expected_bytes: u64 },
+    #[error("the shard is {got_bytes} bytes, its deal declares {expected_bytes}")]
+    WrongLength { expected_bytes: u64, got_bytes: u64 },
+    #[error("the shard's Merkle root is {got}, its commitment on chain is {expected}")]
+    RootMismatch { expected: Hash, got: Hash },
+    #[error("range {start}..{end} is outside the shard's {size_bytes} bytes")]
+    RangeOutside {
+        start: u64,
+        end: u64,
+        size_bytes: u64,
+    },
+    #[error("leaf {leaf} is outside the shard's {leaf_count} leaves")]
+    LeafOutside { leaf: u64, leaf_count: u64 },
+    #[error("{count} leaves asked for, at most {MAX_OPEN_LEAVES} per request")]
+    TooManyLeaves { count: usize },
+    #[error("shard {index} of blob {blob} is being written by another upload")]
+    Busy { blob: Hash, index: u16 },
+    #[error("leaf size {leaf_size_bytes} is outside 1..={max}")]
+    BadLeafSize { leaf_size_bytes: u32, max: usize },
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    shards: BTreeMap<(Hash, u16), ShardInfo>,
+    /// Shards being received, with the bytes each has reserved.
+    writing: BTreeMap<(Hash, u16), u64>,
+    used_bytes: u64,
+}
+
+impl Inner {
+    fn reserved(&self) -> u64 {
+        self.writing
+            .values()
+            .fold(0u64, |a, b| a.saturating_add(*b))
+    }
+}
+
+/// The shard store of one provider.
+pub struct ShardStore {
+    dir: PathBuf,
+    capacity_bytes: u64,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for ShardStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardStore")
+            .field("dir", &self.dir)
+            .field("capacity_bytes", &self.capacity_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sync_dir(path: &Path) -> Result<(), StoreError> {
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing directory", path))
+}
+
+impl ShardStore {
+    /// Opens (or creates) the store in `dir`: removes unfinished uploads, then indexes every
+    /// shard file whose header parses. A file with a bad header is not a shard this store
+    /// wrote; it is left alone but not served.
+    pub fn open(dir: &Path, capacity_bytes: u64) -> Result<Arc<Self>, StoreError> {
+        let shards = dir.join("shards");
+        let tmp = dir.join("tmp");
+        fs::create_dir_all(&shards).map_err(io("creating", &shards))?;
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(io("clearing", &tmp))?;
+        }
+        fs::create_dir_all(&tmp).map_err(io("creating", &tmp))?;
+        let mut inner = Inner::default();
+        for entry in fs::read_dir(&shards).map_err(io("listing", &shards))? {
+            let entry = entry.map_err(io("listing", &shards))?;
+            let Some(blob) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<Hash>().ok())
+            else {
+                continue;
+            };
+            let blob_dir = entry.path();
+            for file in fs::read_dir(&blob_dir).map_err(io("listing", &blob_dir))? {
+                let file = file.map_err(io("listing", &blob_dir))?;
+                let name = file.file_name();
+                let Some(index) = name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".shard"))
+                    .and_then(|n| n.parse::<u16>().ok())
+                else {
+                    continue;
+                };
+                let path = file.path();
+                let mut header = [0u8; 64];
+                let parsed = File::open(&path)
+                    .and_then(|mut f| f.read_exact(&mut header))
+                    .ok()
+                    .and_then(|()| ShardInfo::parse(&header));
+                if let Some(info) = parsed {
+                    inner.used_bytes = inner
+                        .used_bytes
+                        .saturating_add(info.size_bytes.saturating_add(HEADER_BYTES));
+                    inner.shards.insert((blob, index), info);
+                }
+            }
+        }
+        Ok(Arc::new(Self {
+            dir: dir.to_path_buf(),
+            capacity_bytes,
+            inner: Mutex::new(inner),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves only counters behind: keep serving.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn capacity_bytes(&self) -> u64 {
+        self.capacity_bytes
+    }
+
+    /// Bytes on disk (headers included) plus bytes reserved by uploads in flight.
+    pub fn used_bytes(&self) -> u64 {
+        let inner = self.lock();
+        inner.used_bytes.saturating_add(inner.reserved())
+    }
+
+    pub fn path_of(&self, blob: &Hash, index: u16) -> PathBuf {
+        self.dir
+            .join("shards")
+            .join(blob.to_string())
+            .join(format!("{index}.shard"))
+    }
+
+    pub fn get(&self, blob: &Hash, index: u16) -> Option<ShardInfo> {
+        self.lock().shards.get(&(*blob, index)).copied()
+    }
+
+    /// Every stored shard.
+    pub fn list(&self) -> Vec<(Hash, u16, ShardInfo)> {
+        self.lock()
+            .shards
+            .iter()
+            .map(|((b, i), info)| (*b, *i, *info))
+            .collect()
+    }
+
+    /// Starts receiving a shard: reserves its bytes against the capacity. The upload must
+    /// match `info` (size and root) or [`ShardWriter::finish`] refuses it.
+    pub fn begin(
+        self: &Arc<Self>,
+        blob: Hash,
+        index: u16,
+        info: ShardInfo,
+    ) -> Result<ShardWriter, StoreError> {
+        let leaf = usize::try_from(info.leaf_size_bytes).unwrap_or(usize::MAX);
+        if leaf == 0 || leaf > cairn_types::proof::MAX_LEAF_BYTES {
+            return Err(StoreError::BadLeafSize {
+                leaf_size_bytes: info.leaf_size_bytes,
+                max: cairn_types::proof::MAX_LEAF_BYTES,
+            });
+        }
+        let needed = info.size_bytes.saturating_add(HEADER_BYTES);
+        {
+            let mut inner = self.lock();
+            if inner.writing.contains_key(&(blob, index)) {
+                return Err(StoreError::Busy { blob, index });
+            }
+            let used = inner.used_bytes.saturating_add(inner.reserved());
+            if used.saturating_add(needed) > self.capacity_bytes {
+                return Err(StoreError::CapacityFull {
+                    needed_bytes: needed,
+                    used_bytes: used,
+                    capacity_bytes: self.capacity_bytes,
+                });
+            }
+            inner.writing.insert((blob, index), needed);
+        }
+        let mut name = [0u8; 16];
+        getrandom::fill(&mut name).map_err(|e| StoreError::Io {
+            action: "drawing a temp name in",
+            path: self.dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let tmp = self
+            .dir
+            .join("tmp")
+            .join(format!("{}.part", hex::encode(name)));
+        let mut writer = ShardWriter {
+            store: Arc::clone(self),
+            blob,
+            index,
+            info,
+            tmp: tmp.clone(),
+            file: None,
+            leaf: Vec::with_capacity(leaf),
+            leaf_hashes: Vec::new(),
+            written: 0,
+            done: false,
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io("creating", &tmp))?;
+        file.write_all(&info.header())
+            .map_err(io("writing", &tmp))?;
+        writer.file = Some(std::io::BufWriter::with_capacity(1 << 20, file));
+        Ok(writer)
+    }
+
+    fn release(&self, blob: Hash, index: u16) {
+        self.lock().writing.remove(&(blob, index));
+    }
+
+    fn open_file(&self, blob: &Hash, index: u16) -> Result<(File, ShardInfo), StoreError> {
+        let info = self
+            .get(blob, index)
+            .ok_or(StoreError::NotFound { blob: *blob, index })?;
+        let path = self.path_of(blob, index);
+        let file = File::open(&path).map_err(io("opening", &path))?;
+        Ok((file, info))
+    }
+
+    /// Reads `start..end` of a stored shard's bytes.
+    pub fn read_range(
+        &self,
+        blob: &Hash,
+        index: u16,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let (mut file, info) = self.open_file(blob, index)?;
+        if start > end || end > info.size_bytes {
+            return Err(StoreError::RangeOutside {
+                start,
+                end,
+                size_bytes: info.size_bytes,
+            });
+        }
+        let path = self.path_of(blob, index);
+        file.seek(SeekFrom::Start(HEADER_BYTES.saturating_add(start)))
+            .map_err(io("seeking", &path))?;
+        let len = usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX);
+        let mut buf = vec![0u8; len];
+        file.read_exact(&mut buf).map_err(io("reading", &path))?;
+        Ok(buf)
+    }
+
+    /// The Merkle tree of the shard as it is on disk now (read and hashed in full: a rotten
+    /// byte changes the root, so a proof from it fails).
+    pub fn tree(&self, blob: &Hash, index: u16) -> Result<(MerkleTree, ShardInfo), StoreError> {
+        let (file, info) = self.open_file(blob, index)?;
+        let path = self.path_of(blob, index);
+        let mut reader = std::io::BufReader::with_capacity(READ_CHUNK_BYTES, file);
+        reader
+            .seek(SeekFrom::Start(HEADER_BYTES))
+            .map_err(io("seeking", &path))?;
+        let leaf = usize::try_from(info.leaf_size_bytes.max(1)).unwrap_or(usize::MAX);
+        let count = usize::try_from(info.leaf_count()).unwrap_or(usize::MAX);
+        let mut hashes = Vec::with_capacity(count);
+        let mut buf = vec![0u8; leaf];
+        let mut left = info.size_bytes;
+        if left == 0 {
+            hashes.push(merkle::leaf_hash(&[]));
+        }
+        while left > 0 {
+            let take =
+                usize::try_from(left.min(u64::from(info.leaf_size_bytes.max(1)))).unwrap_or(leaf);
+            let chunk = buf.get_mut(..take).unwrap_or_default();
+            reader.read_exact(chunk).map_err(io("reading", &path))?;
+            hashes.push(merkle::leaf_hash(chunk));
+            left = left.saturating_sub(u64::try_from(take).unwrap_or(u64::MAX));
+        }
+        Ok((MerkleTree::from_leaf_hashes(hashes), info))
+    }
+
+    /// Bytes of leaf `leaf` (the last may be short).
+    fn leaf_bytes(
+        &self,
+        file: &mut File,
+        path: &Path,
+        info: &ShardInfo,
+        leaf: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let size = u64::from(info.leaf_size_bytes.max(1));
+        let start = leaf.saturating_mul(size);
+        let end = start.saturating_add(size).min(info.size_bytes);
+        file.seek(SeekFrom::Start(HEADER_BYTES.saturating_add(start)))
+            .map_err(io("seeking", path))?;
+        let mut buf = vec![0u8; usize::try_from(end.saturating_sub(start)).unwrap_or(0)];
+        file.read_exact(&mut buf).map_err(io("reading", path))?;
+        Ok(buf)
+    }
+
+    /// Leaves `leaves` with their Merkle paths, from the shard on disk.
+    pub fn open_leaves(
+        &self,
+        blob: &Hash,
+        index: u16,
+        leaves: &[u64],
+    ) -> Result<(Vec<LeafOpening>, ShardInfo), StoreError> {
+        if leaves.len() > MAX_OPEN_LEAVES {
+            return Err(StoreError::TooManyLeaves {
+                count: leaves.len(),
+            });
+        }
+        let (tree, info) = self.tree(blob, index)?;
+        let (mut file, _) = self.open_file(blob, index)?;
+        let path = self.path_of(blob, index);
+        let mut out = Vec::with_capacity(leaves.len());
+        for &leaf in leaves {
+            if leaf >= info.leaf_count() {
+                return Err(StoreError::LeafOutside {
+                    leaf,
+                    leaf_count: info.leaf_count(),
+                });
+            }
+            let data = self.leaf_bytes(&mut file, &path, &info, leaf)?;
+            out.push(LeafOpening {
+                data: BoundedBytes(data),
+                path: tree.path(leaf).unwrap_or_default(),
+            });
+        }
+        Ok((out, info))
+    }
+
+    /// The chained storage proof (proofs/src/storage.rs) of a stored shard, reading the
+    /// chain's leaves from disk one after the other.
+    pub fn prove(
+        &self,
+        blob: &Hash,
+        index: u16,
+        seed: &Hash,
+        deal: DealId,
+        leaves: usize,
+    ) -> Result<StorageProof, StoreError> {
+        use cairn_proofs::storage::{first_index, next_index};
+        let (tree, info) = self.tree(blob, index)?;
+        let (mut file, _) = self.open_file(blob, index)?;
+        let path = self.path_of(blob, index);
+        let count = tree.leaf_count();
+        let mut leaf = first_index(seed, deal, index, count);
+        let mut openings = Vec::new();
+        for step in (1u32..).take(leaves.min(MAX_CHAIN_LEAVES)) {
+            let data = self.leaf_bytes(&mut file, &path, &info, leaf)?;
+            let next = next_index(seed, step, &data, count);
+            openings.push(LeafOpening {
+                data: BoundedBytes(data),
+                path: tree.path(leaf).unwrap_or_default(),
+            });
+            leaf = next;
+        }
+        Ok(StorageProof {
+            deal,
+            shard_index: index,
+            leaves: BoundedVec(openings),
+        })
+    }
+
+    /// Deletes a stored shard (garbage collection). Missing is not an error.
+    pub fn remove(&self, blob: &Hash, index: u16) -> Result<bool, StoreError> {
+        let path = self.path_of(blob, index);
+        let mut inner = self.lock();
+        let Some(info) = inner.shards.remove(&(*blob, index)) else {
+            return Ok(false);
+        };
+        inner.used_bytes = inner
+            .used_bytes
+            .saturating_sub(info.size_bytes.saturating_add(HEADER_BYTES));
+        drop(inner);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("removing", &path)(e)),
+        }
+        if let Some(parent) = path.parent() {
+            // Only succeeds when empty: the blob's last shard here.
+            let _ = fs::remove_dir(parent);
+        }
+        Ok(true)
+    }
+}
+
+/// A shard being received: hashes leaves as bytes arrive and bounds the length.
+pub struct ShardWriter {
+    store: Arc<ShardStore>,
+    blob: Hash,
+    index: u16,
+    info: ShardInfo,
+    tmp: PathBuf,
+    file: Option<std::io::BufWriter<File>>,
+    leaf: Vec<u8>,
+    leaf_hashes: Vec<Hash>,
+    written: u64,
+    done: bool,
+}
+
+impl ShardWriter {
+    /// Appends bytes; refuses (and the upload fails) once they exceed the declared size.
+    pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
+        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        if self.written.saturating_add(len) > self.info.size_bytes {
+            return Err(StoreError::TooLong {
+                expected_bytes: self.info.size_bytes,
+            });
+        }
+        if let Some(file) = self.file.as_mut() {
+            file.write_all(data).map_err(io("writing", &self.tmp))?;
+        }
+        self.written = self.written.saturating_add(len);
+        let leaf = usize::try_from(self.info.leaf_size_bytes.max(1)).unwrap_or(usize::MAX);
+        while !data.is_empty() {
+            let take = leaf.saturating_sub(self.leaf.len()).min(data.len());
+            let (head, rest) = data.split_at(take);
+            self.leaf.extend_from_slice(head);
+            data = rest;
+            if self.leaf.len() == leaf {
+                self.leaf_hashes.push(merkle::leaf_hash(&self.leaf));
+                self.leaf.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks length and root, makes the shard durable and visible, and only then returns.
+    pub fn finish(mut self) -> Result<ShardInfo, StoreError> {
+        if self.written != self.info.size_bytes {
+            return Err(StoreError::WrongLength {
+                expected_bytes: self.info.size_bytes,
+                got_bytes: self.written,
+            });
+        }
+        if !self.leaf.is_empty() || self.leaf_hashes.is_empty() {
+            self.leaf_hashes.push(merkle::leaf_hash(&self.leaf));
+            self.leaf.clear();
+        }
+        let root = MerkleTree::from_leaf_hashes(std::mem::take(&mut self.leaf_hashes)).root();
+        if root != self.info.root {
+            return Err(StoreError::RootMismatch {
+                expected: self.info.root,
+                got: root,
+            });
+        }
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io("writing", &self.tmp)(std::io::Error::other("already closed")))?;
+        let file = file
+            .into_inner()
+            .map_err(|e| io("flushing", &self.tmp)(e.into_error()))?;
+        file.sync_all().map_err(io("syncing", &self.tmp))?;
+        drop(file);
+        let target = self.store.path_of(&self.blob, self.index);
+        let parent = target.parent().unwrap_or(&self.store.dir).to_path_buf();
+        let created = !parent.exists();
+        fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
+        if created {
+            sync_dir(&self.store.dir.join("shards"))?;
+        }
+        fs::rename(&self.tmp, &target).map_err(io("renaming into", &target))?;
+        sync_dir(&parent)?;
+        self.done = true;
+        let mut inner = self.store.lock();
+        inner.writing.remove(&(self.blob, self.index));
+        if inner
+            .shards
+            .insert((self.blob, self.index), self.info)
+            .is_none()
+        {
+            inner.used_bytes = inner
+                .used_bytes
+                .saturating_add(self.info.size_bytes.saturating_add(HEADER_BYTES));
+        }
+        Ok(self.info)
+    }
+}
+
+impl Drop for ShardWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            drop(self.file.take());
+            let _ = fs::remove_file(&self.tmp);
+            self.store.release(self.blob, self.index);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn bytes(len: usize, tag: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| u8::try_from((i * 31 + usize::from(tag)) % 251).unwrap())
+            .collect()
+    }
+
+    fn info(data: &[u8], leaf: u32) -> ShardInfo {
+        ShardInfo {
+            size_bytes: u64::try_from(data.len()).unwrap(),
+            leaf_size_bytes: leaf,
+            root: cairn_proofs::storage::shard_root(data, leaf),
+        }
+    }
+
+    fn put(store: &Arc<ShardStore>, blob: Hash, index: u16, data: &[u8], leaf: u32) {
+        let mut w = store.begin(blob, index, info(data, leaf)).unwrap();
+        for chunk in data.chunks(777) {
+            w.write(chunk).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn streaming_root_and_proofs_match_the_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+        let blob = Hash::of(b"blob");
+        for (i, len) in [0usize, 1, 63, 64, 1000, 5000].into_iter().enumerate() {
+            let index = u16::try_from(i).unwrap();
+            let data = bytes(len, 3);
+            put(&store, blob, index, &data, 64);
+            let (tree, _) = store.tree(&blob, index).unwrap();
+            assert_eq!(tree.root(), cairn_proofs::storage::shard_root(&data, 64));
+            let seed = Hash::of(b"seed");
+            let ours = store.prove(&blob, index, &seed, DealId(3), 8).unwrap();
+            let reference = cairn_proofs::storage::prove(&data, 64, &seed, DealId(3), index, 8);
+            assert_eq!(ours, reference, "len {len}");
+            assert_eq!(
+                store
+                    .read_range(&blob, index, 0, u64::try_from(len).unwrap())
+                    .unwrap(),
+                data
+            );
+        }
+    }
+
+    #[test]
+    fn restart_finds_acknowledged_shards_and_drops_partial_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = Hash::of(b"b");
+        let data = bytes(4096, 1);
+        {
+            let store = ShardStore::open(dir.path(), 1 << 20).unwrap();
+            put(&store, blob, 0, &data, 256);
+            // An upload cut off mid-way (process dies with the temp file on disk).
+            let mut w = store.begin(blob, 1, info(&data, 256)).unwrap();
+            w.write(&data[..100]).unwrap();
+            std::mem::forget(w);
+        }
+        let store = ShardStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.list().len(), 1);
+        assert_eq!(store.read_range(&blob, 0, 0, 4096).unwrap(), data);
+        assert_eq!(store.used_bytes(), 4096 + HEADER_BYTES);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn bad_uploads_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ShardStore::open(dir.path(), 10_000).unwrap();
+        let blob = Hash::of(b"b");
+        let good = bytes(2000, 1);
+        put(&store, blob, 0, &good, 64);
+        // Wrong bytes for the same shard: refused at finish, the good shard stays.
+        let mut bad = good.clone();
+        bad[1500] ^= 1;
+        let mut w = store.begin(blob, 0, info(&good, 64)).unwrap();
+        w.write(&bad).unwrap();
+        assert!(matches!(w.finish(), Err(StoreError::RootMismatch { .. })));
+        // Too long, too short.
+        let mut w = store.begin(blob, 0, info(&good, 64)).unwrap();
+        assert!(matches!(
+            w.write(&bytes(2001, 1)),
+            Err(StoreError::TooLong { .. })
+        ));
+        drop(w);
+        let mut w = store.begin(blob, 0, info(&good, 64)).unwrap();
+        w.write(&good[..1999]).unwrap();
+        assert!(matches!(w.finish(), Err(StoreError::WrongLength { .. })));
+        assert_eq!(store.read_range(&blob, 0, 0, 2000).unwrap(), good);
+        assert_eq!(store.used_bytes(), 2000 + HEADER_BYTES);
+        // Capacity: a second shard of 8000 does not fit in 10000.
+        let big = bytes(8000, 2);
+        assert!(matches!(
+            store.begin(blob, 1, info(&big, 64)),
+            Err(StoreError::CapacityFull { .. })
+        ));
+        assert!(matches!(
+            store.read_range(&blob, 0, 1000, 2001),
+            Err(StoreError::RangeOutside { .. })
+        ));
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert!(store.remove(&blob, 0).unwrap());
+        assert_eq!(store.used_bytes(), 0);
+    }
+}
