@@ -222,19 +222,11 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
         // A devnet prover should be proven within a few epochs, not after the production
         // interval (12 epochs): shorten the challenge to 1% of an epoch where the block time
         // allows, then challenge as often as the 1% budget permits.
-        let epoch_ms = params
-            .epoch_length_blocks
-            .saturating_mul(params.block_time_ms)
-            .max(1);
-        params.compute_challenge_ms = (epoch_ms / 100).clamp(
+        params.compute_challenge_ms = (params.epoch_ms() / 100).clamp(
             params.block_time_ms,
             params.compute_challenge_ms.max(params.block_time_ms),
         );
-        params.compute_challenge_interval_epochs = params
-            .compute_challenge_ms
-            .saturating_mul(100)
-            .div_ceil(epoch_ms)
-            .max(1);
+        params.compute_challenge_interval_epochs = params.min_compute_challenge_interval_epochs();
     }
     params
         .validate()

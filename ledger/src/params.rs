@@ -187,16 +187,26 @@ impl Params {
             .saturating_sub(self.compute_latency_allowance_blocks.saturating_add(1));
         let room_ms = room_blocks.saturating_mul(block_time_ms);
         self.compute_challenge_ms = self.compute_challenge_ms.min(room_ms).max(block_time_ms);
-        let epoch_ms = self
-            .epoch_length_blocks
-            .saturating_mul(block_time_ms)
-            .max(1);
-        let needed = self
-            .compute_challenge_ms
-            .saturating_mul(100)
-            .div_ceil(epoch_ms);
-        self.compute_challenge_interval_epochs = self.compute_challenge_interval_epochs.max(needed);
+        self.compute_challenge_interval_epochs = self
+            .compute_challenge_interval_epochs
+            .max(self.min_compute_challenge_interval_epochs());
         self
+    }
+
+    /// Wall time of one epoch, at least 1 ms.
+    pub fn epoch_ms(&self) -> u64 {
+        self.epoch_length_blocks
+            .saturating_mul(self.block_time_ms)
+            .max(1)
+    }
+
+    /// The shortest challenge interval (at least 1) that keeps proving within 1% of a
+    /// provider's time at the current challenge length: the bound [`Self::validate`] checks.
+    pub fn min_compute_challenge_interval_epochs(&self) -> u64 {
+        self.compute_challenge_ms
+            .saturating_mul(100)
+            .div_ceil(self.epoch_ms())
+            .max(1)
     }
 
     /// Checks internal consistency; the ledger relies on these holding.

@@ -591,14 +591,16 @@ async fn bid_check(State(shared): State<Arc<Shared>>, Json(q): Json<BidCheck>) -
 }
 
 /// Checks the signature and that the signer is the lease's tenant on chain.
+/// The lease named by the path, once the request is shown to be signed by its tenant.
 async fn authorize(
     shared: &Arc<Shared>,
-    id: LeaseId,
+    id: &str,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Lease, Response> {
+) -> Result<(LeaseId, Lease), Response> {
+    let id = parse_lease(id)?;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let signer = auth::verify(
         |name| {
@@ -643,7 +645,7 @@ async fn authorize(
             format!("{signer} is not the tenant of {id}"),
         ));
     }
-    Ok(lease)
+    Ok((id, lease))
 }
 
 #[allow(clippy::result_large_err)] // the error is the HTTP answer itself
@@ -665,12 +667,8 @@ async fn put_manifest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let id = match parse_lease(&id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let lease = match authorize(&shared, id, &method, &uri, &headers, &body).await {
-        Ok(l) => l,
+    let (id, lease) = match authorize(&shared, &id, &method, &uri, &headers, &body).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     if matches!(lease.state, LeaseState::Closed { .. }) {
@@ -875,13 +873,10 @@ async fn lease_status(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let id = match parse_lease(&id) {
-        Ok(id) => id,
+    let id = match authorize(&shared, &id, &method, &uri, &headers, b"").await {
+        Ok((id, _)) => id,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(&shared, id, &method, &uri, &headers, b"").await {
-        return r;
-    }
     // Runtimes block (the container runtime drives its own tokio runtime).
     let shared2 = Arc::clone(&shared);
     match tokio::task::spawn_blocking(move || workload_view(&shared2, id)).await {
@@ -897,13 +892,10 @@ async fn events(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let id = match parse_lease(&id) {
-        Ok(id) => id,
+    let id = match authorize(&shared, &id, &method, &uri, &headers, b"").await {
+        Ok((id, _)) => id,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(&shared, id, &method, &uri, &headers, b"").await {
-        return r;
-    }
     let events: Vec<LeaseEvent> = shared
         .lock()
         .leases
@@ -929,13 +921,10 @@ async fn logs(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let id = match parse_lease(&id) {
-        Ok(id) => id,
+    let id = match authorize(&shared, &id, &method, &uri, &headers, b"").await {
+        Ok((id, _)) => id,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(&shared, id, &method, &uri, &headers, b"").await {
-        return r;
-    }
     let Some(handle) = shared.lock().leases.get(&id).and_then(|s| s.handle.clone()) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -1009,13 +998,10 @@ async fn close(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let id = match parse_lease(&id) {
-        Ok(id) => id,
+    let id = match authorize(&shared, &id, &method, &uri, &headers, b"").await {
+        Ok((id, _)) => id,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(&shared, id, &method, &uri, &headers, b"").await {
-        return r;
-    }
     let Some(handle) = shared.lock().leases.get(&id).and_then(|s| s.handle.clone()) else {
         return Json(json!({ "lease": id, "workload": "none" })).into_response();
     };

@@ -117,17 +117,15 @@ fn gpu_device_requests(gpus: &[u32]) -> Option<Vec<DeviceRequest>> {
     })
 }
 
-/// The tenant's environment, with `CUDA_VISIBLE_DEVICES` the provider's to set: the
-/// container sees only its devices, renumbered from 0, so the list is container-local.
+/// The tenant's environment, with `CUDA_VISIBLE_DEVICES` the provider's to set.
 fn container_env(m: &Manifest, gpus: &[u32]) -> Vec<String> {
-    let local: Vec<u32> = (0..u32::try_from(gpus.len()).unwrap_or(u32::MAX)).collect();
     m.env
         .iter()
         .filter(|(k, _)| k.as_str() != CUDA_VISIBLE_DEVICES)
         .map(|(k, v)| format!("{k}={v}"))
         .chain(std::iter::once(format!(
             "{CUDA_VISIBLE_DEVICES}={}",
-            cuda_visible_devices(&local)
+            cuda_visible_devices(gpus.len())
         )))
         .collect()
 }

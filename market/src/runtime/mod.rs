@@ -43,10 +43,12 @@ pub struct Handle {
 /// tenant's manifest cannot.
 pub const CUDA_VISIBLE_DEVICES: &str = "CUDA_VISIBLE_DEVICES";
 
-/// `CUDA_VISIBLE_DEVICES` for these GPU indices: empty hides every GPU.
-pub fn cuda_visible_devices(gpus: &[u32]) -> String {
-    gpus.iter()
-        .map(u32::to_string)
+/// `CUDA_VISIBLE_DEVICES` for a workload given `count` GPUs. Both runtimes expose only the
+/// leased devices, which CUDA renumbers from 0, so the list is workload-local (`0,1,…`);
+/// empty hides every GPU.
+pub fn cuda_visible_devices(count: usize) -> String {
+    (0..count)
+        .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(",")
 }

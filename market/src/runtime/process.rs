@@ -112,11 +112,10 @@ pub fn gpu_args(gpus: &[u32], exists: impl Fn(&str) -> bool) -> Vec<String> {
             args.extend(["--dev-bind".to_string(), node.clone(), node]);
         }
     }
-    let local: Vec<u32> = (0..u32::try_from(gpus.len()).unwrap_or(u32::MAX)).collect();
     args.extend([
         "--setenv".to_string(),
         CUDA_VISIBLE_DEVICES.to_string(),
-        cuda_visible_devices(&local),
+        cuda_visible_devices(gpus.len()),
     ]);
     args
 }
