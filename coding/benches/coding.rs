@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use cairn_coding::{DataKey, Decoder, Encoder, Params, Protection, piece_root};
+use cairn_coding::{DataKey, Decoder, Encoder, Params, Protection, piece_cv};
 use cairn_types::{DealId, Hash};
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use std::num::NonZeroU16;
@@ -46,8 +46,8 @@ fn primitives(c: &mut Criterion) {
     });
     let piece = pattern(PIECE);
     group.throughput(Throughput::Bytes(u64::try_from(PIECE).unwrap()));
-    group.bench_function("commit_piece_root_1KiB_leaves", |b| {
-        b.iter(|| black_box(piece_root(black_box(&piece), 1024)))
+    group.bench_function("commit_piece_cv_blake3_tree", |b| {
+        b.iter(|| black_box(piece_cv(black_box(&piece), 1)))
     });
     group.bench_function("blake3_hash_whole_piece", |b| {
         b.iter(|| black_box(blake3::hash(black_box(&piece))))
@@ -191,7 +191,7 @@ fn storage_proofs(c: &mut Criterion) {
     let mut group = c.benchmark_group("storage_proof_verify");
     // A 64 MiB shard of 1 KiB leaves (depth 16), 8 chained leaves per proof (the default).
     let shard = pattern(64 << 20);
-    let tree = cairn_proofs::storage::shard_tree(&shard, 1024);
+    let tree = cairn_proofs::storage::shard_tree(&shard, 1024).unwrap();
     let roots = vec![tree.root(); 14];
     let meta = cairn_types::tx::BlobMeta {
         id: Hash::ZERO,

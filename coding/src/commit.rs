@@ -1,35 +1,32 @@
 //! Shard commitments, computed as the bytes stream past.
 //!
-//! The root is exactly [`cairn_proofs::storage::shard_root`] (the tree storage proofs open),
-//! built incrementally: a stack of perfect subtrees, one per set bit of the leaf count,
-//! folded right to left at the end. That is the same tree as the reference builder's
-//! pairwise levels with the odd node promoted, so memory is `O(log leaves)` however large the
-//! shard is.
+//! The root is exactly [`cairn_proofs::shard::shard_root`], BLAKE3's own chunk tree (the
+//! tree storage proofs open), so streaming a shard through it runs at full BLAKE3 speed. A
+//! piece (a power of two of 1 KiB chunks at a multiple of its size) is a subtree of that
+//! tree: the trailer lists every piece's chaining value, and a reader checks a piece alone
+//! from its bytes and position.
 
 use crate::error::CodingError;
-use cairn_proofs::merkle::{MerkleTree, leaf_hash, node_hash};
+use cairn_proofs::shard;
 use cairn_types::Hash;
 
 /// Incremental shard root over bytes fed in any split.
 #[derive(Clone, Debug)]
 pub struct ShardHasher {
-    leaf_size: usize,
-    partial: Vec<u8>,
-    /// Perfect subtrees, largest first: (height, root).
-    stack: Vec<(u32, Hash)>,
-    leaves: u64,
+    hasher: blake3::Hasher,
     bytes: u64,
 }
 
+impl Default for ShardHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ShardHasher {
-    /// A hasher for leaves of `leaf_size_bytes` (0 is read as 1, as the proofs crate does).
-    pub fn new(leaf_size_bytes: u32) -> Self {
-        let leaf_size = usize::try_from(leaf_size_bytes.max(1)).unwrap_or(usize::MAX);
+    pub fn new() -> Self {
         Self {
-            leaf_size,
-            partial: Vec::with_capacity(leaf_size),
-            stack: Vec::with_capacity(64),
-            leaves: 0,
+            hasher: shard::root_hasher(),
             bytes: 0,
         }
     }
@@ -39,81 +36,49 @@ impl ShardHasher {
         self.bytes
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
+    pub fn update(&mut self, data: &[u8]) {
         self.bytes = self
             .bytes
             .saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
-        if !self.partial.is_empty() {
-            let take = (self.leaf_size - self.partial.len()).min(data.len());
-            let (head, rest) = data.split_at(take);
-            self.partial.extend_from_slice(head);
-            data = rest;
-            if self.partial.len() == self.leaf_size {
-                let leaf = leaf_hash(&self.partial);
-                self.partial.clear();
-                self.push(leaf);
-            }
-        }
-        let mut chunks = data.chunks_exact(self.leaf_size);
-        for chunk in &mut chunks {
-            self.push(leaf_hash(chunk));
-        }
-        self.partial.extend_from_slice(chunks.remainder());
+        self.hasher.update(data);
     }
 
-    fn push(&mut self, leaf: Hash) {
-        self.leaves += 1;
-        let mut node = (0u32, leaf);
-        while let Some(&(height, left)) = self.stack.last() {
-            if height != node.0 {
-                break;
-            }
-            self.stack.pop();
-            node = (height + 1, node_hash(&left, &node.1));
-        }
-        self.stack.push(node);
-    }
-
-    /// The root of everything fed (an empty shard is one empty leaf).
-    pub fn finalize(mut self) -> Hash {
-        if !self.partial.is_empty() || self.leaves == 0 {
-            let leaf = leaf_hash(&self.partial);
-            self.push(leaf);
-        }
-        let mut nodes = self.stack.iter().rev().map(|&(_, hash)| hash);
-        let Some(mut acc) = nodes.next() else {
-            return leaf_hash(&[]);
-        };
-        for left in nodes {
-            acc = node_hash(&left, &acc);
-        }
-        acc
+    /// The root of everything fed.
+    pub fn finalize(self) -> Hash {
+        Hash(*self.hasher.finalize().as_bytes())
     }
 }
 
-/// Root of one piece (a perfect subtree of its shard's tree).
-pub fn piece_root(piece: &[u8], leaf_size_bytes: u32) -> Hash {
-    let mut hasher = ShardHasher::new(leaf_size_bytes);
-    hasher.update(piece);
-    hasher.finalize()
+/// Chaining value of piece `segment` of a shard (every piece of a blob is `piece.len()`
+/// bytes, so the piece starts at `segment · piece.len()`). The shard always extends past its
+/// last piece (the trailer follows), so a piece is never the whole tree.
+pub fn piece_cv(piece: &[u8], segment: u64) -> Hash {
+    let offset = u64::try_from(piece.len())
+        .unwrap_or(u64::MAX)
+        .saturating_mul(segment);
+    shard::subtree_cv(offset, piece)
 }
 
-/// The root of a shard whose pieces have `piece_roots` and which ends in `trailer`: the
-/// shard tree seen from the level of the pieces. Pieces and trailer blocks are each
-/// `piece_size` bytes (the last trailer block may be short) and start at multiples of it.
+/// The root of a shard whose pieces have chaining values `piece_cvs` and which ends in
+/// `trailer`: BLAKE3's tree seen from the level of the pieces. Pieces and trailer blocks are
+/// each `piece_size` bytes (the last trailer block may be short) and start at multiples of
+/// it. `None` only for a shape no layout produces (no trailer).
 pub(crate) fn root_from_pieces(
-    piece_roots: impl Iterator<Item = Hash>,
+    piece_cvs: impl Iterator<Item = Hash>,
     trailer: &[u8],
     piece_size: usize,
-    leaf_size_bytes: u32,
-) -> Hash {
-    let mut level: Vec<Hash> = piece_roots.collect();
-    level.extend(
-        trailer
-            .chunks(piece_size.max(1))
-            .map(|block| piece_root(block, leaf_size_bytes)),
-    );
-    MerkleTree::from_leaf_hashes(level).root()
+) -> Option<Hash> {
+    let mut units: Vec<Hash> = piece_cvs.collect();
+    let trailer_offset = u64::try_from(units.len())
+        .ok()?
+        .checked_mul(u64::try_from(piece_size).ok()?)?;
+    for (block, index) in trailer.chunks(piece_size.max(1)).zip(0u64..) {
+        let offset = index
+            .checked_mul(u64::try_from(piece_size).ok()?)?
+            .checked_add(trailer_offset)?;
+        units.push(shard::subtree_cv(offset, block));
+    }
+    shard::merge_units(&units, true)
 }
 
 /// Checks a shard as it streams in (a provider receiving a PUT body): feed the bytes, then
@@ -126,9 +91,9 @@ pub struct ShardVerifier {
 }
 
 impl ShardVerifier {
-    pub fn new(expected_root: Hash, shard_size_bytes: u64, leaf_size_bytes: u32) -> Self {
+    pub fn new(expected_root: Hash, shard_size_bytes: u64) -> Self {
         Self {
-            hasher: ShardHasher::new(leaf_size_bytes),
+            hasher: ShardHasher::new(),
             expected_root,
             expected_size_bytes: shard_size_bytes,
         }

@@ -7,7 +7,7 @@
 //! two different `k`-subsets can never yield different bytes (design §10, "Inconsistent
 //! encoding"). Only then is the segment decrypted (AEAD) and written out.
 
-use crate::commit::{piece_root, root_from_pieces};
+use crate::commit::{piece_cv, root_from_pieces};
 use crate::crypto::{Protection, SegmentCipher};
 use crate::erasure::Erasure;
 use crate::error::{CodingError, ShardFailure};
@@ -138,12 +138,11 @@ impl Decoder {
             .collect();
         let segments = to_usize(self.layout.segment_count)?;
         let piece = to_usize(self.layout.piece_size_bytes)?;
-        let leaf = self.layout.params.leaf_size_bytes;
         for ((shard_index, row), root) in (0u16..)
             .zip(table.chunks(segments.max(1)))
             .zip(self.meta.shard_roots.iter())
         {
-            if root_from_pieces(row.iter().copied(), trailer, piece, leaf) != *root {
+            if root_from_pieces(row.iter().copied(), trailer, piece) != Some(*root) {
                 return Err(CodingError::TrailerMismatch { shard_index });
             }
         }
@@ -216,7 +215,7 @@ impl Decoder {
                 got,
             });
         }
-        if piece_root(piece, self.layout.params.leaf_size_bytes) != expected_root {
+        if piece_cv(piece, segment) != expected_root {
             return Err(CodingError::PieceMismatch {
                 shard_index,
                 segment,
@@ -290,7 +289,6 @@ impl Decoder {
             .decode(segment, &mut self.data, &used[..k], &parity)?;
         // Strict read: the codeword through the k pieces used must be the committed one.
         self.erasure.encode(segment, &self.data, &mut self.parity)?;
-        let leaf = self.layout.params.leaf_size_bytes;
         for (index, bytes) in self
             .data
             .chunks_exact(piece)
@@ -301,7 +299,7 @@ impl Decoder {
                 continue;
             }
             let shard_index = u16::try_from(index).unwrap_or(u16::MAX);
-            if piece_root(bytes, leaf) != self.piece_root(shard_index, segment)? {
+            if piece_cv(bytes, segment) != self.piece_root(shard_index, segment)? {
                 return Err(CodingError::InconsistentEncoding {
                     segment,
                     shard_index,

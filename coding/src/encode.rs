@@ -1,6 +1,6 @@
 //! The write path: plaintext segments in, `n` shard streams and the blob metadata out.
 
-use crate::commit::{piece_root, root_from_pieces};
+use crate::commit::{piece_cv, root_from_pieces};
 use crate::crypto::{Protection, SegmentCipher};
 use crate::erasure::Erasure;
 use crate::error::CodingError;
@@ -175,7 +175,6 @@ impl Encoder {
         let piece = usize_of(self.layout.piece_size_bytes, "a piece")?;
         let segments = usize_of(self.layout.segment_count, "a segment count")?;
         let index = usize_of(segment, "a segment index")?;
-        let leaf = self.layout.params.leaf_size_bytes;
         for (shard, bytes) in self
             .data
             .chunks_exact(piece)
@@ -183,7 +182,7 @@ impl Encoder {
             .enumerate()
         {
             if let Some(slot) = self.piece_roots.get_mut(shard * segments + index) {
-                *slot = piece_root(bytes, leaf);
+                *slot = piece_cv(bytes, segment);
             }
         }
         self.next_segment += 1;
@@ -210,12 +209,17 @@ impl Encoder {
         }
         let piece = usize_of(self.layout.piece_size_bytes, "a piece")?;
         let segments = usize_of(self.layout.segment_count, "a segment count")?;
-        let leaf = self.layout.params.leaf_size_bytes;
         let roots = self
             .piece_roots
             .chunks(segments.max(1))
-            .map(|row| root_from_pieces(row.iter().copied(), &trailer, piece, leaf))
-            .collect();
+            .map(|row| {
+                root_from_pieces(row.iter().copied(), &trailer, piece).ok_or_else(|| {
+                    CodingError::InvalidParams {
+                        detail: "a shard with no trailer has no root".into(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let meta = self.layout.blob_meta(roots)?;
         Ok(EncodedBlob {
             meta,

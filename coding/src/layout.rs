@@ -4,7 +4,7 @@
 //! encrypted) fills `k` data pieces of `piece_size_bytes`, zero-padded at the end, and the
 //! Reed-Solomon code adds `m` parity pieces; piece `i` of every segment goes to shard `i`, in
 //! segment order. All pieces have the same size, a power of two number of leaves, so each
-//! piece is one complete subtree of its shard's Merkle tree. After the last piece every shard
+//! piece is one complete subtree of its shard's BLAKE3 tree. After the last piece every shard
 //! carries the same trailer: a 16-byte header (format, protection, piece size), then the root
 //! of every piece of every shard (`n · segments · 32` bytes, shard-major). A reader fetches the trailer of any one shard, checks it against all
 //! `n` shard roots on chain, and from then on can verify each piece the moment it arrives and
@@ -24,11 +24,11 @@ use std::ops::Range;
 pub const AEAD_TAG_BYTES: u64 = 16;
 /// Bytes of one piece root in the trailer.
 pub const PIECE_ROOT_BYTES: u64 = 32;
-/// The trailer opens with `"cairnc01"`, a protection byte (1 = encrypted), three zero bytes
+/// The trailer opens with `"cairnc02"` (02: piece entries are BLAKE3 chaining values), a protection byte (1 = encrypted), three zero bytes
 /// and the piece size (u32 BE), so a reader with the wrong mode or piece size is told so.
 pub const TRAILER_HEADER_BYTES: u64 = 16;
-const TRAILER_MAGIC: &[u8; 8] = b"cairnc01";
-/// Default leaf of the shard Merkle tree (what storage proofs open).
+const TRAILER_MAGIC: &[u8; 8] = b"cairnc02";
+/// Default leaf of the shard tree (what storage proofs open).
 pub const DEFAULT_LEAF_SIZE_BYTES: u32 = 1024;
 /// Default (and largest) piece: bytes of one shard per segment. Memory while coding is about
 /// `(k + m) · piece` plus one plaintext segment.
@@ -38,7 +38,7 @@ pub const MAX_PIECE_SIZE_BYTES: u32 = 16 * 1024 * 1024;
 /// Most shards a blob can have (the width of `BlobMeta::shard_roots`).
 pub const MAX_SHARDS: usize = 256;
 
-/// How a blob is cut: shard counts, Merkle leaf and largest piece. Reader and writer must use
+/// How a blob is cut: shard counts, proof leaf and largest piece. Reader and writer must use
 /// the same `max_piece_size_bytes` (the blob metadata on chain carries the rest).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Params {
@@ -76,12 +76,12 @@ impl Params {
             ));
         }
         let leaf = self.leaf_size_bytes;
-        if leaf < 2
-            || !leaf.is_multiple_of(2)
+        if !cairn_proofs::shard::valid_leaf_size(leaf)
             || usize::try_from(leaf).map_or(true, |l| l > MAX_LEAF_BYTES)
         {
             return bad(format!(
-                "leaf size {leaf} must be even and within 2..={MAX_LEAF_BYTES}"
+                "leaf size {leaf} must be a power of two within {}..={MAX_LEAF_BYTES}",
+                cairn_proofs::shard::MIN_LEAF_BYTES
             ));
         }
         let piece = self.max_piece_size_bytes;
@@ -91,12 +91,6 @@ impl Params {
         {
             return bad(format!(
                 "piece size {piece} must be the leaf size {leaf} times a power of two, at most {MAX_PIECE_SIZE_BYTES}"
-            ));
-        }
-        if u64::from(self.data_shards) * u64::from(piece) < 64 {
-            return bad(format!(
-                "{} data shards of {piece}-byte pieces hold under 64 bytes per segment",
-                self.data_shards
             ));
         }
         if self.parity_shards > 0

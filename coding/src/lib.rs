@@ -4,7 +4,7 @@
 //! each segment is sealed with AES-256-GCM under the blob's data key (unless public), split
 //! into `k` data pieces and extended with `m` Reed-Solomon parity pieces; piece `i` of every
 //! segment goes to shard `i`. Each shard ends with a trailer of every piece root, and its
-//! root is the storage-proof Merkle root of [`cairn_proofs::storage::shard_root`], so the
+//! root is BLAKE3's tree root of [`cairn_proofs::shard::shard_root`] (what storage proofs open), so the
 //! chain, the providers and the readers all check the same commitment. The [`BlobMeta`]
 //! produced (blob id, shard roots) is what `CreateDeal` carries and the ledger accepts.
 //!
@@ -27,7 +27,7 @@ mod erasure;
 pub mod error;
 pub mod layout;
 
-pub use commit::{ShardHasher, ShardVerifier, piece_root};
+pub use commit::{ShardHasher, ShardVerifier, piece_cv};
 pub use crypto::{DataKey, Protection, SealedKey, open_key, seal_key};
 pub use decode::{Decoder, ReadReport, SeekSource, ShardSource, SliceSource};
 pub use encode::{EncodedBlob, Encoder, Pieces, compute_meta, encode};

@@ -116,7 +116,7 @@ impl Default for Params {
             max_data_shards: 128,
             max_parity_shards: 128,
             certificate_margin: 1,
-            min_leaf_size_bytes: 64,
+            min_leaf_size_bytes: 1024,
             max_leaf_size_bytes: 64 * 1024,
             max_blob_size_bytes: 1 << 40,
             min_deal_epochs: 1,
@@ -255,14 +255,16 @@ impl Params {
                 "data + parity shards must be at most 256",
             ));
         }
-        if self.min_leaf_size_bytes == 0
+        // Leaves are powers of two of whole BLAKE3 chunks (the shard commitment's tree).
+        if !cairn_proofs::shard::valid_leaf_size(self.min_leaf_size_bytes)
+            || !cairn_proofs::shard::valid_leaf_size(self.max_leaf_size_bytes)
             || self.min_leaf_size_bytes > self.max_leaf_size_bytes
             || usize::try_from(self.max_leaf_size_bytes)
                 .map_or(true, |v| v > cairn_types::proof::MAX_LEAF_BYTES)
         {
             return Err(param(
                 "min_leaf_size_bytes",
-                "leaf sizes must satisfy 0 < min <= max <= 65536",
+                "leaf sizes must be powers of two with 1024 <= min <= max <= 65536",
             ));
         }
         if self.min_deal_epochs == 0 || self.min_deal_epochs > self.max_deal_epochs {

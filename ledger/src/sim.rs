@@ -128,7 +128,7 @@ pub fn sim_params() -> Params {
         unbonding_epochs: 2,
         initial_emission_per_epoch: crn(10_000),
         emission_decay_bps: 50,
-        min_leaf_size_bytes: 64,
+        min_leaf_size_bytes: 1024,
         deal_activation_timeout_blocks: 10,
         permanent_prepay_epochs: 50,
         endowment_payout_bps: 200,
@@ -798,13 +798,13 @@ impl Simulation {
         let data = u16::try_from(n).ok()? - parity;
         let size = self.rng.range(0, 64 * 1024);
         let shard_size = size.div_ceil(u64::from(data));
-        let leaf = 256u32;
+        let leaf = 1024u32;
         let shards: Vec<Vec<u8>> = (0..n)
             .map(|_| self.rng.bytes(usize::try_from(shard_size).unwrap_or(0)))
             .collect();
         let roots: Vec<Hash> = shards
             .iter()
-            .map(|s| cairn_proofs::storage::shard_root(s, leaf))
+            .map(|s| cairn_proofs::storage::shard_root(s))
             .collect();
         let id = cairn_types::ids::blob_id(size, data, parity, shard_size, leaf, &roots);
         // Shuffle provider order so placement varies.

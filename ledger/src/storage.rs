@@ -38,9 +38,10 @@ impl Ledger {
         }
         if blob.leaf_size_bytes < p.min_leaf_size_bytes
             || blob.leaf_size_bytes > p.max_leaf_size_bytes
+            || !blob.leaf_size_bytes.is_power_of_two()
         {
             return Err(bad(format!(
-                "leaf size {} outside {}..={}",
+                "leaf size {} is not a power of two within {}..={}",
                 blob.leaf_size_bytes, p.min_leaf_size_bytes, p.max_leaf_size_bytes
             )));
         }

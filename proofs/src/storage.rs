@@ -1,8 +1,9 @@
-//! Storage challenges: chained Merkle leaf openings of one stored shard.
+//! Storage challenges: chained leaf openings of one stored shard.
 //!
 //! A shard is cut into consecutive leaves of the blob's `leaf_size_bytes` (the last leaf may
-//! be short; an empty shard is one empty leaf) and committed to by the Merkle root recorded
-//! in the blob metadata. Every proving window the ledger draws an unpredictable seed, and
+//! be short; an empty shard is one empty leaf) and committed to by its BLAKE3 tree root
+//! recorded in the blob metadata ([`crate::shard`]: a leaf opens with the chaining values of
+//! its siblings). Every proving window the ledger draws an unpredictable seed, and
 //! each provider answers, per stored shard, with a chain of leaves:
 //!
 //! ```text
@@ -21,7 +22,8 @@
 //! `j + 1`'s index only after it holds leaf `j`'s bytes, so it pays one sequential peer round
 //! trip per step, which the ledger's deadline (sized to local-disk latency) exposes.
 
-use crate::merkle::{self, MerkleTree};
+use crate::merkle;
+use crate::shard::{self, ShardTree};
 use cairn_types::proof::{LeafOpening, StorageProof};
 use cairn_types::tx::BlobMeta;
 use cairn_types::{BoundedBytes, BoundedVec, DealId, Hash};
@@ -36,22 +38,15 @@ const NEXT_DOMAIN: &str = "cairn.storage.chain.next.v1";
 /// instead of silently disagreeing with it.
 pub const MAX_PROOF_LEAVES: usize = 64;
 
-/// Root of a shard: leaves are consecutive `leaf_size` byte chunks (last one may be short; an
-/// empty shard has one empty leaf). A `leaf_size` of 0 is read as 1, as
-/// [`BlobMeta::leaf_count`] does.
-pub fn shard_root(shard: &[u8], leaf_size: u32) -> Hash {
-    shard_tree(shard, leaf_size).root()
+/// Root of a shard (the BLAKE3 tree of [`crate::shard`]; the leaf size does not change it).
+pub fn shard_root(shard: &[u8]) -> Hash {
+    shard::shard_root(shard)
 }
 
-/// The whole Merkle tree of a shard, for a prover that answers many challenges.
-pub fn shard_tree(shard: &[u8], leaf_size: u32) -> MerkleTree {
-    let leaf_size = leaf_len(leaf_size);
-    let leaves = if shard.is_empty() {
-        vec![merkle::leaf_hash(&[])]
-    } else {
-        shard.chunks(leaf_size).map(merkle::leaf_hash).collect()
-    };
-    MerkleTree::from_leaf_hashes(leaves)
+/// The tree of a shard held in memory, for a prover that answers many challenges; `None`
+/// for a leaf size that is not a power of two of at least 1 KiB.
+pub fn shard_tree(shard: &[u8], leaf_size: u32) -> Option<ShardTree> {
+    ShardTree::build(shard, leaf_size)
 }
 
 /// First leaf of a shard's chain.
@@ -92,15 +87,21 @@ pub fn prove(
     leaves: usize,
 ) -> StorageProof {
     let tree = shard_tree(shard, leaf_size);
-    let leaf_count = tree.leaf_count();
+    let leaf_count = tree.as_ref().map_or(1, ShardTree::leaf_count);
     let leaf_size = leaf_len(leaf_size);
     let mut index = first_index(seed, deal, shard_index, leaf_count);
     let mut openings = Vec::with_capacity(leaves.min(MAX_PROOF_LEAVES));
     for step in (1u32..).take(leaves.min(MAX_PROOF_LEAVES)) {
         let data = leaf_bytes(shard, leaf_size, index);
+        let path = tree.as_ref().and_then(|tree| {
+            let block = tree.block_of(index);
+            let block =
+                shard.get(usize::try_from(block.start).ok()?..usize::try_from(block.end).ok()?)?;
+            tree.path(index, block)
+        });
         openings.push(LeafOpening {
             data: BoundedBytes(data.to_vec()),
-            path: tree.path(index).unwrap_or_default(),
+            path: path.unwrap_or_default(),
         });
         index = next_index(seed, step, data, leaf_count);
     }
@@ -109,6 +110,32 @@ pub fn prove(
         shard_index,
         leaves: BoundedVec::<LeafOpening, MAX_PROOF_LEAVES>(openings),
     }
+}
+
+/// Whether `data` is leaf `leaf_index` of the shard with `root` and `leaf_count` leaves of
+/// `leaf_size` bytes, by the sibling chaining values `path`. The caller has checked the
+/// leaf's length against the shard size (so a leaf is never empty unless it is the whole,
+/// empty shard).
+pub fn verify_leaf(
+    root: &Hash,
+    leaf_size: u32,
+    leaf_count: u64,
+    leaf_index: u64,
+    data: &[u8],
+    path: &[Hash],
+) -> bool {
+    if leaf_count == 1 {
+        // The leaf is the whole shard: its hash is the root and there are no siblings.
+        return leaf_index == 0 && path.is_empty() && shard::shard_root(data) == *root;
+    }
+    if !shard::valid_leaf_size(leaf_size) || data.is_empty() || leaf_index >= leaf_count {
+        return false;
+    }
+    let Some(offset) = leaf_index.checked_mul(u64::from(leaf_size)) else {
+        return false;
+    };
+    let leaf_cv = shard::subtree_cv(offset, data);
+    shard::verify_path(root, leaf_count, leaf_index, &leaf_cv, path)
 }
 
 /// Checks a proof against the blob's shard root: correct count, each leaf at the chained
@@ -131,6 +158,11 @@ pub fn verify(
             shard_index: proof.shard_index,
             shard_count: blob.shard_roots.len(),
         })?;
+    if !shard::valid_leaf_size(blob.leaf_size_bytes) {
+        return Err(StorageProofError::BadLeafSize {
+            leaf_size_bytes: blob.leaf_size_bytes,
+        });
+    }
     if proof.leaves.len() != leaves_required {
         return Err(StorageProofError::WrongLeafCount {
             expected: leaves_required,
@@ -151,8 +183,14 @@ pub fn verify(
                 got,
             });
         }
-        let leaf = merkle::leaf_hash(data);
-        if !merkle::verify_path(root, leaf_count, leaf_index, &leaf, &opening.path.0) {
+        if !verify_leaf(
+            root,
+            blob.leaf_size_bytes,
+            leaf_count,
+            leaf_index,
+            data,
+            &opening.path.0,
+        ) {
             return Err(StorageProofError::BadPath { step, leaf_index });
         }
         leaf_index = next_index(seed, step.saturating_add(1), data, leaf_count);
@@ -168,6 +206,8 @@ pub enum StorageProofError {
         shard_index: u16,
         shard_count: usize,
     },
+    #[error("the blob's leaf size {leaf_size_bytes} is not a power of two of at least 1024 bytes")]
+    BadLeafSize { leaf_size_bytes: u32 },
     #[error("proof carries {got} leaves, {expected} required")]
     WrongLeafCount { expected: usize, got: usize },
     #[error("step {step}: leaf {leaf_index} is {got} bytes, expected {expected}")]
@@ -214,7 +254,7 @@ mod tests {
     use super::*;
     use cairn_types::proof::MAX_LEAF_BYTES;
 
-    const LEAF: u32 = 64;
+    const LEAF: u32 = 1024;
 
     /// Deterministic pseudo-random bytes, distinct per `tag`.
     fn shard_bytes(tag: u8, len: usize) -> Vec<u8> {
@@ -236,7 +276,7 @@ mod tests {
     /// A blob whose shard `i` is `shards[i]`.
     fn blob(shards: &[Vec<u8>], leaf_size: u32) -> BlobMeta {
         let shard_size = u64::try_from(shards[0].len()).unwrap();
-        let roots = shards.iter().map(|s| shard_root(s, leaf_size)).collect();
+        let roots = shards.iter().map(|s| shard_root(s)).collect();
         BlobMeta {
             id: Hash::ZERO,
             size_bytes: shard_size * 2,
@@ -249,8 +289,8 @@ mod tests {
     }
 
     fn fixture() -> (Vec<Vec<u8>>, BlobMeta) {
-        // 63 leaves, the last one 32 bytes (4000 = 62 * 64 + 32).
-        let shards: Vec<Vec<u8>> = (0..3).map(|tag| shard_bytes(tag, 4000)).collect();
+        // 63 leaves, the last one 512 bytes (64000 = 62 * 1024 + 512).
+        let shards: Vec<Vec<u8>> = (0..3).map(|tag| shard_bytes(tag, 64000)).collect();
         let meta = blob(&shards, LEAF);
         (shards, meta)
     }
@@ -260,7 +300,10 @@ mod tests {
         let (shards, meta) = fixture();
         assert_eq!(meta.leaf_count(), 63);
         for (shard_index, shard) in (0u16..).zip(&shards) {
-            assert_eq!(shard_tree(shard, LEAF).leaf_count(), meta.leaf_count());
+            assert_eq!(
+                shard_tree(shard, LEAF).unwrap().leaf_count(),
+                meta.leaf_count()
+            );
             for n in 0..20 {
                 let proof = prove(shard, LEAF, &seed(n), DealId(7), shard_index, 16);
                 assert_eq!(proof.leaves.len(), 16);
@@ -277,7 +320,7 @@ mod tests {
         let mut index = first_index(&seed(3), DealId(9), 1, leaf_count);
         for (step, opening) in (1u32..).zip(proof.leaves.iter()) {
             let start = usize::try_from(index * u64::from(LEAF)).unwrap();
-            let end = (start + 64).min(shards[1].len());
+            let end = (start + 1024).min(shards[1].len());
             assert_eq!(opening.data.0, shards[1][start..end]);
             index = next_index(&seed(3), step, &opening.data.0, leaf_count);
         }
@@ -286,7 +329,7 @@ mod tests {
     #[test]
     fn short_last_leaf_and_tiny_shards() {
         // Shard smaller than one leaf, exactly one leaf, and empty.
-        for len in [0usize, 1, 63, 64, 65] {
+        for len in [0usize, 1, 1023, 1024, 1025, 2048, 2049] {
             let shards: Vec<Vec<u8>> = (0..3).map(|tag| shard_bytes(tag, len)).collect();
             let meta = blob(&shards, LEAF);
             for (shard_index, shard) in (0u16..).zip(&shards) {
@@ -295,8 +338,8 @@ mod tests {
             }
         }
         assert_eq!(
-            shard_root(&[], LEAF),
-            MerkleTree::from_leaf_hashes(vec![merkle::leaf_hash(&[])]).root()
+            shard_root(&[]).0,
+            blake3::derive_key(crate::shard::SHARD_CONTEXT, &[])
         );
     }
 
@@ -327,15 +370,15 @@ mod tests {
             Err(StorageProofError::LeafLength {
                 step,
                 leaf_index: last,
-                expected: 32,
-                got: 33
+                expected: 512,
+                got: 513
             })
         );
         let mut cut = honest;
         cut.leaves.0[position].data.0.pop();
         assert!(matches!(
             verify(&meta, &seed(n), &cut, 16),
-            Err(StorageProofError::LeafLength { got: 31, .. })
+            Err(StorageProofError::LeafLength { got: 511, .. })
         ));
     }
 
@@ -428,6 +471,21 @@ mod tests {
         let mut other_deal = prove(&shards[0], LEAF, &seed(6), DealId(8), 0, 16);
         other_deal.deal = DealId(7);
         assert!(verify(&meta, &seed(6), &other_deal, 16).is_err());
+    }
+
+    #[test]
+    fn invalid_leaf_size_is_refused_not_hashed() {
+        let (shards, mut meta) = fixture();
+        let proof = prove(&shards[0], LEAF, &seed(1), DealId(7), 0, 4);
+        for bad in [0u32, 64, 1000, 1536] {
+            meta.leaf_size_bytes = bad;
+            assert_eq!(
+                verify(&meta, &seed(1), &proof, 4),
+                Err(StorageProofError::BadLeafSize {
+                    leaf_size_bytes: bad
+                })
+            );
+        }
     }
 
     #[test]

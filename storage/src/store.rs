@@ -7,14 +7,14 @@
 //! tmp/<random>.part                 shards being received; removed on open
 //! ```
 //!
-//! A shard is received into `tmp/`, hashed leaf by leaf as it arrives, checked against the
+//! A shard is received into `tmp/`, hashed (BLAKE3's tree, the shard root) as it arrives, checked against the
 //! root the chain recorded, fsynced, renamed into `shards/` and the directory fsynced; only
 //! then does [`ShardWriter::finish`] return and the caller sign a receipt. So a restart finds
 //! every shard it acknowledged, and a torn or wrong upload never replaces a good shard (the
 //! rename is the only step that touches `shards/`, and it happens after the checks). The
 //! header travels in the same file, so a shard and its metadata cannot disagree after a crash.
 
-use cairn_proofs::merkle::{self, MerkleTree};
+use cairn_proofs::shard::{self, ShardTree, ShardTreeBuilder};
 use cairn_types::proof::{LeafOpening, StorageProof};
 use cairn_types::{BoundedBytes, BoundedVec, DealId, Hash};
 use std::collections::BTreeMap;
@@ -107,7 +107,7 @@ pub enum StoreError {
     TooManyLeaves { count: usize },
     #[error("shard {index} of blob {blob} is being written by another upload")]
     Busy { blob: Hash, index: u16 },
-    #[error("leaf size {leaf_size_bytes} is outside 1..={max}")]
+    #[error("leaf size {leaf_size_bytes} is not a power of two within 1024..={max}")]
     BadLeafSize { leaf_size_bytes: u32, max: usize },
 }
 
@@ -257,7 +257,9 @@ impl ShardStore {
         info: ShardInfo,
     ) -> Result<ShardWriter, StoreError> {
         let leaf = usize::try_from(info.leaf_size_bytes).unwrap_or(usize::MAX);
-        if leaf == 0 || leaf > cairn_types::proof::MAX_LEAF_BYTES {
+        if !shard::valid_leaf_size(info.leaf_size_bytes)
+            || leaf > cairn_types::proof::MAX_LEAF_BYTES
+        {
             return Err(StoreError::BadLeafSize {
                 leaf_size_bytes: info.leaf_size_bytes,
                 max: cairn_types::proof::MAX_LEAF_BYTES,
@@ -296,8 +298,7 @@ impl ShardStore {
             info,
             tmp: tmp.clone(),
             file: None,
-            leaf: Vec::with_capacity(leaf),
-            leaf_hashes: Vec::new(),
+            hasher: shard::root_hasher(),
             written: 0,
             done: false,
         };
@@ -350,50 +351,77 @@ impl ShardStore {
         Ok(buf)
     }
 
-    /// The Merkle tree of the shard as it is on disk now (read and hashed in full: a rotten
-    /// byte changes the root, so a proof from it fails).
-    pub fn tree(&self, blob: &Hash, index: u16) -> Result<(MerkleTree, ShardInfo), StoreError> {
-        let (file, info) = self.open_file(blob, index)?;
+    /// The tree of the shard as it is on disk now (read and hashed in full: a rotten byte
+    /// changes the root, so a proof from it fails).
+    pub fn tree(&self, blob: &Hash, index: u16) -> Result<(ShardTree, ShardInfo), StoreError> {
+        let (mut file, info) = self.open_file(blob, index)?;
         let path = self.path_of(blob, index);
-        let mut reader = std::io::BufReader::with_capacity(READ_CHUNK_BYTES, file);
-        reader
-            .seek(SeekFrom::Start(HEADER_BYTES))
+        let mut builder =
+            ShardTreeBuilder::new(info.leaf_size_bytes).ok_or(StoreError::BadLeafSize {
+                leaf_size_bytes: info.leaf_size_bytes,
+                max: cairn_types::proof::MAX_LEAF_BYTES,
+            })?;
+        file.seek(SeekFrom::Start(HEADER_BYTES))
             .map_err(io("seeking", &path))?;
-        let leaf = usize::try_from(info.leaf_size_bytes.max(1)).unwrap_or(usize::MAX);
-        let count = usize::try_from(info.leaf_count()).unwrap_or(usize::MAX);
-        let mut hashes = Vec::with_capacity(count);
-        let mut buf = vec![0u8; leaf];
+        let mut buf = vec![0u8; READ_CHUNK_BYTES];
         let mut left = info.size_bytes;
-        if left == 0 {
-            hashes.push(merkle::leaf_hash(&[]));
-        }
         while left > 0 {
             let take =
-                usize::try_from(left.min(u64::from(info.leaf_size_bytes.max(1)))).unwrap_or(leaf);
+                usize::try_from(left.min(READ_CHUNK_BYTES as u64)).unwrap_or(READ_CHUNK_BYTES);
             let chunk = buf.get_mut(..take).unwrap_or_default();
-            reader.read_exact(chunk).map_err(io("reading", &path))?;
-            hashes.push(merkle::leaf_hash(chunk));
+            file.read_exact(chunk).map_err(io("reading", &path))?;
+            builder.update(chunk);
             left = left.saturating_sub(u64::try_from(take).unwrap_or(u64::MAX));
         }
-        Ok((MerkleTree::from_leaf_hashes(hashes), info))
+        Ok((builder.finish(), info))
     }
 
-    /// Bytes of leaf `leaf` (the last may be short).
-    fn leaf_bytes(
+    /// Bytes `range` of the shard.
+    fn read_at(
         &self,
         file: &mut File,
         path: &Path,
-        info: &ShardInfo,
-        leaf: u64,
+        range: std::ops::Range<u64>,
     ) -> Result<Vec<u8>, StoreError> {
-        let size = u64::from(info.leaf_size_bytes.max(1));
-        let start = leaf.saturating_mul(size);
-        let end = start.saturating_add(size).min(info.size_bytes);
-        file.seek(SeekFrom::Start(HEADER_BYTES.saturating_add(start)))
+        file.seek(SeekFrom::Start(HEADER_BYTES.saturating_add(range.start)))
             .map_err(io("seeking", path))?;
-        let mut buf = vec![0u8; usize::try_from(end.saturating_sub(start)).unwrap_or(0)];
+        let mut buf =
+            vec![0u8; usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(0)];
         file.read_exact(&mut buf).map_err(io("reading", path))?;
         Ok(buf)
+    }
+
+    /// Leaf `leaf` (the last may be short) and its path: one read of the block holding it.
+    fn open_leaf(
+        &self,
+        file: &mut File,
+        path: &Path,
+        tree: &ShardTree,
+        info: &ShardInfo,
+        leaf: u64,
+    ) -> Result<LeafOpening, StoreError> {
+        let block = tree.block_of(leaf);
+        let bytes = self.read_at(file, path, block.clone())?;
+        let size = u64::from(info.leaf_size_bytes.max(1));
+        let start = leaf.saturating_mul(size).min(info.size_bytes);
+        let end = start.saturating_add(size).min(info.size_bytes);
+        let data = bytes
+            .get(
+                usize::try_from(start.saturating_sub(block.start)).unwrap_or(usize::MAX)
+                    ..usize::try_from(end.saturating_sub(block.start)).unwrap_or(usize::MAX),
+            )
+            .unwrap_or_default()
+            .to_vec();
+        // A shard of one leaf has no path (its leaf hash is the root).
+        let merkle_path = if tree.leaf_count() > 1 {
+            tree.path(leaf, &bytes).unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        Ok(LeafOpening {
+            data: BoundedBytes(data),
+            path: merkle_path,
+        })
     }
 
     /// Leaves `leaves` with their Merkle paths, from the shard on disk.
@@ -419,11 +447,7 @@ impl ShardStore {
                     leaf_count: info.leaf_count(),
                 });
             }
-            let data = self.leaf_bytes(&mut file, &path, &info, leaf)?;
-            out.push(LeafOpening {
-                data: BoundedBytes(data),
-                path: tree.path(leaf).unwrap_or_default(),
-            });
+            out.push(self.open_leaf(&mut file, &path, &tree, &info, leaf)?);
         }
         Ok((out, info))
     }
@@ -446,13 +470,9 @@ impl ShardStore {
         let mut leaf = first_index(seed, deal, index, count);
         let mut openings = Vec::new();
         for step in (1u32..).take(leaves.min(MAX_CHAIN_LEAVES)) {
-            let data = self.leaf_bytes(&mut file, &path, &info, leaf)?;
-            let next = next_index(seed, step, &data, count);
-            openings.push(LeafOpening {
-                data: BoundedBytes(data),
-                path: tree.path(leaf).unwrap_or_default(),
-            });
-            leaf = next;
+            let opening = self.open_leaf(&mut file, &path, &tree, &info, leaf)?;
+            leaf = next_index(seed, step, &opening.data.0, count);
+            openings.push(opening);
         }
         Ok(StorageProof {
             deal,
@@ -493,15 +513,14 @@ pub struct ShardWriter {
     info: ShardInfo,
     tmp: PathBuf,
     file: Option<std::io::BufWriter<File>>,
-    leaf: Vec<u8>,
-    leaf_hashes: Vec<Hash>,
+    hasher: blake3::Hasher,
     written: u64,
     done: bool,
 }
 
 impl ShardWriter {
     /// Appends bytes; refuses (and the upload fails) once they exceed the declared size.
-    pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
         let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
         if self.written.saturating_add(len) > self.info.size_bytes {
             return Err(StoreError::TooLong {
@@ -512,17 +531,7 @@ impl ShardWriter {
             file.write_all(data).map_err(io("writing", &self.tmp))?;
         }
         self.written = self.written.saturating_add(len);
-        let leaf = usize::try_from(self.info.leaf_size_bytes.max(1)).unwrap_or(usize::MAX);
-        while !data.is_empty() {
-            let take = leaf.saturating_sub(self.leaf.len()).min(data.len());
-            let (head, rest) = data.split_at(take);
-            self.leaf.extend_from_slice(head);
-            data = rest;
-            if self.leaf.len() == leaf {
-                self.leaf_hashes.push(merkle::leaf_hash(&self.leaf));
-                self.leaf.clear();
-            }
-        }
+        self.hasher.update(data);
         Ok(())
     }
 
@@ -534,11 +543,7 @@ impl ShardWriter {
                 got_bytes: self.written,
             });
         }
-        if !self.leaf.is_empty() || self.leaf_hashes.is_empty() {
-            self.leaf_hashes.push(merkle::leaf_hash(&self.leaf));
-            self.leaf.clear();
-        }
-        let root = MerkleTree::from_leaf_hashes(std::mem::take(&mut self.leaf_hashes)).root();
+        let root = Hash(*self.hasher.finalize().as_bytes());
         if root != self.info.root {
             return Err(StoreError::RootMismatch {
                 expected: self.info.root,
@@ -604,7 +609,7 @@ mod tests {
         ShardInfo {
             size_bytes: u64::try_from(data.len()).unwrap(),
             leaf_size_bytes: leaf,
-            root: cairn_proofs::storage::shard_root(data, leaf),
+            root: cairn_proofs::storage::shard_root(data),
         }
     }
 
@@ -621,15 +626,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
         let blob = Hash::of(b"blob");
-        for (i, len) in [0usize, 1, 63, 64, 1000, 5000].into_iter().enumerate() {
+        for (i, len) in [0usize, 1, 1023, 1024, 1025, 5000, 70_000, 200_000]
+            .into_iter()
+            .enumerate()
+        {
             let index = u16::try_from(i).unwrap();
             let data = bytes(len, 3);
-            put(&store, blob, index, &data, 64);
+            put(&store, blob, index, &data, 1024);
             let (tree, _) = store.tree(&blob, index).unwrap();
-            assert_eq!(tree.root(), cairn_proofs::storage::shard_root(&data, 64));
+            assert_eq!(tree.root(), cairn_proofs::storage::shard_root(&data));
             let seed = Hash::of(b"seed");
             let ours = store.prove(&blob, index, &seed, DealId(3), 8).unwrap();
-            let reference = cairn_proofs::storage::prove(&data, 64, &seed, DealId(3), index, 8);
+            let reference = cairn_proofs::storage::prove(&data, 1024, &seed, DealId(3), index, 8);
             assert_eq!(ours, reference, "len {len}");
             assert_eq!(
                 store
@@ -647,9 +655,9 @@ mod tests {
         let data = bytes(4096, 1);
         {
             let store = ShardStore::open(dir.path(), 1 << 20).unwrap();
-            put(&store, blob, 0, &data, 256);
+            put(&store, blob, 0, &data, 1024);
             // An upload cut off mid-way (process dies with the temp file on disk).
-            let mut w = store.begin(blob, 1, info(&data, 256)).unwrap();
+            let mut w = store.begin(blob, 1, info(&data, 1024)).unwrap();
             w.write(&data[..100]).unwrap();
             std::mem::forget(w);
         }
@@ -666,21 +674,21 @@ mod tests {
         let store = ShardStore::open(dir.path(), 10_000).unwrap();
         let blob = Hash::of(b"b");
         let good = bytes(2000, 1);
-        put(&store, blob, 0, &good, 64);
+        put(&store, blob, 0, &good, 1024);
         // Wrong bytes for the same shard: refused at finish, the good shard stays.
         let mut bad = good.clone();
         bad[1500] ^= 1;
-        let mut w = store.begin(blob, 0, info(&good, 64)).unwrap();
+        let mut w = store.begin(blob, 0, info(&good, 1024)).unwrap();
         w.write(&bad).unwrap();
         assert!(matches!(w.finish(), Err(StoreError::RootMismatch { .. })));
         // Too long, too short.
-        let mut w = store.begin(blob, 0, info(&good, 64)).unwrap();
+        let mut w = store.begin(blob, 0, info(&good, 1024)).unwrap();
         assert!(matches!(
             w.write(&bytes(2001, 1)),
             Err(StoreError::TooLong { .. })
         ));
         drop(w);
-        let mut w = store.begin(blob, 0, info(&good, 64)).unwrap();
+        let mut w = store.begin(blob, 0, info(&good, 1024)).unwrap();
         w.write(&good[..1999]).unwrap();
         assert!(matches!(w.finish(), Err(StoreError::WrongLength { .. })));
         assert_eq!(store.read_range(&blob, 0, 0, 2000).unwrap(), good);
@@ -688,7 +696,7 @@ mod tests {
         // Capacity: a second shard of 8000 does not fit in 10000.
         let big = bytes(8000, 2);
         assert!(matches!(
-            store.begin(blob, 1, info(&big, 64)),
+            store.begin(blob, 1, info(&big, 1024)),
             Err(StoreError::CapacityFull { .. })
         ));
         assert!(matches!(

@@ -1,7 +1,7 @@
 //! The incremental commitment is the storage-proof root, and PUT verification uses it.
 
 use crate::support::{bytes, encode_vecs, small_params};
-use cairn_coding::{CodingError, Protection, ShardHasher, ShardVerifier, piece_root};
+use cairn_coding::{CodingError, Protection, ShardHasher, ShardVerifier, piece_cv};
 use cairn_proofs::storage::{self, shard_root};
 use cairn_types::DealId;
 use cairn_types::Hash;
@@ -9,50 +9,43 @@ use proptest::prelude::*;
 
 #[test]
 fn incremental_root_equals_the_proofs_root_for_any_split() {
-    for len in [0usize, 1, 63, 64, 65, 128, 1000, 4096, 4097, 10_000] {
+    for len in [
+        0usize, 1, 63, 64, 65, 128, 1000, 4096, 4097, 10_000, 100_000,
+    ] {
         let data = bytes(u64::try_from(len).unwrap(), len);
-        for leaf in [1u32, 2, 64, 100, 1024] {
-            let expected = shard_root(&data, leaf);
-            for split in [1usize, 7, 64, 333, 5000] {
-                let mut hasher = ShardHasher::new(leaf);
-                for chunk in data.chunks(split) {
-                    hasher.update(chunk);
-                }
-                assert_eq!(
-                    hasher.finalize(),
-                    expected,
-                    "len {len} leaf {leaf} split {split}"
-                );
+        let expected = shard_root(&data);
+        for split in [1usize, 7, 64, 333, 5000, 65536] {
+            let mut hasher = ShardHasher::new();
+            for chunk in data.chunks(split) {
+                hasher.update(chunk);
             }
+            assert_eq!(hasher.finalize(), expected, "len {len} split {split}");
         }
     }
 }
 
 proptest! {
     #[test]
-    fn incremental_root_matches_reference(len in 0usize..5000, leaf in 1u32..300, split in 1usize..700) {
-        let data = bytes(u64::try_from(len).unwrap() ^ u64::from(leaf), len);
-        let mut hasher = ShardHasher::new(leaf);
+    fn incremental_root_matches_reference(len in 0usize..20000, split in 1usize..3000) {
+        let data = bytes(u64::try_from(len).unwrap(), len);
+        let mut hasher = ShardHasher::new();
         for chunk in data.chunks(split) {
             hasher.update(chunk);
         }
-        prop_assert_eq!(hasher.finalize(), shard_root(&data, leaf));
+        prop_assert_eq!(hasher.finalize(), shard_root(&data));
     }
 }
 
 #[test]
 fn piece_roots_are_subtrees_of_the_shard_tree() {
     let params = small_params();
-    let data = bytes(1, 5000);
+    let data = bytes(1, 10_000);
     let (encoded, shards) = encode_vecs(&data, &params, &Protection::Public);
     let layout = &encoded.layout;
     assert!(layout.segment_count > 2);
     let piece = usize::try_from(layout.piece_size_bytes).unwrap();
     for (index, shard) in shards.iter().enumerate() {
-        assert_eq!(
-            encoded.meta.shard_roots.0[index],
-            shard_root(shard, params.leaf_size_bytes)
-        );
+        assert_eq!(encoded.meta.shard_roots.0[index], shard_root(shard));
         let trailer = &shard[usize::try_from(layout.trailer_range().start).unwrap()..];
         assert_eq!(trailer, &encoded.trailer[..]);
         for (segment, bytes) in shard
@@ -62,7 +55,7 @@ fn piece_roots_are_subtrees_of_the_shard_tree() {
         {
             let at = 16 + (index * usize::try_from(layout.segment_count).unwrap() + segment) * 32;
             assert_eq!(
-                piece_root(bytes, params.leaf_size_bytes).as_bytes(),
+                piece_cv(bytes, u64::try_from(segment).unwrap()).as_bytes(),
                 &trailer[at..at + 32]
             );
         }
@@ -89,7 +82,7 @@ fn put_verifier_accepts_the_shard_and_refuses_tampering() {
     let meta = &encoded.meta;
     let shard = &shards[1];
     let root = meta.shard_roots.0[1];
-    let verifier = |root| ShardVerifier::new(root, meta.shard_size_bytes, meta.leaf_size_bytes);
+    let verifier = |root| ShardVerifier::new(root, meta.shard_size_bytes);
 
     let mut honest = verifier(root);
     for chunk in shard.chunks(999) {

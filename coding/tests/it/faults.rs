@@ -3,14 +3,14 @@
 
 use crate::support::{bytes, encode_vecs, encrypted, small_params, sources};
 use cairn_coding::{
-    CodingError, Decoder, EncodedBlob, Params, Protection, ShardSource, SliceSource, piece_root,
+    CodingError, Decoder, EncodedBlob, Params, Protection, ShardSource, SliceSource, piece_cv,
 };
 use cairn_proofs::storage::shard_root;
 
 fn setup() -> (Params, Protection, Vec<u8>, EncodedBlob, Vec<Vec<u8>>) {
     let params = small_params();
     let protection = encrypted(7);
-    let data = bytes(21, 5000);
+    let data = bytes(21, 10_000);
     let (encoded, shards) = encode_vecs(&data, &params, &protection);
     assert!(encoded.layout.segment_count >= 3);
     (params, protection, data, encoded, shards)
@@ -164,9 +164,9 @@ fn inconsistent_upload() -> (Params, Protection, EncodedBlob, Vec<Vec<u8>>) {
     for shard in &shards {
         for segment in 0..segments {
             trailer.extend_from_slice(
-                piece_root(
+                piece_cv(
                     &shard[segment * piece..(segment + 1) * piece],
-                    params.leaf_size_bytes,
+                    u64::try_from(segment).unwrap(),
                 )
                 .as_bytes(),
             );
@@ -177,10 +177,7 @@ fn inconsistent_upload() -> (Params, Protection, EncodedBlob, Vec<Vec<u8>>) {
         shard.truncate(start);
         shard.extend_from_slice(&trailer);
     }
-    let roots = shards
-        .iter()
-        .map(|s| shard_root(s, params.leaf_size_bytes))
-        .collect();
+    let roots = shards.iter().map(|s| shard_root(s)).collect();
     let meta = layout.blob_meta(roots).unwrap();
     let encoded = EncodedBlob {
         meta,
@@ -195,7 +192,7 @@ fn inconsistent_uploader_is_refused_by_strict_read_whatever_the_subset() {
     let (params, protection, encoded, shards) = inconsistent_upload();
     // Every shard matches its own root: a provider's PUT check passes.
     for (shard, root) in shards.iter().zip(encoded.meta.shard_roots.iter()) {
-        assert_eq!(shard_root(shard, params.leaf_size_bytes), *root);
+        assert_eq!(shard_root(shard), *root);
     }
     // Data shards only: decodes nothing, but the re-encoded parity 4 differs from its root.
     let error = decoder(&encoded, &params, &protection)
@@ -234,7 +231,7 @@ fn trailers_differing_between_shards_are_refused() {
     let start = usize::try_from(honest.layout.trailer_range().start).unwrap();
     shards[5][start + 16] ^= 1;
     let mut roots: Vec<_> = honest.meta.shard_roots.0.clone();
-    roots[5] = shard_root(&shards[5], params.leaf_size_bytes);
+    roots[5] = shard_root(&shards[5]);
     let meta = honest.layout.blob_meta(roots).unwrap();
     let mut decoder = Decoder::new(&meta, params.max_piece_size_bytes, &protection).unwrap();
     for shard in &shards {

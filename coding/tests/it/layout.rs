@@ -92,12 +92,18 @@ fn bad_params_are_named() {
         ),
         (
             Params {
-                data_shards: 1,
-                leaf_size_bytes: 2,
-                max_piece_size_bytes: 8,
+                leaf_size_bytes: 512,
                 ..Params::new(4, 2)
             },
-            "per segment",
+            "leaf size",
+        ),
+        (
+            Params {
+                leaf_size_bytes: 1536,
+                max_piece_size_bytes: 3072,
+                ..Params::new(4, 2)
+            },
+            "leaf size",
         ),
         (
             Params {

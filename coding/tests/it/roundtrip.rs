@@ -151,18 +151,19 @@ fn segment_by_segment_encoder_matches_the_streaming_one() {
 fn range_reads_return_exactly_the_range() {
     let params = small_params();
     let protection = encrypted(6);
-    let data = bytes(12, 6000);
+    let data = bytes(12, 12_000);
     let (encoded, shards) = encode_vecs(&data, &params, &protection);
     let capacity = encoded.layout.segment_capacity_bytes();
     let c = usize::try_from(capacity).unwrap();
+    assert!(2 * c < 12_000);
     for (start, end) in [
         (0, 0),
         (0, 1),
-        (5, 6000),
+        (5, 12_000),
         (c - 3, c + 3),
-        (2 * c, 6000),
+        (2 * c, 12_000),
         (c, 2 * c),
-        (5999, 6000),
+        (11_999, 12_000),
         (1234, 4321),
     ] {
         let mut decoder =
@@ -214,13 +215,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
     fn random_blobs_round_trip_from_random_subsets(
-        size in 0usize..6000,
+        size in 0usize..12000,
         k in 1u16..6,
         m in 0u16..4,
         encrypt: bool,
         drop_seed: u64,
     ) {
-        let params = Params { data_shards: k, parity_shards: m, leaf_size_bytes: 64, max_piece_size_bytes: 256 };
+        let params = Params { data_shards: k, parity_shards: m, leaf_size_bytes: 1024, max_piece_size_bytes: 1024 };
         let protection = if encrypt { encrypted(1) } else { Protection::Public };
         let data = bytes(drop_seed ^ u64::try_from(size).unwrap(), size);
         let (encoded, shards) = encode_vecs(&data, &params, &protection);

@@ -15,13 +15,13 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// 4 + 2 with 64-byte leaves and 512-byte pieces: many segments from small inputs.
+/// 4 + 2 with the smallest leaves and pieces (1 KiB): many segments from small inputs.
 pub fn small_params() -> Params {
     Params {
         data_shards: 4,
         parity_shards: 2,
-        leaf_size_bytes: 64,
-        max_piece_size_bytes: 512,
+        leaf_size_bytes: 1024,
+        max_piece_size_bytes: 1024,
     }
 }
 

@@ -530,7 +530,7 @@ pub fn blob(tag: u8, data: u16, parity: u16, shard_size: usize, leaf: u32) -> Bl
         .collect();
     let roots: Vec<Hash> = shards
         .iter()
-        .map(|s| cairn_proofs::storage::shard_root(s, leaf))
+        .map(|s| cairn_proofs::storage::shard_root(s))
         .collect();
     let shard_size = u64::try_from(shard_size).expect("small shard");
     let size = shard_size * u64::from(data);

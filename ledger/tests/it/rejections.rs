@@ -133,9 +133,9 @@ fn three_storage() -> Vec<Keypair> {
     (0..3).map(storage).collect()
 }
 
-/// A 2+1 blob of 2 000-byte shards on storage providers 0..3.
+/// A 2+1 blob of 2 000-byte shards (two 1 KiB leaves each) on storage providers 0..3.
 fn blob3(tag: u8) -> Blob {
-    blob(tag, 2, 1, 2_000, 64)
+    blob(tag, 2, 1, 2_000, 1024)
 }
 
 /// Alice creates a 2-epoch deal for `blob` on storage providers 0..3 (not activated).
@@ -682,6 +682,9 @@ fn invalid_blob() {
     roots_missing.shard_roots.0.pop();
     let mut tiny_leaf = good.meta.clone();
     tiny_leaf.leaf_size_bytes = 32;
+    // Within bounds but not a power of two: no subtree of BLAKE3's tree.
+    let mut odd_leaf = good.meta.clone();
+    odd_leaf.leaf_size_bytes = 1536;
     let mut short_shards = good.meta.clone();
     short_shards.shard_size_bytes = 1_000;
     for (meta, needle) in [
@@ -689,6 +692,7 @@ fn invalid_blob() {
         (no_data, "data shards"),
         (roots_missing, "shard roots"),
         (tiny_leaf, "leaf size"),
+        (odd_leaf, "power of two"),
         (short_shards, "shard size"),
     ] {
         let e = reject(

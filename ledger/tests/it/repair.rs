@@ -37,7 +37,7 @@ fn missed_proof_queues_repair_and_repair_moves_the_shard() {
     let mut chain = Chain::sim(0);
     let three: Vec<Keypair> = (0..3).map(storage).collect();
     let spare = storage(3);
-    let b = blob(21, 2, 1, 2_000, 64);
+    let b = blob(21, 2, 1, 2_000, 1024);
     let price = crn(10_000);
     let cost = epoch_cost(price, b.meta.size_bytes).unwrap().0;
     let deal = DealId(0);

@@ -77,7 +77,7 @@ fn storage_deal_lifecycle() {
     let fee = chain.fee().0;
     let (fee_burn, fee_treasury) = fee_split(&p, chain.fee());
     let providers: Vec<Keypair> = (0..3).map(storage).collect();
-    let b = blob(1, 2, 1, 2_000, 64);
+    let b = blob(1, 2, 1, 2_000, 1024);
     let price = crn(10_000);
 
     // price × size / GiB per epoch, rounded up to whole uCRN; split evenly per shard.
@@ -271,7 +271,7 @@ fn permanent_deal_pays_a_declining_share_of_its_endowment() {
     let mut chain = Chain::sim(0);
     let p = chain.params().clone();
     let providers: Vec<Keypair> = (0..3).map(storage).collect();
-    let b = blob(2, 2, 1, 2_000, 64);
+    let b = blob(2, 2, 1, 2_000, 1024);
     let price = crn(10_000);
     let cost = epoch_cost(price, b.meta.size_bytes).unwrap().0;
     let endowment = cost * u128::from(p.permanent_prepay_epochs);
@@ -690,7 +690,7 @@ fn missed_storage_proofs_warn_then_slash_then_jail() {
     ]);
     assert_eq!(chain.state().providers[&flaky].delegated, crn(300));
 
-    let b = blob(3, 2, 1, 2_000, 64);
+    let b = blob(3, 2, 1, 2_000, 1024);
     let price = crn(10_000);
     let cost = epoch_cost(price, b.meta.size_bytes).unwrap().0;
     let deal = DealId(0);
@@ -816,7 +816,7 @@ fn warnings_come_again_after_a_clean_stretch() {
     let price = crn(10_000);
     let honest = [(0u16, s0.clone()), (1u16, s1.clone())];
 
-    let first = blob(4, 2, 1, 2_000, 64);
+    let first = blob(4, 2, 1, 2_000, 1024);
     let cost = epoch_cost(price, first.meta.size_bytes).unwrap().0;
     chain.ok(
         &alice(),
@@ -829,7 +829,7 @@ fn warnings_come_again_after_a_clean_stretch() {
     end_epoch(&mut chain);
     assert!(statement(&chain, 1, &s2).warning);
     // Epoch 2: a new deal, nothing to prove yet (it starts in epoch 3).
-    let second = blob(5, 2, 1, 2_000, 64);
+    let second = blob(5, 2, 1, 2_000, 1024);
     chain.ok(
         &alice(),
         create_deal(&second.meta, &addresses(&three), 1, price, Amount(cost)),
@@ -864,7 +864,7 @@ fn corrupted_storage_proofs_fail_then_slash() {
         (1, 500, 1)
     );
     let three: Vec<Keypair> = (0..3).map(storage).collect();
-    let b = blob(8, 2, 1, 2_000, 64);
+    let b = blob(8, 2, 1, 2_000, 1024);
     let price = crn(10_000);
     let cost = epoch_cost(price, b.meta.size_bytes).unwrap().0;
     chain.ok(
@@ -919,7 +919,7 @@ fn delegators_share_rewards_by_stake_minus_commission() {
         (&erin(), delegate(&s0, crn(250))),
     ]);
     // One data shard and one parity shard: both holders must receipt it.
-    let b = blob(6, 1, 1, 1_000, 64);
+    let b = blob(6, 1, 1, 1_000, 1024);
     let price = crn(10_000);
     let cost = epoch_cost(price, b.meta.size_bytes).unwrap().0;
     assert_eq!(cost, 9_314);
@@ -1156,7 +1156,7 @@ fn supply_invariant_holds_through_a_mixed_workload() {
     // every block; here the breakdown is also reconciled with the objects that hold value.
     let mut chain = Chain::sim(1);
     let three: Vec<Keypair> = (0..3).map(storage).collect();
-    let b = blob(7, 2, 1, 2_000, 64);
+    let b = blob(7, 2, 1, 2_000, 1024);
     let cost = epoch_cost(crn(10_000), b.meta.size_bytes).unwrap().0;
     chain.run(vec![
         (&dave(), delegate(&storage(0), crn(40))),
