@@ -69,13 +69,10 @@ pub(crate) fn root_from_pieces(
     piece_size: usize,
 ) -> Option<Hash> {
     let mut units: Vec<Hash> = piece_cvs.collect();
-    let trailer_offset = u64::try_from(units.len())
-        .ok()?
-        .checked_mul(u64::try_from(piece_size).ok()?)?;
-    for (block, index) in trailer.chunks(piece_size.max(1)).zip(0u64..) {
-        let offset = index
-            .checked_mul(u64::try_from(piece_size).ok()?)?
-            .checked_add(trailer_offset)?;
+    let unit_bytes = u64::try_from(piece_size).ok()?;
+    // Trailer blocks continue the piece numbering: unit `i` starts at `i · piece_size`.
+    for block in trailer.chunks(piece_size.max(1)) {
+        let offset = u64::try_from(units.len()).ok()?.checked_mul(unit_bytes)?;
         units.push(shard::subtree_cv(offset, block));
     }
     shard::merge_units(&units, true)

@@ -5,7 +5,8 @@
 //! pairwise left to right; when a level has an odd number of nodes the last one is promoted
 //! to the next level unchanged, so a path has no entry for that level. The shape of the tree
 //! is therefore a function of the leaf count alone, and the verifier takes the leaf count
-//! from the chain (blob metadata or challenge shape), never from the prover.
+//! from the chain (the challenge shape), never from the prover. Shards use BLAKE3's own tree
+//! instead ([`crate::shard`]).
 
 use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
 use cairn_types::Hash;
@@ -49,8 +50,8 @@ fn empty_root() -> Hash {
 /// A whole tree kept in memory, level by level: enough to answer any path query.
 ///
 /// This is the reference implementation: it keeps every level (about two hashes per leaf).
-/// Providers with very large shards or products can keep a sparser structure, as long as it
-/// produces the same roots and paths.
+/// Provers with very large products can keep a sparser structure, as long as it produces the
+/// same roots and paths.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MerkleTree {
     /// `levels[0]` holds the leaf hashes, the last level holds the root alone. Empty when

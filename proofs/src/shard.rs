@@ -312,9 +312,6 @@ impl ShardTreeBuilder {
             // Two blocks at least: `flush` ran before bytes past the first block were taken.
             merge_units(&self.blocks, true).unwrap_or(Hash::ZERO)
         };
-        if self.blocks.len() < 2 {
-            self.blocks.clear();
-        }
         ShardTree {
             leaf_size_bytes: self.leaf_size_bytes,
             size_bytes: self.size_bytes,
@@ -343,13 +340,11 @@ mod tests {
         out
     }
 
-    /// Chaining value of leaf `index`, or the root hash for a single-leaf shard.
-    fn leaf_value(shard: &[u8], leaf: u64, index: u64) -> (Vec<u8>, Hash) {
+    /// Chaining value of leaf `index` (of a shard of two leaves or more).
+    fn leaf_cv(shard: &[u8], leaf: u64, index: u64) -> Hash {
         let start = usize::try_from(index * leaf).unwrap();
         let end = (start + usize::try_from(leaf).unwrap()).min(shard.len());
-        let data = shard[start..end].to_vec();
-        let cv = subtree_cv(index * leaf, &data);
-        (data, cv)
+        subtree_cv(index * leaf, &shard[start..end])
     }
 
     #[test]
@@ -392,7 +387,7 @@ mod tests {
                     let block = &data[usize::try_from(range.start).unwrap()
                         ..usize::try_from(range.end).unwrap()];
                     let path = tree.path(index, block).unwrap();
-                    let (_, cv) = leaf_value(&data, u64::from(leaf), index);
+                    let cv = leaf_cv(&data, u64::from(leaf), index);
                     assert!(
                         verify_path(&tree.root(), count, index, &cv, &path.0),
                         "len {len} leaf {leaf} index {index}"

@@ -412,15 +412,10 @@ impl ShardStore {
             )
             .unwrap_or_default()
             .to_vec();
-        // A shard of one leaf has no path (its leaf hash is the root).
-        let merkle_path = if tree.leaf_count() > 1 {
-            tree.path(leaf, &bytes).unwrap_or_default()
-        } else {
-            Default::default()
-        };
         Ok(LeafOpening {
             data: BoundedBytes(data),
-            path: merkle_path,
+            // Empty for a shard of one leaf (its hash is the root).
+            path: tree.path(leaf, &bytes).unwrap_or_default(),
         })
     }
 
