@@ -2,14 +2,17 @@
 //! it back (fetch the fastest k shards in parallel, verify, decode, decrypt, stream out).
 //!
 //! Memory is bounded whatever the file size: the file is read twice (once for the shard
-//! roots the deal must carry, once to stream the shards), and each shard travels through a
-//! bounded queue to its provider's PUT. Reads keep one segment's pieces per shard in flight.
+//! roots the deal must carry, once to stream the shards without hashing them again), and
+//! each shard travels through a bounded queue to its provider's PUT. Reads keep a few
+//! segments' pieces per shard in flight. Both directions code segments on every core
+//! (`cairn_coding`'s lanes); download threads verify the pieces they receive.
 
 use crate::node::{NodeClient, NodeError};
 use crate::shards::{Receipt, ShardClient, ShardError};
 use cairn_coding::{
-    CodingError, DEFAULT_MAX_PIECE_SIZE_BYTES, DataKey, Decoder, Encoder, Layout, Params,
-    Protection, compute_meta, encode, open_key, seal_key,
+    CodingError, DEFAULT_MAX_PIECE_SIZE_BYTES, DataKey, Decoder, EncodedBlob, Encoder, Layout,
+    Params, PieceChecker, Protection, SegmentPieces, VerifiedPiece, available_lanes,
+    compute_meta_on_lanes, encode_again, open_key, seal_key,
 };
 use cairn_types::tx::{ActivateDeal, BlobMeta, CreateDeal, DealRef, RepairShard, ShardReceipt};
 use cairn_types::{Address, Amount, BoundedVec, DealId, Hash, Keypair, TxBody};
@@ -36,6 +39,8 @@ const MAX_PLACEMENTS: usize = 3;
 const FINALITY_TIMEOUT: Duration = Duration::from_secs(120);
 /// A shard stream that has not delivered a piece for this long is hedged by another.
 const HEDGE_AFTER: Duration = Duration::from_secs(5);
+/// Most threads a put or get codes segments on (the machine's cores, up to this).
+const MAX_CODING_LANES: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -461,19 +466,26 @@ fn find_deal(
         .ok_or_else(|| StoreError::BadAnswer(format!("the new deal of blob {blob} is not listed")))
 }
 
+/// What identifies a file's contents cheaply: a changed size or modification time between
+/// the two encoding passes means the shards would not match the roots on chain.
+fn file_stamp(path: &Path) -> Result<(u64, Option<std::time::SystemTime>), StoreError> {
+    let meta = std::fs::metadata(path).map_err(io("reading", path))?;
+    Ok((meta.len(), meta.modified().ok()))
+}
+
 /// Streams every shard of the file to its provider; returns the receipts and the failures.
 #[allow(clippy::too_many_arguments)]
 fn upload(
     path: &Path,
-    size: u64,
-    params: &Params,
+    stamp: (u64, Option<std::time::SystemTime>),
+    encoded: &EncodedBlob,
     protection: &Protection,
-    meta: &BlobMeta,
     deal: DealId,
     owner: &Keypair,
     placement: &[ProviderEntry],
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Vec<Receipt>, Vec<Failure>), StoreError> {
+    let meta = &encoded.meta;
     let file = std::fs::File::open(path).map_err(io("opening", path))?;
     let mut sinks = Vec::with_capacity(placement.len());
     let mut workers = Vec::with_capacity(placement.len());
@@ -511,7 +523,8 @@ fn upload(
         read: 0,
         progress,
     };
-    let encoded = encode(reader, size, params, protection, &mut sinks);
+    let lanes = available_lanes(MAX_CODING_LANES);
+    let streamed = encode_again(reader, encoded, protection, &mut sinks, lanes);
     for s in &mut sinks {
         let _ = s.flush();
     }
@@ -525,11 +538,14 @@ fn upload(
             Err(_) => failures.push((provider.address, "upload thread panicked".to_string())),
         }
     }
-    let encoded = encoded?;
-    if encoded.meta != *meta {
+    streamed?;
+    if file_stamp(path)? != stamp {
         return Err(StoreError::Unreadable {
             blob: meta.id,
-            detail: "the file changed between the two encoding passes".to_string(),
+            detail: format!(
+                "{} changed while it was being stored (size or modification time): its shards no longer match the roots on chain",
+                path.display()
+            ),
         });
     }
     Ok((receipts, failures))
@@ -548,7 +564,8 @@ pub fn put_file(
     progress: &mut dyn FnMut(u64),
 ) -> Result<PutOutcome, StoreError> {
     let start = Instant::now();
-    let size = std::fs::metadata(path).map_err(io("reading", path))?.len();
+    let stamp = file_stamp(path)?;
+    let size = stamp.0;
     let candidates = live_storage_providers(node)?;
     let (k, m) = options
         .redundancy
@@ -567,13 +584,14 @@ pub fn put_file(
         Protection::Encrypted(DataKey::from_bytes(key))
     };
     let file = std::fs::File::open(path).map_err(io("opening", path))?;
-    let meta = compute_meta(
+    let encoded = compute_meta_on_lanes(
         std::io::BufReader::with_capacity(1 << 20, file),
         size,
         &params,
         &protection,
-    )?
-    .meta;
+        available_lanes(MAX_CODING_LANES),
+    )?;
+    let meta = encoded.meta.clone();
     // The key is saved before anything is paid for, so a crash later never strands data.
     let (data_key, sealed_key) = match &protection {
         Protection::Public => (None, None),
@@ -627,10 +645,9 @@ pub fn put_file(
         let deal = find_deal(node, &meta.id, &owner.address(), &addresses)?;
         let (receipts, failures) = upload(
             path,
-            size,
-            &params,
+            stamp,
+            &encoded,
             &protection,
-            &meta,
             deal,
             owner,
             &placement,
@@ -730,9 +747,10 @@ pub fn shard_endpoints(node: &NodeClient, deal: &Value) -> Result<Vec<Option<Str
         .collect())
 }
 
-/// One shard's download: a thread streaming pieces `from..` of the shard in order.
+/// One shard's download: a thread streaming pieces `from..` of the shard in order, each
+/// verified against its committed root before it is sent on.
 struct Stream {
-    rx: Receiver<Result<(u64, Vec<u8>), String>>,
+    rx: Receiver<Result<VerifiedPiece, String>>,
     last: Instant,
 }
 
@@ -740,6 +758,7 @@ fn open_stream(
     endpoint: String,
     blob: Hash,
     index: u16,
+    checker: PieceChecker,
     layout: &Layout,
     from: u64,
     to: u64,
@@ -767,7 +786,11 @@ fn open_stream(
                 let _ = tx.send(Err(format!("reading segment {segment}: {e}")));
                 return;
             }
-            if tx.send(Ok((segment, buf))).is_err() {
+            let checked = checker
+                .check(index, segment, buf)
+                .map_err(|e| e.to_string());
+            let failed = checked.is_err();
+            if tx.send(checked).is_err() || failed {
                 return;
             }
         }
@@ -845,12 +868,21 @@ fn decode_segments(
             detail: format!("no shard's trailer could be read: {}", failures.join("; ")),
         });
     }
+    let checker = decoder.piece_checker()?;
     let segments = wanted.end;
     let mut streams: Vec<Option<Stream>> = (0..n).map(|_| None).collect();
     let open = |i: usize, from: u64, endpoints: &[Option<String>]| {
         let index = u16::try_from(i).unwrap_or(u16::MAX);
         let endpoint = endpoints[i].clone().unwrap_or_default();
-        open_stream(endpoint, *blob, index, &layout, from, segments)
+        open_stream(
+            endpoint,
+            *blob,
+            index,
+            checker.clone(),
+            &layout,
+            from,
+            segments,
+        )
     };
     // Start with k shards, data first (no decoding needed when they all arrive).
     let mut started = 0;
@@ -863,11 +895,14 @@ fn decode_segments(
             started += 1;
         }
     }
-    let mut pending: Vec<Option<Vec<u8>>> = vec![None; n];
-    for segment in wanted {
-        for p in pending.iter_mut() {
-            *p = None;
-        }
+    let mut segments_left = wanted;
+    // This thread gathers each segment's k verified pieces while the lanes decode the
+    // previous ones.
+    let gather = || -> Result<Option<SegmentPieces>, StoreError> {
+        let Some(segment) = segments_left.next() else {
+            return Ok(None);
+        };
+        let mut pending: Vec<Option<VerifiedPiece>> = (0..n).map(|_| None).collect();
         loop {
             let good = pending.iter().filter(|p| p.is_some()).count();
             if good >= k {
@@ -896,23 +931,20 @@ fn decode_segments(
                     continue;
                 };
                 let failed = match stream.rx.recv_timeout(Duration::from_millis(20)) {
-                    Ok(Ok((seg, piece))) if seg == segment => {
+                    Ok(Ok(piece)) if piece.segment() == segment => {
                         stream.last = Instant::now();
-                        let index = u16::try_from(i).unwrap_or(u16::MAX);
-                        match decoder.check_piece(index, segment, &piece) {
-                            Ok(()) => {
-                                pending[i] = Some(piece);
-                                None
-                            }
-                            Err(e) => Some(e.to_string()),
-                        }
+                        pending[i] = Some(piece);
+                        None
                     }
                     // A piece of an earlier segment this stream delivered after k others.
-                    Ok(Ok((seg, _))) if seg < segment => {
+                    Ok(Ok(piece)) if piece.segment() < segment => {
                         stream.last = Instant::now();
                         None
                     }
-                    Ok(Ok((seg, _))) => Some(format!("sent segment {seg}, expected {segment}")),
+                    Ok(Ok(piece)) => Some(format!(
+                        "sent segment {}, expected {segment}",
+                        piece.segment()
+                    )),
                     Ok(Err(e)) => Some(e),
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                         Some("stream ended early".to_string())
@@ -936,10 +968,13 @@ fn decode_segments(
                 streams[j] = Some(open(j, segment, &endpoints));
             }
         }
-        let pieces: Vec<Option<&[u8]>> = pending.iter().map(|p| p.as_deref()).collect();
-        let plain = decoder.decode_segment(segment, &pieces)?;
-        sink(&layout, segment, plain)?;
-    }
+        Ok(Some((segment, pending)))
+    };
+    decoder.decode_on_lanes(
+        available_lanes(MAX_CODING_LANES),
+        gather,
+        |segment, plain| sink(&layout, segment, plain),
+    )?;
     Ok((meta, failures))
 }
 

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use cairn_coding::{DataKey, Decoder, Encoder, Params, Protection, piece_cv};
+use cairn_coding::{CodingError, DataKey, Decoder, Encoder, Params, Protection, piece_cv};
 use cairn_types::{DealId, Hash};
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use std::num::NonZeroU16;
@@ -184,6 +184,53 @@ fn pipeline(c: &mut Criterion) {
             })
         });
     }
+    // Every core: segments coded on one lane per core (the client's put and get do this).
+    let lanes = cairn_coding::available_lanes(8);
+    group.bench_function(format!("encode_encrypt_rs_commit/{lanes}_lanes"), |b| {
+        b.iter(|| {
+            let encoded =
+                cairn_coding::compute_meta_on_lanes(&data[..], size, &params, &protection, lanes)
+                    .unwrap();
+            black_box(encoded.meta.id);
+        })
+    });
+    let checker = decoder.piece_checker().unwrap();
+    group.bench_function(
+        format!("decode_verify_rs_strict_decrypt/m_data_lost/{lanes}_lanes"),
+        |b| {
+            b.iter(|| {
+                let mut segment = 0u64;
+                // The caller's thread verifies pieces (download threads do, in the client).
+                decoder
+                    .decode_on_lanes::<CodingError>(
+                        lanes,
+                        || {
+                            if segment == segments {
+                                return Ok(None);
+                            }
+                            let range = layout.piece_range(segment);
+                            let r = usize::try_from(range.start).unwrap()
+                                ..usize::try_from(range.end).unwrap();
+                            let pieces = (0u16..)
+                                .zip(&sinks)
+                                .map(|(i, s)| {
+                                    (usize::from(i) >= M)
+                                        .then(|| checker.check(i, segment, s[r.clone()].to_vec()))
+                                        .transpose()
+                                })
+                                .collect::<Result<Vec<_>, _>>()?;
+                            segment += 1;
+                            Ok(Some((segment - 1, pieces)))
+                        },
+                        |_, plain| {
+                            black_box(plain[0]);
+                            Ok(())
+                        },
+                    )
+                    .unwrap();
+            })
+        },
+    );
     group.finish();
 }
 

@@ -16,6 +16,7 @@ use cairn_types::Hash;
 use cairn_types::tx::BlobMeta;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
+use std::sync::Arc;
 
 /// One shard, readable at offsets (an HTTP Range client, a file, a buffer).
 ///
@@ -68,7 +69,7 @@ pub struct Decoder {
     cipher: Option<SegmentCipher>,
     erasure: Erasure,
     /// Shard-major piece roots, once a trailer has been checked against every shard root.
-    table: Option<Vec<Hash>>,
+    table: Option<Arc<Vec<Hash>>>,
     data: Vec<u8>,
     parity: Vec<u8>,
 }
@@ -172,29 +173,24 @@ impl Decoder {
                 },
             });
         }
-        self.table = Some(table);
+        self.table = Some(Arc::new(table));
         Ok(())
     }
 
     /// The committed root of piece `segment` of shard `shard_index`.
     pub fn piece_root(&self, shard_index: u16, segment: u64) -> Result<Hash, CodingError> {
         let table = self.table.as_ref().ok_or(CodingError::TrailerMissing)?;
-        if segment >= self.layout.segment_count {
-            return Err(CodingError::UnknownSegment {
-                segment,
-                segment_count: self.layout.segment_count,
-            });
-        }
-        let index = usize::from(shard_index)
-            .checked_mul(to_usize(self.layout.segment_count)?)
-            .and_then(|row| row.checked_add(usize::try_from(segment).ok()?));
-        index
-            .and_then(|index| table.get(index))
-            .copied()
-            .ok_or(CodingError::UnknownShard {
-                shard_index,
-                shard_count: self.layout.shard_count(),
-            })
+        root_in(table, &self.layout, shard_index, segment)
+    }
+
+    /// A checker of pieces against the loaded trailer, for download threads: pieces it
+    /// passes go to [`Decoder::decode_pieces`] or [`Decoder::decode_on_lanes`] unhashed.
+    pub fn piece_checker(&self) -> Result<PieceChecker, CodingError> {
+        let table = self.table.as_ref().ok_or(CodingError::TrailerMissing)?;
+        Ok(PieceChecker {
+            table: Arc::clone(table),
+            layout: self.layout.clone(),
+        })
     }
 
     /// Verifies one piece against its commitment (length, then root).
@@ -204,24 +200,79 @@ impl Decoder {
         segment: u64,
         piece: &[u8],
     ) -> Result<(), CodingError> {
-        let expected_root = self.piece_root(shard_index, segment)?;
-        let expected = self.layout.piece_size_bytes;
-        let got = u64::try_from(piece.len()).unwrap_or(u64::MAX);
-        if got != expected {
-            return Err(CodingError::PieceLength {
-                shard_index,
-                segment,
-                expected,
-                got,
-            });
-        }
-        if piece_cv(piece, segment) != expected_root {
-            return Err(CodingError::PieceMismatch {
-                shard_index,
-                segment,
-            });
-        }
-        Ok(())
+        let table = self.table.as_ref().ok_or(CodingError::TrailerMissing)?;
+        check_in(table, &self.layout, shard_index, segment, piece)
+    }
+
+    /// [`Decoder::decode_segment`] from pieces a [`PieceChecker`] already verified (they are
+    /// not hashed again). `pieces[i]` must be shard `i`'s piece of `segment`.
+    pub fn decode_pieces(
+        &mut self,
+        segment: u64,
+        pieces: &[Option<VerifiedPiece>],
+    ) -> Result<&[u8], CodingError> {
+        let slices = verified_slices(&self.layout, segment, pieces)?;
+        self.decode_verified(segment, &slices)
+    }
+
+    /// Decodes the segments `next` yields (each with its verified pieces, in increasing
+    /// segment order) on `lanes` threads and hands each plaintext to `sink` in that order.
+    /// The caller's thread runs `next` and `sink`, so it can gather the following pieces
+    /// while the lanes decode; memory is two segments per lane.
+    pub fn decode_on_lanes<E>(
+        &mut self,
+        lanes: usize,
+        mut next: impl FnMut() -> Result<Option<SegmentPieces>, E>,
+        mut sink: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<CodingError> + Send,
+    {
+        let table = Arc::clone(self.table.as_ref().ok_or(CodingError::TrailerMissing)?);
+        let layout = &self.layout;
+        let cipher = self.cipher.as_ref();
+        let piece = to_usize(layout.piece_size_bytes)?;
+        let k = layout.data_shards();
+        let m = layout.shard_count() - k;
+        let mut workspaces: Vec<(Erasure, Vec<u8>)> = (0..lanes.max(1))
+            .map(|_| (Erasure::new(k, m, piece), vec![0u8; m * piece]))
+            .collect();
+        let free: std::cell::RefCell<Vec<Vec<u8>>> = std::cell::RefCell::new(Vec::new());
+        crate::pipeline::ordered(
+            &mut workspaces,
+            &|(erasure, parity): &mut (Erasure, Vec<u8>),
+              (segment, pieces, mut data): (u64, Vec<Option<VerifiedPiece>>, Vec<u8>)| {
+                let slices = verified_slices(layout, segment, &pieces)?;
+                let len = decode_into(
+                    layout, cipher, &table, erasure, &mut data, parity, segment, &slices,
+                )?;
+                Ok((segment, data, len))
+            },
+            || {
+                let Some((segment, pieces)) = next()? else {
+                    return Ok(None);
+                };
+                let data = free.borrow_mut().pop().unwrap_or_else(|| vec![0u8; k * piece]);
+                Ok(Some((segment, pieces, data)))
+            },
+            |(segment, data, len): (u64, Vec<u8>, usize)| {
+                let result = match data.get(..len) {
+                    Some(plain) => sink(segment, plain),
+                    None => Err(E::from(CodingError::SegmentLength {
+                        segment,
+                        expected: u64::try_from(len).unwrap_or(u64::MAX),
+                        got: u64::try_from(data.len()).unwrap_or(u64::MAX),
+                    })),
+                };
+                free.borrow_mut().push(data);
+                result
+            },
+            || {
+                E::from(CodingError::InvalidParams {
+                    detail: "a decoding lane stopped without an answer".into(),
+                })
+            },
+        )
     }
 
     /// Decodes `segment` from the pieces given (`pieces[i]` is shard `i`'s piece, `None` when
@@ -255,70 +306,18 @@ impl Decoder {
         segment: u64,
         pieces: &[Option<&[u8]>],
     ) -> Result<&[u8], CodingError> {
-        let k = self.layout.data_shards();
-        let piece = to_usize(self.layout.piece_size_bytes)?;
-        // Use exactly k pieces, data first (no decoding at all when they are all there).
-        let mut used = vec![false; pieces.len()];
-        let mut chosen = 0;
-        for (index, piece) in pieces.iter().enumerate() {
-            if chosen < k && piece.is_some() {
-                used[index] = true;
-                chosen += 1;
-            }
-        }
-        if chosen < k {
-            return Err(CodingError::NotEnoughShards {
-                segment: Some(segment),
-                available: chosen,
-                required: k,
-                failures: Vec::new(),
-            });
-        }
-        for (index, out) in self.data.chunks_exact_mut(piece).enumerate() {
-            if let (true, Some(Some(bytes))) = (used[index], pieces.get(index)) {
-                out.copy_from_slice(bytes);
-            }
-        }
-        let parity: Vec<Option<&[u8]>> = pieces
-            .iter()
-            .zip(&used)
-            .skip(k)
-            .map(|(piece, &used)| if used { *piece } else { None })
-            .collect();
-        self.erasure
-            .decode(segment, &mut self.data, &used[..k], &parity)?;
-        // Strict read: the codeword through the k pieces used must be the committed one.
-        self.erasure.encode(segment, &self.data, &mut self.parity)?;
-        for (index, bytes) in self
-            .data
-            .chunks_exact(piece)
-            .chain(self.parity.chunks_exact(piece))
-            .enumerate()
-        {
-            if used[index] {
-                continue;
-            }
-            let shard_index = u16::try_from(index).unwrap_or(u16::MAX);
-            if piece_cv(bytes, segment) != self.piece_root(shard_index, segment)? {
-                return Err(CodingError::InconsistentEncoding {
-                    segment,
-                    shard_index,
-                });
-            }
-        }
+        let table = self.table.as_ref().ok_or(CodingError::TrailerMissing)?;
+        let len = decode_into(
+            &self.layout,
+            self.cipher.as_ref(),
+            table,
+            &mut self.erasure,
+            &mut self.data,
+            &mut self.parity,
+            segment,
+            pieces,
+        )?;
         let range = self.layout.segment_plain_range(segment);
-        let len = to_usize(range.end - range.start)?;
-        let tag = to_usize(self.layout.tag_bytes())?;
-        if self
-            .data
-            .get(len + tag..)
-            .is_some_and(|padding| padding.iter().any(|&byte| byte != 0))
-        {
-            return Err(CodingError::Padding { segment });
-        }
-        if let Some(cipher) = &self.cipher {
-            cipher.open(segment, &mut self.data, len)?;
-        }
         self.data.get(..len).ok_or(CodingError::SegmentLength {
             segment,
             expected: range.end - range.start,
@@ -467,6 +466,211 @@ impl Decoder {
         let size = self.layout.size_bytes;
         self.read_range(sources, 0..size, out)
     }
+}
+
+/// Checks pieces against a blob's authenticated trailer; cheap to clone and `Send`, so each
+/// download thread verifies what it receives (hashing spreads over the threads).
+#[derive(Clone, Debug)]
+pub struct PieceChecker {
+    table: Arc<Vec<Hash>>,
+    layout: Layout,
+}
+
+impl PieceChecker {
+    /// The piece if it is the committed piece `segment` of shard `shard_index`.
+    pub fn check(
+        &self,
+        shard_index: u16,
+        segment: u64,
+        bytes: Vec<u8>,
+    ) -> Result<VerifiedPiece, CodingError> {
+        check_in(&self.table, &self.layout, shard_index, segment, &bytes)?;
+        Ok(VerifiedPiece {
+            shard_index,
+            segment,
+            bytes,
+        })
+    }
+}
+
+/// One segment's index and its verified pieces (`None` where a shard gave none), as
+/// [`Decoder::decode_on_lanes`] takes them.
+pub type SegmentPieces = (u64, Vec<Option<VerifiedPiece>>);
+
+/// A piece that matched its committed root; only [`PieceChecker::check`] makes one.
+#[derive(Debug)]
+pub struct VerifiedPiece {
+    shard_index: u16,
+    segment: u64,
+    bytes: Vec<u8>,
+}
+
+impl VerifiedPiece {
+    pub fn shard_index(&self) -> u16 {
+        self.shard_index
+    }
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The pieces as slices, after checking each sits in its own slot for `segment`.
+fn verified_slices<'a>(
+    layout: &Layout,
+    segment: u64,
+    pieces: &'a [Option<VerifiedPiece>],
+) -> Result<Vec<Option<&'a [u8]>>, CodingError> {
+    let n = layout.shard_count();
+    if pieces.len() != n {
+        return Err(CodingError::InvalidParams {
+            detail: format!("{} piece slots for {n} shards", pieces.len()),
+        });
+    }
+    (0u16..)
+        .zip(pieces)
+        .map(|(slot, piece)| match piece {
+            None => Ok(None),
+            Some(p) if p.shard_index == slot && p.segment == segment => Ok(Some(&p.bytes[..])),
+            Some(p) => Err(CodingError::InvalidParams {
+                detail: format!(
+                    "slot {slot} of segment {segment} holds shard {}'s piece of segment {}",
+                    p.shard_index, p.segment
+                ),
+            }),
+        })
+        .collect()
+}
+
+fn root_in(
+    table: &[Hash],
+    layout: &Layout,
+    shard_index: u16,
+    segment: u64,
+) -> Result<Hash, CodingError> {
+    if segment >= layout.segment_count {
+        return Err(CodingError::UnknownSegment {
+            segment,
+            segment_count: layout.segment_count,
+        });
+    }
+    let index = usize::from(shard_index)
+        .checked_mul(to_usize(layout.segment_count)?)
+        .and_then(|row| row.checked_add(usize::try_from(segment).ok()?));
+    index
+        .and_then(|index| table.get(index))
+        .copied()
+        .ok_or(CodingError::UnknownShard {
+            shard_index,
+            shard_count: layout.shard_count(),
+        })
+}
+
+fn check_in(
+    table: &[Hash],
+    layout: &Layout,
+    shard_index: u16,
+    segment: u64,
+    piece: &[u8],
+) -> Result<(), CodingError> {
+    let expected_root = root_in(table, layout, shard_index, segment)?;
+    let expected = layout.piece_size_bytes;
+    let got = u64::try_from(piece.len()).unwrap_or(u64::MAX);
+    if got != expected {
+        return Err(CodingError::PieceLength {
+            shard_index,
+            segment,
+            expected,
+            got,
+        });
+    }
+    if piece_cv(piece, segment) != expected_root {
+        return Err(CodingError::PieceMismatch {
+            shard_index,
+            segment,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes one segment from verified pieces into `data` (`k` pieces long), strictly: the
+/// codeword through the pieces used must be the committed one, the padding zero, and the
+/// ciphertext authentic. Returns the plaintext length, at the start of `data`.
+#[allow(clippy::too_many_arguments)]
+fn decode_into(
+    layout: &Layout,
+    cipher: Option<&SegmentCipher>,
+    table: &[Hash],
+    erasure: &mut Erasure,
+    data: &mut [u8],
+    parity: &mut [u8],
+    segment: u64,
+    pieces: &[Option<&[u8]>],
+) -> Result<usize, CodingError> {
+    let k = layout.data_shards();
+    let piece = to_usize(layout.piece_size_bytes)?;
+    // Use exactly k pieces, data first (no decoding at all when they are all there).
+    let mut used = vec![false; pieces.len()];
+    let mut chosen = 0;
+    for (index, piece) in pieces.iter().enumerate() {
+        if chosen < k && piece.is_some() {
+            used[index] = true;
+            chosen += 1;
+        }
+    }
+    if chosen < k {
+        return Err(CodingError::NotEnoughShards {
+            segment: Some(segment),
+            available: chosen,
+            required: k,
+            failures: Vec::new(),
+        });
+    }
+    for (index, out) in data.chunks_exact_mut(piece).enumerate() {
+        if let (true, Some(Some(bytes))) = (used[index], pieces.get(index)) {
+            out.copy_from_slice(bytes);
+        }
+    }
+    let parity_given: Vec<Option<&[u8]>> = pieces
+        .iter()
+        .zip(&used)
+        .skip(k)
+        .map(|(piece, &used)| if used { *piece } else { None })
+        .collect();
+    erasure.decode(segment, data, &used[..k], &parity_given)?;
+    // Strict read: the codeword through the k pieces used must be the committed one.
+    erasure.encode(segment, data, parity)?;
+    for (index, bytes) in data
+        .chunks_exact(piece)
+        .chain(parity.chunks_exact(piece))
+        .enumerate()
+    {
+        if used[index] {
+            continue;
+        }
+        let shard_index = u16::try_from(index).unwrap_or(u16::MAX);
+        if piece_cv(bytes, segment) != root_in(table, layout, shard_index, segment)? {
+            return Err(CodingError::InconsistentEncoding {
+                segment,
+                shard_index,
+            });
+        }
+    }
+    let range = layout.segment_plain_range(segment);
+    let len = to_usize(range.end - range.start)?;
+    let tag = to_usize(layout.tag_bytes())?;
+    if data
+        .get(len + tag..)
+        .is_some_and(|padding| padding.iter().any(|&byte| byte != 0))
+    {
+        return Err(CodingError::Padding { segment });
+    }
+    if let Some(cipher) = cipher {
+        cipher.open(segment, data, len)?;
+    }
+    Ok(len)
 }
 
 fn to_usize(value: u64) -> Result<usize, CodingError> {

@@ -154,38 +154,26 @@ impl Encoder {
     /// Encrypts and erasure-codes the plaintext now in [`Encoder::plaintext_slot`].
     pub fn seal_slot(&mut self) -> Result<Pieces<'_>, CodingError> {
         let segment = self.next_segment;
-        if segment >= self.layout.segment_count {
-            return Err(CodingError::UnknownSegment {
-                segment,
-                segment_count: self.layout.segment_count,
-            });
-        }
-        let range = self.layout.segment_plain_range(segment);
-        let len = usize_of(range.end - range.start, "a segment")?;
-        let tag = usize_of(self.layout.tag_bytes(), "a tag")?;
-        // Padding is zero so that re-encoding a decoded segment reproduces every piece.
-        if let Some(padding) = self.data.get_mut(len..) {
-            padding.fill(0);
-        }
-        if let Some(cipher) = &self.cipher {
-            cipher.seal(segment, &mut self.data, len)?;
-        }
-        debug_assert!(len + tag <= self.data.len());
-        self.erasure.encode(segment, &self.data, &mut self.parity)?;
-        let piece = usize_of(self.layout.piece_size_bytes, "a piece")?;
+        let n = self.layout.shard_count();
+        let mut cvs = vec![Hash::ZERO; n];
+        code_segment(
+            &self.layout,
+            self.cipher.as_ref(),
+            &mut self.erasure,
+            segment,
+            &mut self.data,
+            &mut self.parity,
+            Some(&mut cvs),
+        )?;
         let segments = usize_of(self.layout.segment_count, "a segment count")?;
         let index = usize_of(segment, "a segment index")?;
-        for (shard, bytes) in self
-            .data
-            .chunks_exact(piece)
-            .chain(self.parity.chunks_exact(piece))
-            .enumerate()
-        {
+        for (shard, cv) in cvs.into_iter().enumerate() {
             if let Some(slot) = self.piece_roots.get_mut(shard * segments + index) {
-                *slot = piece_cv(bytes, segment);
+                *slot = cv;
             }
         }
         self.next_segment += 1;
+        let piece = usize_of(self.layout.piece_size_bytes, "a piece")?;
         Ok(Pieces {
             segment,
             piece_size: piece,
@@ -202,31 +190,76 @@ impl Encoder {
                 expected: self.next_segment,
             });
         }
-        let mut trailer = Vec::with_capacity(self.piece_roots.len() * 32 + 16);
-        trailer.extend_from_slice(&self.layout.trailer_header());
-        for root in &self.piece_roots {
-            trailer.extend_from_slice(root.as_bytes());
-        }
-        let piece = usize_of(self.layout.piece_size_bytes, "a piece")?;
-        let segments = usize_of(self.layout.segment_count, "a segment count")?;
-        let roots = self
-            .piece_roots
-            .chunks(segments.max(1))
-            .map(|row| {
-                root_from_pieces(row.iter().copied(), &trailer, piece).ok_or_else(|| {
-                    CodingError::InvalidParams {
-                        detail: "a shard with no trailer has no root".into(),
-                    }
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let meta = self.layout.blob_meta(roots)?;
-        Ok(EncodedBlob {
-            meta,
-            layout: self.layout,
-            trailer,
-        })
+        seal_blob(self.layout, &self.piece_roots)
     }
+}
+
+/// Encrypts (unless public), zero-pads and erasure-codes one segment whose plaintext fills
+/// `data[..len]`, and with `cvs` (one per shard) commits to every piece.
+fn code_segment(
+    layout: &Layout,
+    cipher: Option<&SegmentCipher>,
+    erasure: &mut Erasure,
+    segment: u64,
+    data: &mut [u8],
+    parity: &mut [u8],
+    cvs: Option<&mut [Hash]>,
+) -> Result<(), CodingError> {
+    if segment >= layout.segment_count {
+        return Err(CodingError::UnknownSegment {
+            segment,
+            segment_count: layout.segment_count,
+        });
+    }
+    let range = layout.segment_plain_range(segment);
+    let len = usize_of(range.end - range.start, "a segment")?;
+    let tag = usize_of(layout.tag_bytes(), "a tag")?;
+    // Padding is zero so that re-encoding a decoded segment reproduces every piece.
+    if let Some(padding) = data.get_mut(len..) {
+        padding.fill(0);
+    }
+    if let Some(cipher) = cipher {
+        cipher.seal(segment, data, len)?;
+    }
+    debug_assert!(len + tag <= data.len());
+    erasure.encode(segment, data, parity)?;
+    if let Some(cvs) = cvs {
+        let piece = usize_of(layout.piece_size_bytes, "a piece")?;
+        for (cv, bytes) in cvs
+            .iter_mut()
+            .zip(data.chunks_exact(piece).chain(parity.chunks_exact(piece)))
+        {
+            *cv = piece_cv(bytes, segment);
+        }
+    }
+    Ok(())
+}
+
+/// The trailer and metadata of a blob from its shard-major piece roots.
+fn seal_blob(layout: Layout, piece_roots: &[Hash]) -> Result<EncodedBlob, CodingError> {
+    let mut trailer = Vec::with_capacity(piece_roots.len() * 32 + 16);
+    trailer.extend_from_slice(&layout.trailer_header());
+    for root in piece_roots {
+        trailer.extend_from_slice(root.as_bytes());
+    }
+    let piece = usize_of(layout.piece_size_bytes, "a piece")?;
+    let segments = usize_of(layout.segment_count, "a segment count")?;
+    let roots = piece_roots
+        .chunks(segments.max(1))
+        .map(|row| {
+            root_from_pieces(row.iter().copied(), &trailer, piece).ok_or_else(|| {
+                CodingError::InvalidParams {
+                    detail: "a shard with no trailer has no root".into(),
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let meta = layout.blob_meta(roots)?;
+    Ok(EncodedBlob {
+        meta,
+        layout,
+        trailer,
+    })
 }
 
 /// Reads until `buf` is full or the reader ends; returns the bytes read.
@@ -243,40 +276,138 @@ pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Resu
     Ok(filled)
 }
 
+/// One segment in flight through the pipeline, with the buffers it travels in.
+struct Batch {
+    segment: u64,
+    data: Vec<u8>,
+    parity: Vec<u8>,
+    /// One piece root per shard, when committing.
+    cvs: Vec<Hash>,
+}
+
+/// What the run does with commitments: compute them, or reuse those of an earlier pass.
+enum Commitments<'a> {
+    Compute,
+    Known(&'a EncodedBlob),
+}
+
 fn run<R: Read, W: Write>(
     mut plaintext: R,
-    size_bytes: u64,
-    params: &Params,
+    layout: Layout,
     protection: &Protection,
     sinks: &mut [W],
+    lanes: usize,
+    commitments: Commitments<'_>,
 ) -> Result<EncodedBlob, CodingError> {
-    let mut encoder = Encoder::new(size_bytes, params, protection)?;
+    let size_bytes = layout.size_bytes;
+    let cipher = match protection {
+        Protection::Public => None,
+        Protection::Encrypted(key) => Some(SegmentCipher::new(
+            key,
+            layout.segment_count,
+            layout.size_bytes,
+        )?),
+    };
+    let piece = usize_of(layout.piece_size_bytes, "a piece")?;
+    let k = layout.data_shards();
+    let n = layout.shard_count();
+    let segments = usize_of(layout.segment_count, "a segment count")?;
+    let commit = matches!(commitments, Commitments::Compute);
+    let mut piece_roots = if commit {
+        let count = segments.checked_mul(n).ok_or(CodingError::InvalidParams {
+            detail: "too many segments".into(),
+        })?;
+        vec![Hash::ZERO; count]
+    } else {
+        Vec::new()
+    };
+    // More lanes than segments would only allocate buffers that never fill.
+    let width = lanes.clamp(1, segments.max(1));
+    let mut erasures: Vec<Erasure> = (0..width).map(|_| Erasure::new(k, n - k, piece)).collect();
+    let free: std::cell::RefCell<Vec<Batch>> = std::cell::RefCell::new(Vec::new());
+    let mut next_segment = 0u64;
     let mut offset = 0u64;
     let mut written = 0u64;
-    for _ in 0..encoder.layout().segment_count {
-        let slot = encoder.plaintext_slot()?;
-        let want = u64::try_from(slot.len()).unwrap_or(u64::MAX);
-        let got = read_full(&mut plaintext, slot)
-            .map_err(|source| CodingError::Read { offset, source })?;
-        let got = u64::try_from(got).unwrap_or(u64::MAX);
-        offset += got;
-        if got != want {
-            return Err(CodingError::InputTruncated {
-                expected: size_bytes,
-                got: offset,
+    let layout_ref = &layout;
+    let cipher_ref = cipher.as_ref();
+    crate::pipeline::ordered(
+        &mut erasures,
+        &|erasure: &mut Erasure, mut batch: Batch| {
+            let cvs = commit.then_some(&mut batch.cvs[..]);
+            code_segment(
+                layout_ref,
+                cipher_ref,
+                erasure,
+                batch.segment,
+                &mut batch.data,
+                &mut batch.parity,
+                cvs,
+            )?;
+            Ok(batch)
+        },
+        || {
+            if next_segment >= layout_ref.segment_count {
+                return Ok(None);
+            }
+            let mut batch = free.borrow_mut().pop().unwrap_or_else(|| Batch {
+                segment: 0,
+                data: vec![0; k * piece],
+                parity: vec![0; (n - k) * piece],
+                cvs: vec![Hash::ZERO; if commit { n } else { 0 }],
             });
-        }
-        let pieces = encoder.seal_slot()?;
-        for ((shard_index, sink), piece) in (0u16..).zip(sinks.iter_mut()).zip(pieces.iter()) {
-            sink.write_all(piece)
-                .map_err(|source| CodingError::ShardWrite {
-                    shard_index,
-                    offset: written,
-                    source,
-                })?;
-        }
-        written += encoder.layout().piece_size_bytes;
-    }
+            batch.segment = next_segment;
+            let range = layout_ref.segment_plain_range(next_segment);
+            let want = range.end - range.start;
+            let slot = batch.data.get_mut(..usize_of(want, "a segment")?).ok_or(
+                CodingError::SegmentLength {
+                    segment: next_segment,
+                    expected: want,
+                    got: 0,
+                },
+            )?;
+            let got = read_full(&mut plaintext, slot)
+                .map_err(|source| CodingError::Read { offset, source })?;
+            let got = u64::try_from(got).unwrap_or(u64::MAX);
+            offset += got;
+            if got != want {
+                return Err(CodingError::InputTruncated {
+                    expected: size_bytes,
+                    got: offset,
+                });
+            }
+            next_segment += 1;
+            Ok(Some(batch))
+        },
+        |batch: Batch| {
+            let pieces = batch
+                .data
+                .chunks_exact(piece)
+                .chain(batch.parity.chunks_exact(piece));
+            for ((shard_index, sink), bytes) in (0u16..).zip(sinks.iter_mut()).zip(pieces) {
+                sink.write_all(bytes)
+                    .map_err(|source| CodingError::ShardWrite {
+                        shard_index,
+                        offset: written,
+                        source,
+                    })?;
+            }
+            if commit {
+                let index = usize_of(batch.segment, "a segment index")?;
+                for (shard, cv) in batch.cvs.iter().enumerate() {
+                    if let Some(slot) = piece_roots.get_mut(shard * segments + index) {
+                        *slot = *cv;
+                    }
+                }
+            }
+            written += layout_ref.piece_size_bytes;
+            free.borrow_mut().push(batch);
+            Ok(())
+        },
+        || CodingError::InvalidParams {
+            detail: "a coding lane stopped without an answer".into(),
+        },
+    )?;
+    debug_assert_eq!(next_segment, layout.segment_count);
     let mut probe = [0u8; 1];
     if read_full(&mut plaintext, &mut probe)
         .map_err(|source| CodingError::Read { offset, source })?
@@ -286,7 +417,10 @@ fn run<R: Read, W: Write>(
             expected: size_bytes,
         });
     }
-    let encoded = encoder.finish()?;
+    let encoded = match commitments {
+        Commitments::Compute => seal_blob(layout, &piece_roots)?,
+        Commitments::Known(encoded) => encoded.clone(),
+    };
     for (shard_index, sink) in (0u16..).zip(sinks.iter_mut()) {
         sink.write_all(&encoded.trailer)
             .and_then(|()| sink.flush())
@@ -299,9 +433,19 @@ fn run<R: Read, W: Write>(
     Ok(encoded)
 }
 
+fn check_sinks<W>(sinks: &[W], shard_count: usize) -> Result<(), CodingError> {
+    if sinks.len() != shard_count {
+        return Err(CodingError::InvalidParams {
+            detail: format!("{} shard sinks for {shard_count} shards", sinks.len()),
+        });
+    }
+    Ok(())
+}
+
 /// Encodes `size_bytes` of plaintext from `plaintext` into the `n = k + m` shard sinks
 /// (`sinks[i]` receives shard `i` whole: pieces in segment order, then the trailer).
-/// Memory stays at one segment's pieces whatever the size.
+/// Memory stays at one segment's pieces whatever the size. One core; see
+/// [`encode_on_lanes`] for more.
 pub fn encode<R: Read, W: Write>(
     plaintext: R,
     size_bytes: u64,
@@ -309,26 +453,88 @@ pub fn encode<R: Read, W: Write>(
     protection: &Protection,
     sinks: &mut [W],
 ) -> Result<EncodedBlob, CodingError> {
-    if sinks.len() != params.shard_count() {
-        return Err(CodingError::InvalidParams {
-            detail: format!(
-                "{} shard sinks for {} shards",
-                sinks.len(),
-                params.shard_count()
-            ),
-        });
-    }
-    run(plaintext, size_bytes, params, protection, sinks)
+    encode_on_lanes(plaintext, size_bytes, params, protection, sinks, 1)
+}
+
+/// [`encode`] with segments coded on `lanes` threads (the caller's thread reads and writes);
+/// the shards are byte-identical for any lane count. Memory: two segments per lane.
+pub fn encode_on_lanes<R: Read, W: Write>(
+    plaintext: R,
+    size_bytes: u64,
+    params: &Params,
+    protection: &Protection,
+    sinks: &mut [W],
+    lanes: usize,
+) -> Result<EncodedBlob, CodingError> {
+    check_sinks(sinks, params.shard_count())?;
+    let layout = Layout::new(size_bytes, params, protection.is_encrypted())?;
+    run(
+        plaintext,
+        layout,
+        protection,
+        sinks,
+        lanes,
+        Commitments::Compute,
+    )
 }
 
 /// The first pass of an upload: the metadata (shard roots, blob id) without keeping any
-/// shard. Encoding is deterministic for a given key, so a later [`encode`] with the same
-/// inputs streams exactly the shards these roots commit to.
+/// shard. Encoding is deterministic for a given key, so a later [`encode_again`] with the
+/// same inputs streams exactly the shards these roots commit to.
 pub fn compute_meta<R: Read>(
     plaintext: R,
     size_bytes: u64,
     params: &Params,
     protection: &Protection,
 ) -> Result<EncodedBlob, CodingError> {
-    run::<R, std::io::Sink>(plaintext, size_bytes, params, protection, &mut [])
+    compute_meta_on_lanes(plaintext, size_bytes, params, protection, 1)
+}
+
+/// [`compute_meta`] with segments coded on `lanes` threads.
+pub fn compute_meta_on_lanes<R: Read>(
+    plaintext: R,
+    size_bytes: u64,
+    params: &Params,
+    protection: &Protection,
+    lanes: usize,
+) -> Result<EncodedBlob, CodingError> {
+    let layout = Layout::new(size_bytes, params, protection.is_encrypted())?;
+    run::<R, std::io::Sink>(
+        plaintext,
+        layout,
+        protection,
+        &mut [],
+        lanes,
+        Commitments::Compute,
+    )
+}
+
+/// The second pass of an upload: streams the shards of a blob whose metadata an earlier
+/// pass ([`compute_meta`]) produced, without hashing again (the trailer is that pass's).
+///
+/// Pieces are not re-committed, so plaintext that changed between the passes yields shards
+/// that do not match the roots on chain: every provider refuses them (each checks the whole
+/// shard against its root before it signs). Callers should also check that the input did
+/// not change (size and modification time) to name the cause.
+pub fn encode_again<R: Read, W: Write>(
+    plaintext: R,
+    encoded: &EncodedBlob,
+    protection: &Protection,
+    sinks: &mut [W],
+    lanes: usize,
+) -> Result<EncodedBlob, CodingError> {
+    check_sinks(sinks, encoded.layout.shard_count())?;
+    if encoded.layout.encrypted != protection.is_encrypted() {
+        return Err(CodingError::InvalidParams {
+            detail: "the protection differs from the first pass's".into(),
+        });
+    }
+    run(
+        plaintext,
+        encoded.layout.clone(),
+        protection,
+        sinks,
+        lanes,
+        Commitments::Known(encoded),
+    )
 }

@@ -14,8 +14,9 @@
 //! [`ShardVerifier`]. See `API.md` for how the client and provider use it.
 //!
 //! Pure: no async runtime, file system, clock or randomness (keys come from the caller).
-//! Memory is bounded by one segment's pieces whatever the blob size, plus the piece-root
-//! table (32 bytes per piece).
+//! Memory is bounded by one segment's pieces whatever the blob size (two per lane when the
+//! caller asks for several: segments are then coded on scoped threads, with byte-identical
+//! output), plus the piece-root table (32 bytes per piece).
 //!
 //! [`BlobMeta`]: cairn_types::tx::BlobMeta
 
@@ -26,13 +27,21 @@ pub mod encode;
 mod erasure;
 pub mod error;
 pub mod layout;
+mod pipeline;
 
 pub use commit::{ShardHasher, ShardVerifier, piece_cv};
 pub use crypto::{DataKey, Protection, SealedKey, open_key, seal_key};
-pub use decode::{Decoder, ReadReport, SeekSource, ShardSource, SliceSource};
-pub use encode::{EncodedBlob, Encoder, Pieces, compute_meta, encode};
+pub use decode::{
+    Decoder, PieceChecker, ReadReport, SeekSource, SegmentPieces, ShardSource, SliceSource,
+    VerifiedPiece,
+};
+pub use encode::{
+    EncodedBlob, Encoder, Pieces, compute_meta, compute_meta_on_lanes, encode, encode_again,
+    encode_on_lanes,
+};
 pub use error::{CodingError, ShardFailure};
 pub use layout::{
     AEAD_TAG_BYTES, DEFAULT_LEAF_SIZE_BYTES, DEFAULT_MAX_PIECE_SIZE_BYTES, Layout, Params,
     RangePlan,
 };
+pub use pipeline::available_lanes;

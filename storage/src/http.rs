@@ -46,6 +46,10 @@ pub const SIGNATURE_HEADER: &str = "x-cairn-signature";
 const SEND_CHUNK_BYTES: u64 = 1 << 20;
 /// Chunks queued between the disk and the socket (bounds memory per transfer).
 const QUEUE_CHUNKS: usize = 8;
+/// Most bytes of a refused upload read (and dropped) so its sender sees the answer.
+const REJECT_DRAIN_BYTES: u64 = 16 << 20;
+/// Longest a refused upload is read for before the answer goes out regardless.
+const REJECT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the handlers share.
 pub struct ProviderState {
@@ -231,7 +235,61 @@ async fn put_shard(
     headers: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<Value>, HttpError> {
-    let (blob, index) = parse_target(&blob, &index)?;
+    match admit_put(&state, &blob, &index, query, &headers).await {
+        Ok(admitted) => receive_put(state, admitted, body).await,
+        Err(e) => {
+            drain_rejected(&headers, body).await;
+            Err(e)
+        }
+    }
+}
+
+/// Reads and drops (boundedly) the body of a refused upload before the error is sent.
+///
+/// Answering while the client is still writing makes the server close a socket with
+/// unread bytes, which resets the connection: a client without `Expect: 100-continue`
+/// then sees a broken pipe instead of the error naming what was wrong. A body declared
+/// larger than [`REJECT_DRAIN_BYTES`] is not read at all (the answer races the reset, as
+/// it must: the provider will not take in unbounded bytes it has already refused).
+async fn drain_rejected(headers: &HeaderMap, body: Body) {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > REJECT_DRAIN_BYTES) {
+        return;
+    }
+    let drain = async {
+        let mut stream = body.into_data_stream();
+        let mut seen_bytes = 0u64;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen_bytes = seen_bytes.saturating_add(chunk.len() as u64);
+            if seen_bytes > REJECT_DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REJECT_DRAIN_TIMEOUT, drain).await;
+}
+
+/// What a PUT that passed every check before its body carries into the upload.
+struct AdmittedPut {
+    deal_id: DealId,
+    blob: Hash,
+    index: u16,
+    writer: crate::store::ShardWriter,
+}
+
+/// Every check of a shard PUT that needs no body: target, deal, signature, authority,
+/// declared length. The body is not touched, so a refusal costs no upload.
+async fn admit_put(
+    state: &Shared,
+    blob: &str,
+    index: &str,
+    query: Result<Query<PutQuery>, axum::extract::rejection::QueryRejection>,
+    headers: &HeaderMap,
+) -> Result<AdmittedPut, HttpError> {
+    let (blob, index) = parse_target(blob, index)?;
     let Query(query) = query.map_err(|e| HttpError::bad("bad_query", e.body_text()))?;
     let deal_text = query
         .deal
@@ -242,10 +300,10 @@ async fn put_shard(
             format!("deal {deal_text:?} is not a deal id"),
         )
     })?;
-    let signer: Address = header_str(&headers, SIGNER_HEADER)?
+    let signer: Address = header_str(headers, SIGNER_HEADER)?
         .parse()
         .map_err(|e| HttpError::bad("bad_signer", format!("{SIGNER_HEADER}: {e}")))?;
-    let signature: Signature = header_str(&headers, SIGNATURE_HEADER)?
+    let signature: Signature = header_str(headers, SIGNATURE_HEADER)?
         .parse()
         .map_err(|_| {
             HttpError::bad(
@@ -326,7 +384,27 @@ async fn put_shard(
     // A shard already held is received again all the same (a retried upload): its bytes
     // are checked against the root like any upload, so a wrong body is refused even here,
     // and a matching one replaces the copy on disk by rename (healing local rot).
-    let mut writer = state.store.begin(blob, index, info)?;
+    let writer = state.store.begin(blob, index, info)?;
+    Ok(AdmittedPut {
+        deal_id,
+        blob,
+        index,
+        writer,
+    })
+}
+
+/// Streams an admitted PUT's body into its shard writer and signs the receipt.
+async fn receive_put(
+    state: Shared,
+    admitted: AdmittedPut,
+    body: Body,
+) -> Result<axum::Json<Value>, HttpError> {
+    let AdmittedPut {
+        deal_id,
+        blob,
+        index,
+        mut writer,
+    } = admitted;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE_CHUNKS);
     let task = tokio::task::spawn_blocking(move || -> Result<ShardInfo, StoreError> {
         while let Some(chunk) = rx.blocking_recv() {

@@ -300,3 +300,166 @@ fn slow_gibibyte_streams_through_bounded_memory() {
     }
     assert_eq!(encoded.meta.size_bytes, size);
 }
+
+#[test]
+fn lanes_and_the_second_pass_stream_the_same_shards() {
+    let params = small_params();
+    for protection in [Protection::Public, encrypted(6)] {
+        for size in sizes(&params, protection.is_encrypted()) {
+            let data = bytes(12, size);
+            let size = u64::try_from(size).unwrap();
+            let (expected, shards) = encode_vecs(&data, &params, &protection);
+            for lanes in [1, 2, 3, 7] {
+                let mut sinks = vec![Vec::new(); 6];
+                let encoded = cairn_coding::encode_on_lanes(
+                    &data[..],
+                    size,
+                    &params,
+                    &protection,
+                    &mut sinks,
+                    lanes,
+                )
+                .unwrap();
+                assert_eq!(encoded, expected, "size {size}, {lanes} lanes");
+                assert_eq!(sinks, shards, "size {size}, {lanes} lanes");
+                let meta = cairn_coding::compute_meta_on_lanes(
+                    &data[..],
+                    size,
+                    &params,
+                    &protection,
+                    lanes,
+                )
+                .unwrap();
+                assert_eq!(meta, expected);
+                let mut again = vec![Vec::new(); 6];
+                let second =
+                    cairn_coding::encode_again(&data[..], &meta, &protection, &mut again, lanes)
+                        .unwrap();
+                assert_eq!(second, expected);
+                assert_eq!(again, shards, "second pass, size {size}, {lanes} lanes");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_second_pass_over_changed_input_yields_shards_no_root_accepts() {
+    let params = small_params();
+    let protection = encrypted(6);
+    let mut data = bytes(13, 9000);
+    let size = u64::try_from(data.len()).unwrap();
+    let first = compute_meta(&data[..], size, &params, &protection).unwrap();
+    data[4000] ^= 1;
+    let mut shards = vec![Vec::new(); 6];
+    cairn_coding::encode_again(&data[..], &first, &protection, &mut shards, 2).unwrap();
+    let changed: Vec<usize> = (0..6)
+        .filter(|&i| {
+            let mut verifier = cairn_coding::ShardVerifier::new(
+                first.meta.shard_roots.0[i],
+                first.meta.shard_size_bytes,
+            );
+            verifier.update(&shards[i]).is_err() || verifier.finish().is_err()
+        })
+        .collect();
+    // The flipped byte's data shard and every parity shard differ from their roots.
+    assert!(changed.len() >= 3, "{changed:?}");
+    // Wrong lengths and a mismatched protection are refused before any byte is written.
+    let mut sinks = vec![Vec::new(); 6];
+    assert!(matches!(
+        cairn_coding::encode_again(&data[..data.len() - 1], &first, &protection, &mut sinks, 2),
+        Err(CodingError::InputTruncated { .. })
+    ));
+    assert!(matches!(
+        cairn_coding::encode_again(&data[..], &first, &Protection::Public, &mut sinks, 2),
+        Err(CodingError::InvalidParams { .. })
+    ));
+    assert!(matches!(
+        cairn_coding::encode_again(&data[..], &first, &protection, &mut sinks[..5], 2),
+        Err(CodingError::InvalidParams { .. })
+    ));
+}
+
+#[test]
+fn lanes_decode_verified_pieces_like_one_thread_and_refuse_misplaced_ones() {
+    let params = small_params();
+    let protection = encrypted(7);
+    let data = bytes(14, 23_456);
+    let (encoded, shards) = encode_vecs(&data, &params, &protection);
+    let layout = encoded.layout.clone();
+    let pieces_of = |checker: &cairn_coding::PieceChecker, segment: u64, lost: &[usize]| {
+        let range = layout.piece_range(segment);
+        let r = usize::try_from(range.start).unwrap()..usize::try_from(range.end).unwrap();
+        (0u16..)
+            .zip(&shards)
+            .map(|(i, s)| {
+                (!lost.contains(&usize::from(i)))
+                    .then(|| checker.check(i, segment, s[r.clone()].to_vec()).unwrap())
+            })
+            .collect::<Vec<_>>()
+    };
+    for lanes in [1, 2, 4] {
+        for lost in [&[][..], &[0, 2][..], &[1, 3][..]] {
+            let mut decoder =
+                Decoder::new(&encoded.meta, params.max_piece_size_bytes, &protection).unwrap();
+            assert!(matches!(
+                decoder.piece_checker(),
+                Err(CodingError::TrailerMissing)
+            ));
+            decoder.load_trailer(&encoded.trailer).unwrap();
+            let checker = decoder.piece_checker().unwrap();
+            let mut segment = 0;
+            let mut out = Vec::new();
+            decoder
+                .decode_on_lanes::<CodingError>(
+                    lanes,
+                    || {
+                        if segment == layout.segment_count {
+                            return Ok(None);
+                        }
+                        segment += 1;
+                        Ok(Some((segment - 1, pieces_of(&checker, segment - 1, lost))))
+                    },
+                    |s, plain| {
+                        let range = layout.segment_plain_range(s);
+                        out.extend_from_slice(
+                            &plain[..usize::try_from(range.end - range.start).unwrap()],
+                        );
+                        Ok(())
+                    },
+                )
+                .unwrap();
+            assert_eq!(out, data, "{lanes} lanes, lost {lost:?}");
+        }
+    }
+    let mut decoder =
+        Decoder::new(&encoded.meta, params.max_piece_size_bytes, &protection).unwrap();
+    decoder.load_trailer(&encoded.trailer).unwrap();
+    let checker = decoder.piece_checker().unwrap();
+    // A wrong piece never verifies; a verified piece in another slot or segment is refused.
+    let range = layout.piece_range(0);
+    let r = usize::try_from(range.start).unwrap()..usize::try_from(range.end).unwrap();
+    let mut bad = shards[1][r.clone()].to_vec();
+    bad[0] ^= 1;
+    assert!(matches!(
+        checker.check(1, 0, bad),
+        Err(CodingError::PieceMismatch {
+            shard_index: 1,
+            segment: 0
+        })
+    ));
+    let mut swapped = pieces_of(&checker, 0, &[]);
+    swapped.swap(0, 1);
+    assert!(matches!(
+        decoder.decode_pieces(0, &swapped),
+        Err(CodingError::InvalidParams { .. })
+    ));
+    let later = pieces_of(&checker, 1, &[]);
+    assert!(matches!(
+        decoder.decode_pieces(0, &later),
+        Err(CodingError::InvalidParams { .. })
+    ));
+    let plain = decoder
+        .decode_pieces(0, &pieces_of(&checker, 0, &[]))
+        .unwrap();
+    assert_eq!(plain, &data[..plain.len()]);
+}
