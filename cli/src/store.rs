@@ -222,7 +222,7 @@ fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> R
     let node = NodeClient::new(&node_url(global)?);
     let records = records_dir(global)?;
     let owner = load_key(global, &key.from, &key.passphrase).ok();
-    let protection = flows::protection_for(&records, id, owner.as_ref())?;
+    let protection = flows::protection_of(&node, &records, id, owner.as_ref())?;
     let (meta, _) = flows::blob_deal(&node, id)?;
     // Write to a temp file beside the output and rename: a failed read leaves no half file.
     let tmp = output.with_extension("cairn-partial");

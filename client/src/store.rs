@@ -15,7 +15,7 @@ use cairn_coding::{
     compute_meta_on_lanes, encode_again, open_key, seal_key,
 };
 use cairn_types::tx::{ActivateDeal, BlobMeta, CreateDeal, DealRef, RepairShard, ShardReceipt};
-use cairn_types::{Address, Amount, BoundedVec, DealId, Hash, Keypair, TxBody};
+use cairn_types::{Address, Amount, BoundedBytes, BoundedVec, DealId, Hash, Keypair, TxBody};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -73,6 +73,10 @@ pub enum StoreError {
     UnknownBlob { blob: Hash },
     #[error("blob {blob} is encrypted and no data key for it is in {dir}")]
     NoDataKey { blob: Hash, dir: PathBuf },
+    #[error(
+        "blob {blob} is encrypted and its data key is sealed to {owners}: read it with that key (--from)"
+    )]
+    SealedToOthers { blob: Hash, owners: String },
     #[error("cannot read blob {blob}: {detail}")]
     Unreadable { blob: Hash, detail: String },
     #[error("bad answer from the node: {0}")]
@@ -203,6 +207,59 @@ pub fn protection_for(
     Err(StoreError::NoDataKey {
         blob: *blob,
         dir: dir.to_path_buf(),
+    })
+}
+
+/// The protection of a blob for a reader holding `owner`: the local record first, then the
+/// data key its deals carry on chain, sealed to their owners. Without either the blob is
+/// read as public; an encrypted blob whose key is sealed to someone else is an error
+/// naming that owner, never an attempt to read ciphertext as plaintext.
+pub fn protection_of(
+    node: &NodeClient,
+    dir: &Path,
+    blob: &Hash,
+    owner: Option<&Keypair>,
+) -> Result<Protection, StoreError> {
+    if load_record(dir, blob)?.is_some() {
+        return protection_for(dir, blob, owner);
+    }
+    let v = match node.get(&format!("/v1/blobs/{blob}")) {
+        Ok(v) => v,
+        Err(NodeError::Refused { status: 404, .. }) => {
+            return Err(StoreError::UnknownBlob { blob: *blob });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let deals = v["deals"].as_array().cloned().unwrap_or_default();
+    let mut sealed_to = Vec::new();
+    for deal in &deals {
+        let sealed = deal["sealed_key"].as_str().unwrap_or_default();
+        if sealed.is_empty() {
+            continue;
+        }
+        let deal_owner = deal["owner"].as_str().unwrap_or_default().to_string();
+        if let Some(owner) = owner.filter(|o| o.address().to_string() == deal_owner) {
+            let bytes: [u8; 48] = hex::decode(sealed)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| {
+                    StoreError::BadAnswer(format!("deal {}: sealed key {sealed:?}", deal["id"]))
+                })?;
+            let key = open_key(
+                &owner.secret_bytes(),
+                blob.as_bytes(),
+                &cairn_coding::SealedKey(bytes),
+            )?;
+            return Ok(Protection::Encrypted(key));
+        }
+        sealed_to.push(deal_owner);
+    }
+    if sealed_to.is_empty() {
+        return Ok(Protection::Public);
+    }
+    Err(StoreError::SealedToOthers {
+        blob: *blob,
+        owners: sealed_to.join(", "),
     })
 }
 
@@ -593,13 +650,26 @@ pub fn put_file(
     )?;
     let meta = encoded.meta.clone();
     // The key is saved before anything is paid for, so a crash later never strands data.
-    let (data_key, sealed_key) = match &protection {
-        Protection::Public => (None, None),
-        Protection::Encrypted(key) => (
-            Some(hex::encode(key.expose_bytes())),
-            Some(seal_key(&owner.secret_bytes(), meta.id.as_bytes(), key)?.to_hex()),
-        ),
+    let sealed = match &protection {
+        Protection::Public => None,
+        Protection::Encrypted(key) => {
+            Some(seal_key(&owner.secret_bytes(), meta.id.as_bytes(), key)?)
+        }
     };
+    let (data_key, sealed_key) = match (&protection, &sealed) {
+        (Protection::Encrypted(key), Some(sealed)) => {
+            (Some(hex::encode(key.expose_bytes())), Some(sealed.to_hex()))
+        }
+        _ => (None, None),
+    };
+    // The deal carries the sealed key too, so the owner's key alone reads the blob back.
+    let sealed_on_chain = BoundedBytes::new(
+        sealed
+            .as_ref()
+            .map(|s| s.as_bytes().to_vec())
+            .unwrap_or_default(),
+    )
+    .ok_or_else(|| StoreError::Placement("the sealed data key does not fit a deal".into()))?;
     save_record(
         records,
         &BlobRecord {
@@ -640,6 +710,7 @@ pub fn put_file(
                 epochs: if options.permanent { 0 } else { options.epochs },
                 price_per_gib_epoch: options.price_per_gib_epoch,
                 escrow: Amount::from_ucrn(cost),
+                sealed_key: sealed_on_chain.clone(),
             }),
         )?;
         let deal = find_deal(node, &meta.id, &owner.address(), &addresses)?;

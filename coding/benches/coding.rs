@@ -184,53 +184,84 @@ fn pipeline(c: &mut Criterion) {
             })
         });
     }
-    // Every core: segments coded on one lane per core (the client's put and get do this).
+    // Every core: segments coded on one lane per core (the client's put and get do this),
+    // over 64 segments so the pipeline's fill, drain and buffers are amortized as in a put.
     let lanes = cairn_coding::available_lanes(8);
-    group.bench_function(format!("encode_encrypt_rs_commit/{lanes}_lanes"), |b| {
-        b.iter(|| {
-            let encoded =
-                cairn_coding::compute_meta_on_lanes(&data[..], size, &params, &protection, lanes)
-                    .unwrap();
-            black_box(encoded.meta.id);
-        })
-    });
-    let checker = decoder.piece_checker().unwrap();
-    group.bench_function(
-        format!("decode_verify_rs_strict_decrypt/m_data_lost/{lanes}_lanes"),
-        |b| {
+    let long_size = capacity * 64;
+    let long_data = pattern(usize::try_from(long_size).unwrap());
+    group.throughput(Throughput::Bytes(long_size));
+    for lanes in [1, lanes] {
+        group.bench_function(format!("encode_encrypt_rs_commit/{lanes}_lanes"), |b| {
             b.iter(|| {
-                let mut segment = 0u64;
-                // The caller's thread verifies pieces (download threads do, in the client).
-                decoder
-                    .decode_on_lanes::<CodingError>(
-                        lanes,
-                        || {
-                            if segment == segments {
-                                return Ok(None);
-                            }
-                            let range = layout.piece_range(segment);
-                            let r = usize::try_from(range.start).unwrap()
-                                ..usize::try_from(range.end).unwrap();
-                            let pieces = (0u16..)
-                                .zip(&sinks)
-                                .map(|(i, s)| {
-                                    (usize::from(i) >= M)
-                                        .then(|| checker.check(i, segment, s[r.clone()].to_vec()))
-                                        .transpose()
-                                })
-                                .collect::<Result<Vec<_>, _>>()?;
-                            segment += 1;
-                            Ok(Some((segment - 1, pieces)))
-                        },
-                        |_, plain| {
-                            black_box(plain[0]);
-                            Ok(())
-                        },
-                    )
-                    .unwrap();
+                let encoded = cairn_coding::compute_meta_on_lanes(
+                    &long_data[..],
+                    long_size,
+                    &params,
+                    &protection,
+                    lanes,
+                )
+                .unwrap();
+                black_box(encoded.meta.id);
             })
-        },
-    );
+        });
+    }
+    group.throughput(Throughput::Bytes(size));
+    // The same 64 segments decoded on lanes, 4 data shards lost. The caller's thread
+    // verifies each piece first (in the client, the download threads do).
+    let mut long_sinks = vec![Vec::new(); 14];
+    let long = cairn_coding::encode(
+        &long_data[..],
+        long_size,
+        &params,
+        &protection,
+        &mut long_sinks,
+    )
+    .unwrap();
+    let long_layout = long.layout.clone();
+    let mut long_decoder =
+        Decoder::new(&long.meta, params.max_piece_size_bytes, &protection).unwrap();
+    long_decoder.load_trailer(&long.trailer).unwrap();
+    let checker = long_decoder.piece_checker().unwrap();
+    group.throughput(Throughput::Bytes(long_size));
+    for lanes in [1, lanes] {
+        group.bench_function(
+            format!("decode_verify_rs_strict_decrypt/m_data_lost/{lanes}_lanes"),
+            |b| {
+                b.iter(|| {
+                    let mut segment = 0u64;
+                    long_decoder
+                        .decode_on_lanes::<CodingError>(
+                            lanes,
+                            || {
+                                if segment == long_layout.segment_count {
+                                    return Ok(None);
+                                }
+                                let range = long_layout.piece_range(segment);
+                                let r = usize::try_from(range.start).unwrap()
+                                    ..usize::try_from(range.end).unwrap();
+                                let pieces = (0u16..)
+                                    .zip(&long_sinks)
+                                    .map(|(i, s)| {
+                                        (usize::from(i) >= M)
+                                            .then(|| {
+                                                checker.check(i, segment, s[r.clone()].to_vec())
+                                            })
+                                            .transpose()
+                                    })
+                                    .collect::<Result<Vec<_>, _>>()?;
+                                segment += 1;
+                                Ok(Some((segment - 1, pieces)))
+                            },
+                            |_, plain| {
+                                black_box(plain[0]);
+                                Ok(())
+                            },
+                        )
+                        .unwrap();
+                })
+            },
+        );
+    }
     group.finish();
 }
 

@@ -640,8 +640,13 @@ fn decode_into(
         .map(|(piece, &used)| if used { *piece } else { None })
         .collect();
     erasure.decode(segment, data, &used[..k], &parity_given)?;
-    // Strict read: the codeword through the k pieces used must be the committed one.
-    erasure.encode(segment, data, parity)?;
+    // Strict read: the codeword through the k pieces used must be the committed one, so
+    // every piece not used is recomputed and compared with its root. Rebuilt data pieces
+    // are at hand; parity is recomputed only when some parity piece went unused (when all
+    // were used, as with m data pieces lost, every piece is already checked).
+    if used[k..].iter().any(|&used| !used) {
+        erasure.encode(segment, data, parity)?;
+    }
     for (index, bytes) in data
         .chunks_exact(piece)
         .chain(parity.chunks_exact(piece))

@@ -14,13 +14,14 @@ use cairn_proofs::compute::GemmShape;
 use cairn_types::proof::ComputeOpening;
 use cairn_types::tx::{
     AcceptBid, ActivateDeal, BlobMeta, CloseLease, CommitCompute, CreateDeal, CreateOrder, DealRef,
-    Delegation, Empty, ExtendDeal, LeaseRef, OpenCompute, OrderRef, PlaceBid,
+    Delegation, Empty, ExtendDeal, LeaseRef, OpenCompute, OrderRef, PlaceBid, SEALED_KEY_BYTES,
     SHARD_RECEIPT_NAMESPACE, ShardReceipt, StakeAmount, SubmitStorageProofs, TopUpLease, Transfer,
     shard_receipt_message,
 };
 use cairn_types::{
-    Address, Amount, Block, BoundedString, BoundedVec, Capacity, ChallengeId, DealId, GpuSpec,
-    Hardware, Hash, Keypair, LeaseId, OrderId, Resources, SignedTransaction, Transaction, TxBody,
+    Address, Amount, Block, BoundedBytes, BoundedString, BoundedVec, Capacity, ChallengeId, DealId,
+    GpuSpec, Hardware, Hash, Keypair, LeaseId, OrderId, Resources, SignedTransaction, Transaction,
+    TxBody,
 };
 use std::collections::BTreeMap;
 
@@ -841,11 +842,17 @@ impl Simulation {
             epochs,
             price_per_gib_epoch: price,
             escrow,
+            sealed_key: if self.rng.below(2) == 0 {
+                BoundedBytes::default()
+            } else {
+                BoundedBytes::new(vec![0x5e; SEALED_KEY_BYTES])?
+            },
         });
         let body = match (tamper, body) {
             (true, TxBody::CreateDeal(mut deal)) => {
-                match self.rng.below(5) {
+                match self.rng.below(6) {
                     0 => deal.blob.id = Hash::of(b"not this blob"),
+                    4 => deal.sealed_key = BoundedBytes::new(vec![1; SEALED_KEY_BYTES - 1])?,
                     1 => deal.escrow = Amount::ZERO,
                     2 => deal.epochs = 0,
                     3 => {

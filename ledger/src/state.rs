@@ -3,10 +3,10 @@
 
 use crate::error::{TxError, overflow};
 use cairn_proofs::compute::GemmShape;
-use cairn_types::tx::BlobMeta;
+use cairn_types::tx::{BlobMeta, SEALED_KEY_BYTES};
 use cairn_types::{
-    Address, Amount, Capacity, ChallengeId, CloseInitiator, DealId, Epoch, Hardware, Hash, Height,
-    LeaseId, OrderId, Resources,
+    Address, Amount, BoundedBytes, Capacity, ChallengeId, CloseInitiator, DealId, Epoch, Hardware,
+    Hash, Height, LeaseId, OrderId, Resources,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -164,6 +164,9 @@ pub struct Deal {
     pub created_height: Height,
     /// Shards whose provider faulted and that await repair.
     pub repair_needed: Vec<u16>,
+    /// The blob's data key sealed to the owner (empty for public blobs), as the deal
+    /// carried it: kept so the owner's key alone reads the blob back.
+    pub sealed_key: BoundedBytes<SEALED_KEY_BYTES>,
 }
 
 impl Deal {

@@ -6,7 +6,7 @@ use crate::error::{TxError, overflow};
 use crate::state::{Deal, DealStatus, Verdict, epoch_cost};
 use crate::{Ctx, Ledger};
 use cairn_types::tx::{
-    ActivateDeal, CreateDeal, ExtendDeal, RepairShard, SHARD_RECEIPT_NAMESPACE,
+    ActivateDeal, CreateDeal, ExtendDeal, RepairShard, SEALED_KEY_BYTES, SHARD_RECEIPT_NAMESPACE,
     SubmitStorageProofs, shard_receipt_message,
 };
 use cairn_types::{Address, Amount, DealId};
@@ -73,6 +73,16 @@ impl Ledger {
     pub(crate) fn create_deal(&mut self, ctx: &Ctx, body: &CreateDeal) -> Result<(), TxError> {
         self.check_blob(body)?;
         let blob = &body.blob;
+        // A sealed key is whole or absent: a cut one would strand the owner's data.
+        let sealed = body.sealed_key.0.len();
+        if sealed != 0 && sealed != SEALED_KEY_BYTES {
+            return Err(TxError::InvalidField {
+                field: "sealed_key".to_string(),
+                detail: format!(
+                    "{sealed} bytes: a sealed data key is {SEALED_KEY_BYTES} bytes, or empty for a public blob"
+                ),
+            });
+        }
         if body.providers.len() != blob.shard_count() {
             return Err(TxError::ProviderCountMismatch {
                 expected: blob.shard_count(),
@@ -160,6 +170,7 @@ impl Ledger {
                 },
                 created_height: ctx.height,
                 repair_needed: Vec::new(),
+                sealed_key: body.sealed_key.clone(),
             },
         );
         Ok(())

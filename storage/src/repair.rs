@@ -7,7 +7,7 @@
 
 use crate::chain;
 use cairn_client::NodeClient;
-use cairn_client::store::{live_storage_providers, place, protection_for, repair_shard};
+use cairn_client::store::{live_storage_providers, place, protection_of, repair_shard};
 use cairn_types::{DealId, Keypair};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +46,7 @@ pub fn pass(
         if !deal.is_active() || deal.repair_needed.is_empty() {
             continue;
         }
-        let protection = match protection_for(records, &deal.blob.id, Some(key)) {
+        let protection = match protection_of(node, records, &deal.blob.id, Some(key)) {
             Ok(p) => p,
             Err(e) => {
                 log(format!("deal {id}: cannot rebuild: {e}"));

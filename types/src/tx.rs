@@ -5,7 +5,7 @@
 //! The signature covers the encoding of [`Transaction`] under the [`TX_NAMESPACE`].
 
 use crate::amount::Amount;
-use crate::codec::{BoundedString, BoundedVec};
+use crate::codec::{BoundedBytes, BoundedString, BoundedVec};
 use crate::hash::Hash;
 use crate::ids::{Capacity, ChallengeId, DealId, Hardware, LeaseId, OrderId, Resources};
 use crate::keys::{Address, Keypair, PublicKey, Signature};
@@ -153,6 +153,9 @@ pub struct CreateDeal {
     pub price_per_gib_epoch: Amount,
     /// Moved from the owner's balance into the deal's escrow (or endowment).
     pub escrow: Amount,
+    /// The blob's data key sealed to the owner's key ([`SEALED_KEY_BYTES`]), empty for a
+    /// public blob: the owner's key alone then reads the blob back, on any machine.
+    pub sealed_key: BoundedBytes<SEALED_KEY_BYTES>,
 }
 codec_struct!(CreateDeal {
     blob,
@@ -160,8 +163,12 @@ codec_struct!(CreateDeal {
     permanent,
     epochs,
     price_per_gib_epoch,
-    escrow
+    escrow,
+    sealed_key
 });
+
+/// Bytes of a sealed data key: the 32-byte key under AES-256-GCM, then its 16-byte tag.
+pub const SEALED_KEY_BYTES: usize = 48;
 
 /// Signature namespace of shard receipts.
 pub const SHARD_RECEIPT_NAMESPACE: &[u8] = b"_CAIRN_SHARD_RECEIPT";
@@ -517,7 +524,7 @@ impl SignedTransaction {
     }
     /// The transaction hash: BLAKE3 of the canonical encoding (signature included).
     pub fn hash(&self) -> Hash {
-        Hash::domain("cairn.tx.v1", &[&self.encode()])
+        Hash::domain("cairn.tx.v2", &[&self.encode()])
     }
     /// The bytes the signature covers.
     pub fn signing_bytes(&self) -> Vec<u8> {

@@ -176,6 +176,27 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
         stored.push((blob, deal_id, data));
     }
     let (blob, deal_id, data) = stored[2].clone();
+    // The owner's key alone reads an encrypted blob back: with the local record gone, the
+    // data key comes from the deal on chain, sealed to the owner.
+    let record = cairn_client::Keystore::open(&net.home)
+        .dir()
+        .join("blobs")
+        .join(format!("{blob}.json"));
+    let kept = std::fs::read(&record).unwrap();
+    std::fs::remove_file(&record).unwrap();
+    let sealed = deal(&client, deal_id)["deal"]["sealed_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(sealed.len(), 96, "a 48-byte sealed key on chain: {sealed}");
+    let out = dir.path().join("from-chain-key");
+    get(&net, &blob, &out);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        data,
+        "read with the on-chain key"
+    );
+    std::fs::write(&record, kept).unwrap();
     let root: Hash = deal(&client, deal_id)["deal"]["blob"]["shard_roots"][0]
         .as_str()
         .unwrap()

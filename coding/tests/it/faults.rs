@@ -222,6 +222,24 @@ fn inconsistent_uploader_is_refused_by_strict_read_whatever_the_subset() {
         matches!(error, CodingError::InconsistentEncoding { segment: 0, .. }),
         "{error}"
     );
+    // m data pieces lost, every parity piece used (parity is then not recomputed): the
+    // rebuilt data pieces differ from their roots.
+    let error = decoder(&encoded, &params, &protection)
+        .read_all(
+            &mut sources(&shards, &[false, false, true, true, true, true]),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CodingError::InconsistentEncoding {
+                segment: 0,
+                shard_index: 0 | 1
+            }
+        ),
+        "{error}"
+    );
 }
 
 #[test]

@@ -567,6 +567,8 @@ pub fn create_deal(
         epochs,
         price_per_gib_epoch: price,
         escrow,
+        sealed_key: cairn_types::BoundedBytes::new(vec![0xa7; cairn_types::tx::SEALED_KEY_BYTES])
+            .expect("a sealed key fits"),
     })
 }
 

@@ -708,6 +708,31 @@ fn invalid_blob() {
 }
 
 #[test]
+fn cut_sealed_key() {
+    let mut chain = Chain::sim(0);
+    let b = blob3(14);
+    let providers = addresses(&three_storage());
+    for len in [1usize, 32, 47] {
+        let mut body = create_deal(&b.meta, &providers, 2, price(), cost(&b.meta, 2));
+        if let TxBody::CreateDeal(deal) = &mut body {
+            deal.sealed_key = cairn_types::BoundedBytes::new(vec![9; len]).unwrap();
+        }
+        let e = reject(&mut chain, &alice(), body);
+        assert!(
+            matches!(&e, TxError::InvalidField { field, detail } if field == "sealed_key" && detail.contains("48 bytes")),
+            "{len}: {e:?}"
+        );
+    }
+    // Whole or absent, the deal goes through and keeps it for the owner.
+    let deal = DealId(chain.state().counters.deal);
+    chain.ok(
+        &alice(),
+        create_deal(&b.meta, &providers, 2, price(), cost(&b.meta, 2)),
+    );
+    assert_eq!(chain.state().deals[&deal].sealed_key.0, vec![0xa7; 48]);
+}
+
+#[test]
 fn provider_count_mismatch() {
     let mut chain = Chain::sim(0);
     let b = blob3(4);
@@ -985,6 +1010,7 @@ fn permanent_deal() {
             epochs: 0,
             price_per_gib_epoch: price(),
             escrow: cost(&b.meta, prepay),
+            sealed_key: Default::default(),
         }),
     );
     for body in [

@@ -285,6 +285,7 @@ fn permanent_deal_pays_a_declining_share_of_its_endowment() {
             epochs: 0,
             price_per_gib_epoch: price,
             escrow: Amount(endowment),
+            sealed_key: Default::default(),
         }),
     );
     chain.ok(&alice(), activate(deal, &b.meta, &providers));

@@ -98,6 +98,7 @@ pub fn create_deal_body() -> TxBody {
         epochs: 12,
         price_per_gib_epoch: crn("0.002 CRN"),
         escrow: crn("40 CRN"),
+        sealed_key: cairn_types::BoundedBytes::new((0..48).collect()).unwrap(),
     })
 }
 

@@ -1,6 +1,8 @@
 //! Frozen test vectors of the canonical encoding (and of the JSON form of a transaction).
 //!
 //! Changing a vector is a protocol change: bump the domain version and say so in the commit.
+//! (2026-12-02: `CreateDeal` gained `sealed_key`, the tx hash domain went to `cairn.tx.v2`,
+//! which moved the transfer hash, the block's tx root and the block hash.)
 //!
 //! Every value here is deterministic: keys come from `Keypair::from_test_seed`, ed25519
 //! signatures are deterministic (RFC 8032), hashes are BLAKE3 under fixed domains. The hex
@@ -40,7 +42,7 @@ const TRANSFER_TX: &str = concat!(
     "8bf89b05c343ffde00000000000000000000000000bebc202322e445a26fad575c941b9689f81095e39939649a21a3ab",
     "78cffee04045422f965fa311086890e2f474c8f7039899f149a205ee31a2d656e827ccae100fa90a",
 );
-const TRANSFER_TX_HASH: &str = "3d23115681bf4fe11682de7346f17f606454ba4443ae7832d5aa4833a9f5e106";
+const TRANSFER_TX_HASH: &str = "8e99515aacbd9817b5d9e25e44739554fb23cebca03cb96efcc0093587b82f32";
 const TRANSFER_TX_JSON: &str = concat!(
     r#"{"tx":{"chain_id":"cairn-vector-1","#,
     r#""sender":"cairn47ff882e8fa891dddac603214e3ed3ca058be8f20f7859cde88e059554091b45","#,
@@ -58,7 +60,8 @@ const CREATE_DEAL_BODY: &str = concat!(
     "b3081b175a4c6a93bb18034c0d91b55f1a920ff3679b77af5d339e0f21d99f250c5acb5622a012a2af58b60fac1f2bf0",
     "05199199c6fa7dea43ae7e9f2f9e4fdec10ab29fb2dad4090e776657bd6419c107bc317a6379b68a116353acce82aee5",
     "781bf13ee8c9977aacc7d900000000000000000c000000000000000000000000000007d0000000000000000000000000",
-    "02625a00",
+    "02625a0030000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a",
+    "2b2c2d2e2f",
 );
 const PLACE_BID_BODY: &str = concat!(
     "1000000000000000030000000000000000000000000003d0900000000000003e80000000100000000000000100000000",
@@ -74,7 +77,7 @@ const OPEN_COMPUTE_BODY: &str = concat!(
 const BLOCK: &str = concat!(
     "00000000000000055a63b4832c74737d326bce5c28f5505a645182df2cc808ab4e98cd6067a0d7b70000018bcfe56800",
     "56af492fdef2b59a60256875fffdc67e02f0e49e8251060bdf76c2a758829cef29c42ea03d7ebf3ab6258e263ce5b669",
-    "669911667de870d85b468fbcfcd47199f98a7cb385d5a9635777ea4a697659a59e0207a67ee9f6536e4b8b37f47fcb24",
+    "669911667de870d85b468fbcfcd4719931848c3597b86f130a261112211d7f42afc78a416ad4cc93af968b98c7630159",
     "4acaac4bedd195ae13fe7c44403ea0b2f11e5c8d230bb2c6a9a3d4a23075a19b020e636169726e2d766563746f722d31",
     "47ff882e8fa891dddac603214e3ed3ca058be8f20f7859cde88e059554091b4500000000000000070000000000000000",
     "0000000000002710003b31e0fd16c27658e4042355e31045167798deaccbb236b48bf89b05c343ffde00000000000000",
@@ -85,7 +88,7 @@ const BLOCK: &str = concat!(
     "0001066e76696469610e483130302d53584d352d3830474200000000000140003982e97cf23b145cddaa215842dc5852",
     "61a52ca217dcacaf28c2f2550ee2c467e44d5f9e63d4d77c5075c843301af0a2c0c7fcf6e7b0da76dc87184a1f9bbf0a",
 );
-const BLOCK_HASH: &str = "54a18eed98f89bdc1790e9dbd8d012a4c5c12b35b923343fe542d16beecc33ba";
+const BLOCK_HASH: &str = "8ab7f8475f73c9d432bcbd81082cbe5e39115ddd14135b7c9d3333693d3843fe";
 const BLOB_ID: &str = "187c73790f6edba7e011401fe1543f92f580ebba2e79e70139165f66678e399e";
 
 #[test]
