@@ -193,21 +193,35 @@ pub fn protection_for(
     if let Some(key) = record.data_key.as_deref().and_then(parse32) {
         return Ok(Protection::Encrypted(DataKey::from_bytes(key)));
     }
-    if let (Some(owner), Some(sealed)) = (owner, record.sealed_key.as_deref()) {
-        let bytes: Option<[u8; 48]> = hex::decode(sealed).ok().and_then(|b| b.try_into().ok());
-        if let Some(bytes) = bytes {
-            let key = open_key(
-                &owner.secret_bytes(),
-                blob.as_bytes(),
-                &cairn_coding::SealedKey(bytes),
-            )?;
-            return Ok(Protection::Encrypted(key));
-        }
+    if let (Some(owner), Some(sealed)) = (owner, record.sealed_key.as_deref())
+        && let Some(key) = open_sealed_hex(owner, blob, sealed)?
+    {
+        return Ok(Protection::Encrypted(key));
     }
     Err(StoreError::NoDataKey {
         blob: *blob,
         dir: dir.to_path_buf(),
     })
+}
+
+/// The data key in `sealed_hex` (a hex [`cairn_coding::SealedKey`]) opened with `owner`'s key;
+/// `None` when it is not a sealed key's hex, an error when it does not open.
+fn open_sealed_hex(
+    owner: &Keypair,
+    blob: &Hash,
+    sealed_hex: &str,
+) -> Result<Option<DataKey>, StoreError> {
+    let Some(bytes) = hex::decode(sealed_hex)
+        .ok()
+        .and_then(|b| <[u8; 48]>::try_from(b).ok())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(open_key(
+        &owner.secret_bytes(),
+        blob.as_bytes(),
+        &cairn_coding::SealedKey(bytes),
+    )?))
 }
 
 /// The protection of a blob for a reader holding `owner`: the local record first, then the
@@ -239,17 +253,9 @@ pub fn protection_of(
         }
         let deal_owner = deal["owner"].as_str().unwrap_or_default().to_string();
         if let Some(owner) = owner.filter(|o| o.address().to_string() == deal_owner) {
-            let bytes: [u8; 48] = hex::decode(sealed)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| {
-                    StoreError::BadAnswer(format!("deal {}: sealed key {sealed:?}", deal["id"]))
-                })?;
-            let key = open_key(
-                &owner.secret_bytes(),
-                blob.as_bytes(),
-                &cairn_coding::SealedKey(bytes),
-            )?;
+            let key = open_sealed_hex(owner, blob, sealed)?.ok_or_else(|| {
+                StoreError::BadAnswer(format!("deal {}: sealed key {sealed:?}", deal["id"]))
+            })?;
             return Ok(Protection::Encrypted(key));
         }
         sealed_to.push(deal_owner);

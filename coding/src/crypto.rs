@@ -156,6 +156,19 @@ impl SegmentCipher {
         })
     }
 
+    /// The cipher a layout's segments use under `protection` (`None` for public blobs).
+    pub(crate) fn for_layout(
+        protection: &Protection,
+        layout: &crate::layout::Layout,
+    ) -> Result<Option<Self>, CodingError> {
+        match protection {
+            Protection::Public => Ok(None),
+            Protection::Encrypted(key) => {
+                Self::new(key, layout.segment_count, layout.size_bytes).map(Some)
+            }
+        }
+    }
+
     fn nonce_and_aad(&self, segment: u64) -> (Nonce, [u8; 47]) {
         let mut nonce = [0u8; 12];
         nonce[4..].copy_from_slice(&segment.to_be_bytes());

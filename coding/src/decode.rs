@@ -83,14 +83,7 @@ impl Decoder {
         protection: &Protection,
     ) -> Result<Self, CodingError> {
         let layout = Layout::from_meta(meta, max_piece_size_bytes, protection.is_encrypted())?;
-        let cipher = match protection {
-            Protection::Public => None,
-            Protection::Encrypted(key) => Some(SegmentCipher::new(
-                key,
-                layout.segment_count,
-                layout.size_bytes,
-            )?),
-        };
+        let cipher = SegmentCipher::for_layout(protection, &layout)?;
         let piece = to_usize(layout.piece_size_bytes)?;
         let k = layout.data_shards();
         let m = layout.shard_count() - k;
@@ -234,7 +227,9 @@ impl Decoder {
         let piece = to_usize(layout.piece_size_bytes)?;
         let k = layout.data_shards();
         let m = layout.shard_count() - k;
-        let mut workspaces: Vec<(Erasure, Vec<u8>)> = (0..lanes.max(1))
+        // More lanes than segments would only start threads that get no job.
+        let width = lanes.clamp(1, to_usize(layout.segment_count)?.max(1));
+        let mut workspaces: Vec<(Erasure, Vec<u8>)> = (0..width)
             .map(|_| (Erasure::new(k, m, piece), vec![0u8; m * piece]))
             .collect();
         let free: std::cell::RefCell<Vec<Vec<u8>>> = std::cell::RefCell::new(Vec::new());

@@ -82,14 +82,7 @@ impl Encoder {
         protection: &Protection,
     ) -> Result<Self, CodingError> {
         let layout = Layout::new(size_bytes, params, protection.is_encrypted())?;
-        let cipher = match protection {
-            Protection::Public => None,
-            Protection::Encrypted(key) => Some(SegmentCipher::new(
-                key,
-                layout.segment_count,
-                layout.size_bytes,
-            )?),
-        };
+        let cipher = SegmentCipher::for_layout(protection, &layout)?;
         let piece = usize_of(layout.piece_size_bytes, "a piece")?;
         let k = usize::from(params.data_shards);
         let m = usize::from(params.parity_shards);
@@ -300,14 +293,7 @@ fn run<R: Read, W: Write>(
     commitments: Commitments<'_>,
 ) -> Result<EncodedBlob, CodingError> {
     let size_bytes = layout.size_bytes;
-    let cipher = match protection {
-        Protection::Public => None,
-        Protection::Encrypted(key) => Some(SegmentCipher::new(
-            key,
-            layout.segment_count,
-            layout.size_bytes,
-        )?),
-    };
+    let cipher = SegmentCipher::for_layout(protection, &layout)?;
     let piece = usize_of(layout.piece_size_bytes, "a piece")?;
     let k = layout.data_shards();
     let n = layout.shard_count();
