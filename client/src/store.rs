@@ -204,6 +204,15 @@ pub fn protection_for(
     })
 }
 
+/// The node's view of a blob (its metadata and every deal), or `UnknownBlob`.
+fn blob_view(node: &NodeClient, blob: &Hash) -> Result<Value, StoreError> {
+    match node.get(&format!("/v1/blobs/{blob}")) {
+        Ok(v) => Ok(v),
+        Err(NodeError::Refused { status: 404, .. }) => Err(StoreError::UnknownBlob { blob: *blob }),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The data key in `sealed_hex` (a hex [`cairn_coding::SealedKey`]) opened with `owner`'s key;
 /// `None` when it is not a sealed key's hex, an error when it does not open.
 fn open_sealed_hex(
@@ -237,13 +246,7 @@ pub fn protection_of(
     if load_record(dir, blob)?.is_some() {
         return protection_for(dir, blob, owner);
     }
-    let v = match node.get(&format!("/v1/blobs/{blob}")) {
-        Ok(v) => v,
-        Err(NodeError::Refused { status: 404, .. }) => {
-            return Err(StoreError::UnknownBlob { blob: *blob });
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let v = blob_view(node, blob)?;
     let deals = v["deals"].as_array().cloned().unwrap_or_default();
     let mut sealed_to = Vec::new();
     for deal in &deals {
@@ -656,24 +659,17 @@ pub fn put_file(
     )?;
     let meta = encoded.meta.clone();
     // The key is saved before anything is paid for, so a crash later never strands data.
-    let sealed = match &protection {
-        Protection::Public => None,
-        Protection::Encrypted(key) => {
-            Some(seal_key(&owner.secret_bytes(), meta.id.as_bytes(), key)?)
-        }
+    let (data_key, sealed) = match &protection {
+        Protection::Public => (None, None),
+        Protection::Encrypted(key) => (
+            Some(hex::encode(key.expose_bytes())),
+            Some(seal_key(&owner.secret_bytes(), meta.id.as_bytes(), key)?),
+        ),
     };
-    let (data_key, sealed_key) = match (&protection, &sealed) {
-        (Protection::Encrypted(key), Some(sealed)) => {
-            (Some(hex::encode(key.expose_bytes())), Some(sealed.to_hex()))
-        }
-        _ => (None, None),
-    };
+    let sealed_key = sealed.as_ref().map(|s| s.to_hex());
     // The deal carries the sealed key too, so the owner's key alone reads the blob back.
     let sealed_on_chain = BoundedBytes::new(
-        sealed
-            .as_ref()
-            .map(|s| s.as_bytes().to_vec())
-            .unwrap_or_default(),
+        sealed.map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
     )
     .ok_or_else(|| StoreError::Placement("the sealed data key does not fit a deal".into()))?;
     save_record(
@@ -781,13 +777,7 @@ pub fn put_file(
 
 /// A live deal of the blob (active first) with its metadata.
 pub fn blob_deal(node: &NodeClient, blob: &Hash) -> Result<(BlobMeta, Value), StoreError> {
-    let v = match node.get(&format!("/v1/blobs/{blob}")) {
-        Ok(v) => v,
-        Err(NodeError::Refused { status: 404, .. }) => {
-            return Err(StoreError::UnknownBlob { blob: *blob });
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let v = blob_view(node, blob)?;
     let meta: BlobMeta = serde_json::from_value(v["blob"].clone())
         .map_err(|e| StoreError::BadAnswer(format!("blob metadata: {e}")))?;
     let deals = v["deals"].as_array().cloned().unwrap_or_default();

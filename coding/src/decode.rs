@@ -69,7 +69,7 @@ pub struct Decoder {
     cipher: Option<SegmentCipher>,
     erasure: Erasure,
     /// Shard-major piece roots, once a trailer has been checked against every shard root.
-    table: Option<Arc<Vec<Hash>>>,
+    checker: Option<PieceChecker>,
     data: Vec<u8>,
     parity: Vec<u8>,
 }
@@ -91,7 +91,7 @@ impl Decoder {
             erasure: Erasure::new(k, m, piece),
             data: vec![0; k * piece],
             parity: vec![0; m * piece],
-            table: None,
+            checker: None,
             cipher,
             meta: meta.clone(),
             layout,
@@ -108,7 +108,7 @@ impl Decoder {
 
     /// Whether a trailer has been loaded.
     pub fn has_trailer(&self) -> bool {
-        self.table.is_some()
+        self.checker.is_some()
     }
 
     /// Checks `trailer` (the bytes at [`Layout::trailer_range`] of any one shard) against all
@@ -166,24 +166,26 @@ impl Decoder {
                 },
             });
         }
-        self.table = Some(Arc::new(table));
+        self.checker = Some(PieceChecker {
+            table: Arc::new(table),
+            layout: self.layout.clone(),
+        });
         Ok(())
     }
 
     /// The committed root of piece `segment` of shard `shard_index`.
     pub fn piece_root(&self, shard_index: u16, segment: u64) -> Result<Hash, CodingError> {
-        let table = self.table.as_ref().ok_or(CodingError::TrailerMissing)?;
-        root_in(table, &self.layout, shard_index, segment)
+        self.checker()?.root(shard_index, segment)
+    }
+
+    fn checker(&self) -> Result<&PieceChecker, CodingError> {
+        self.checker.as_ref().ok_or(CodingError::TrailerMissing)
     }
 
     /// A checker of pieces against the loaded trailer, for download threads: pieces it
     /// passes go to [`Decoder::decode_pieces`] or [`Decoder::decode_on_lanes`] unhashed.
     pub fn piece_checker(&self) -> Result<PieceChecker, CodingError> {
-        let table = self.table.as_ref().ok_or(CodingError::TrailerMissing)?;
-        Ok(PieceChecker {
-            table: Arc::clone(table),
-            layout: self.layout.clone(),
-        })
+        self.checker().cloned()
     }
 
     /// Verifies one piece against its commitment (length, then root).
@@ -193,8 +195,7 @@ impl Decoder {
         segment: u64,
         piece: &[u8],
     ) -> Result<(), CodingError> {
-        let table = self.table.as_ref().ok_or(CodingError::TrailerMissing)?;
-        check_in(table, &self.layout, shard_index, segment, piece)
+        self.checker()?.verify(shard_index, segment, piece)
     }
 
     /// [`Decoder::decode_segment`] from pieces a [`PieceChecker`] already verified (they are
@@ -221,7 +222,7 @@ impl Decoder {
     where
         E: From<CodingError> + Send,
     {
-        let table = Arc::clone(self.table.as_ref().ok_or(CodingError::TrailerMissing)?);
+        let checker = self.checker.as_ref().ok_or(CodingError::TrailerMissing)?;
         let layout = &self.layout;
         let cipher = self.cipher.as_ref();
         let piece = to_usize(layout.piece_size_bytes)?;
@@ -239,7 +240,7 @@ impl Decoder {
               (segment, pieces, mut data): (u64, Vec<Option<VerifiedPiece>>, Vec<u8>)| {
                 let slices = verified_slices(layout, segment, &pieces)?;
                 let len = decode_into(
-                    layout, cipher, &table, erasure, &mut data, parity, segment, &slices,
+                    checker, cipher, erasure, &mut data, parity, segment, &slices,
                 )?;
                 Ok((segment, data, len))
             },
@@ -285,9 +286,7 @@ impl Decoder {
                 detail: format!("{} piece slots for {n} shards", pieces.len()),
             });
         }
-        if self.table.is_none() {
-            return Err(CodingError::TrailerMissing);
-        }
+        self.checker()?;
         for (shard_index, piece) in (0u16..).zip(pieces) {
             if let Some(piece) = piece {
                 self.check_piece(shard_index, segment, piece)?;
@@ -301,11 +300,10 @@ impl Decoder {
         segment: u64,
         pieces: &[Option<&[u8]>],
     ) -> Result<&[u8], CodingError> {
-        let table = self.table.as_ref().ok_or(CodingError::TrailerMissing)?;
+        let checker = self.checker.as_ref().ok_or(CodingError::TrailerMissing)?;
         let len = decode_into(
-            &self.layout,
+            checker,
             self.cipher.as_ref(),
-            table,
             &mut self.erasure,
             &mut self.data,
             &mut self.parity,
@@ -376,7 +374,7 @@ impl Decoder {
         }
         let plan = self.layout.plan_range(range)?;
         let mut report = ReadReport::default();
-        if self.table.is_none() {
+        if self.checker.is_none() {
             self.fetch_trailer(sources, &mut report.failures)?;
         }
         let k = self.layout.data_shards();
@@ -479,7 +477,7 @@ impl PieceChecker {
         segment: u64,
         bytes: Vec<u8>,
     ) -> Result<VerifiedPiece, CodingError> {
-        check_in(&self.table, &self.layout, shard_index, segment, &bytes)?;
+        self.verify(shard_index, segment, &bytes)?;
         Ok(VerifiedPiece {
             shard_index,
             segment,
@@ -539,71 +537,64 @@ fn verified_slices<'a>(
         .collect()
 }
 
-fn root_in(
-    table: &[Hash],
-    layout: &Layout,
-    shard_index: u16,
-    segment: u64,
-) -> Result<Hash, CodingError> {
-    if segment >= layout.segment_count {
-        return Err(CodingError::UnknownSegment {
-            segment,
-            segment_count: layout.segment_count,
-        });
+impl PieceChecker {
+    /// The committed root of piece `segment` of shard `shard_index`.
+    fn root(&self, shard_index: u16, segment: u64) -> Result<Hash, CodingError> {
+        let layout = &self.layout;
+        if segment >= layout.segment_count {
+            return Err(CodingError::UnknownSegment {
+                segment,
+                segment_count: layout.segment_count,
+            });
+        }
+        let index = usize::from(shard_index)
+            .checked_mul(to_usize(layout.segment_count)?)
+            .and_then(|row| row.checked_add(usize::try_from(segment).ok()?));
+        index
+            .and_then(|index| self.table.get(index))
+            .copied()
+            .ok_or(CodingError::UnknownShard {
+                shard_index,
+                shard_count: layout.shard_count(),
+            })
     }
-    let index = usize::from(shard_index)
-        .checked_mul(to_usize(layout.segment_count)?)
-        .and_then(|row| row.checked_add(usize::try_from(segment).ok()?));
-    index
-        .and_then(|index| table.get(index))
-        .copied()
-        .ok_or(CodingError::UnknownShard {
-            shard_index,
-            shard_count: layout.shard_count(),
-        })
-}
 
-fn check_in(
-    table: &[Hash],
-    layout: &Layout,
-    shard_index: u16,
-    segment: u64,
-    piece: &[u8],
-) -> Result<(), CodingError> {
-    let expected_root = root_in(table, layout, shard_index, segment)?;
-    let expected = layout.piece_size_bytes;
-    let got = u64::try_from(piece.len()).unwrap_or(u64::MAX);
-    if got != expected {
-        return Err(CodingError::PieceLength {
-            shard_index,
-            segment,
-            expected,
-            got,
-        });
+    /// Checks one piece against its commitment (length, then root).
+    fn verify(&self, shard_index: u16, segment: u64, piece: &[u8]) -> Result<(), CodingError> {
+        let expected_root = self.root(shard_index, segment)?;
+        let expected = self.layout.piece_size_bytes;
+        let got = u64::try_from(piece.len()).unwrap_or(u64::MAX);
+        if got != expected {
+            return Err(CodingError::PieceLength {
+                shard_index,
+                segment,
+                expected,
+                got,
+            });
+        }
+        if piece_cv(piece, segment) != expected_root {
+            return Err(CodingError::PieceMismatch {
+                shard_index,
+                segment,
+            });
+        }
+        Ok(())
     }
-    if piece_cv(piece, segment) != expected_root {
-        return Err(CodingError::PieceMismatch {
-            shard_index,
-            segment,
-        });
-    }
-    Ok(())
 }
 
 /// Decodes one segment from verified pieces into `data` (`k` pieces long), strictly: the
 /// codeword through the pieces used must be the committed one, the padding zero, and the
 /// ciphertext authentic. Returns the plaintext length, at the start of `data`.
-#[allow(clippy::too_many_arguments)]
 fn decode_into(
-    layout: &Layout,
+    checker: &PieceChecker,
     cipher: Option<&SegmentCipher>,
-    table: &[Hash],
     erasure: &mut Erasure,
     data: &mut [u8],
     parity: &mut [u8],
     segment: u64,
     pieces: &[Option<&[u8]>],
 ) -> Result<usize, CodingError> {
+    let layout = &checker.layout;
     let k = layout.data_shards();
     let piece = to_usize(layout.piece_size_bytes)?;
     // Use exactly k pieces, data first (no decoding at all when they are all there).
@@ -651,7 +642,7 @@ fn decode_into(
             continue;
         }
         let shard_index = u16::try_from(index).unwrap_or(u16::MAX);
-        if piece_cv(bytes, segment) != root_in(table, layout, shard_index, segment)? {
+        if piece_cv(bytes, segment) != checker.root(shard_index, segment)? {
             return Err(CodingError::InconsistentEncoding {
                 segment,
                 shard_index,

@@ -158,13 +158,7 @@ impl Encoder {
             &mut self.parity,
             Some(&mut cvs),
         )?;
-        let segments = usize_of(self.layout.segment_count, "a segment count")?;
-        let index = usize_of(segment, "a segment index")?;
-        for (shard, cv) in cvs.into_iter().enumerate() {
-            if let Some(slot) = self.piece_roots.get_mut(shard * segments + index) {
-                *slot = cv;
-            }
-        }
+        record_piece_roots(&mut self.piece_roots, &self.layout, segment, &cvs)?;
         self.next_segment += 1;
         let piece = usize_of(self.layout.piece_size_bytes, "a piece")?;
         Ok(Pieces {
@@ -223,6 +217,23 @@ fn code_segment(
             .zip(data.chunks_exact(piece).chain(parity.chunks_exact(piece)))
         {
             *cv = piece_cv(bytes, segment);
+        }
+    }
+    Ok(())
+}
+
+/// Puts one segment's piece roots (one per shard) into the shard-major table.
+fn record_piece_roots(
+    piece_roots: &mut [Hash],
+    layout: &Layout,
+    segment: u64,
+    cvs: &[Hash],
+) -> Result<(), CodingError> {
+    let segments = usize_of(layout.segment_count, "a segment count")?;
+    let index = usize_of(segment, "a segment index")?;
+    for (shard, cv) in cvs.iter().enumerate() {
+        if let Some(slot) = piece_roots.get_mut(shard * segments + index) {
+            *slot = *cv;
         }
     }
     Ok(())
@@ -378,12 +389,7 @@ fn run<R: Read, W: Write>(
                     })?;
             }
             if commit {
-                let index = usize_of(batch.segment, "a segment index")?;
-                for (shard, cv) in batch.cvs.iter().enumerate() {
-                    if let Some(slot) = piece_roots.get_mut(shard * segments + index) {
-                        *slot = *cv;
-                    }
-                }
+                record_piece_roots(&mut piece_roots, layout_ref, batch.segment, &batch.cvs)?;
             }
             written += layout_ref.piece_size_bytes;
             free.borrow_mut().push(batch);

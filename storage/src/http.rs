@@ -252,11 +252,7 @@ async fn put_shard(
 /// larger than [`REJECT_DRAIN_BYTES`] is not read at all (the answer races the reset, as
 /// it must: the provider will not take in unbounded bytes it has already refused).
 async fn drain_rejected(headers: &HeaderMap, body: Body) {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > REJECT_DRAIN_BYTES) {
+    if declared_length(headers).is_some_and(|len| len > REJECT_DRAIN_BYTES) {
         return;
     }
     let drain = async {
@@ -270,6 +266,14 @@ async fn drain_rejected(headers: &HeaderMap, body: Body) {
         }
     };
     let _ = tokio::time::timeout(REJECT_DRAIN_TIMEOUT, drain).await;
+}
+
+/// The body length a request declares (`Content-Length`), if it declares a number.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// What a PUT that passed every check before its body carries into the upload.
@@ -361,10 +365,7 @@ async fn admit_put(
         leaf_size_bytes: deal.blob.leaf_size_bytes,
         root,
     };
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) = declared_length(headers)
         && len != info.size_bytes
     {
         let status = if len > info.size_bytes {
