@@ -5,6 +5,7 @@
 #
 #   ./scripts/bench-store.sh [SIZE_MIB]
 #
+# SHARD_IO=cached runs the providers through the page cache (default: direct).
 # Uses the release binary (cargo build --release -p cairn-cli). Client, providers and the
 # validator share this machine's cores.
 set -euo pipefail
@@ -21,7 +22,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$bin" devnet --home "$home" --block-time-ms 200 --compute-provers 0 --compute-providers 0 \
-  --no-explorer --no-gateway >"$home/devnet.log" 2>&1 &
+  --no-explorer --no-gateway --shard-io "${SHARD_IO:-direct}" >"$home/devnet.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
   if curl -sf http://127.0.0.1:7905/v1/provider >/dev/null; then break; fi

@@ -6,6 +6,7 @@
 use crate::Global;
 use crate::account::node_url;
 use anyhow::{Context, Result, bail};
+use cairn_client::direct::{DEFAULT_WRITE_BUFFER_BYTES, DirectWriter};
 use cairn_client::{Keystore, NodeClient};
 use cairn_types::tx::Transfer;
 use cairn_types::{Amount, BoundedString, Hash, Keypair, SignedTransaction, Transaction, TxBody};
@@ -402,12 +403,13 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
         let lost: Vec<usize> = (0..usize::from(put.parity_shards)).collect();
         let to_file = |skip: &[usize], name: &str| -> Result<Duration> {
             let out = dir.join(name);
-            let file = std::fs::File::create(&out)
+            // The same writer as `cairn store get -o`.
+            let mut w = DirectWriter::create(&out, false, DEFAULT_WRITE_BUFFER_BYTES)
                 .with_context(|| format!("creating {}", out.display()))?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
             let start = Instant::now();
             flows::read_blob_without(&node, &put.blob, &protection, skip, &mut w, &mut |_| {})?;
-            drop(w);
+            w.finish(false)
+                .with_context(|| format!("writing {}", out.display()))?;
             let elapsed = start.elapsed();
             if file_hash(&out)? != want {
                 bail!("{name}: the bytes read back differ from the file put");

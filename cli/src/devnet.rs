@@ -97,6 +97,10 @@ pub struct DevnetArgs {
     /// Do not serve the gateway.
     #[arg(long)]
     pub no_gateway: bool,
+    /// How the in-process storage providers write and read shard files: `direct` (around
+    /// the page cache) or `cached` (through it); see `cairn store serve --shard-io`.
+    #[arg(long, default_value_t = cairn_storage::IoMode::Direct)]
+    pub shard_io: cairn_storage::IoMode,
 }
 
 /// First port of the devnet's storage providers: 7900..=7931 sits between the validators'
@@ -494,7 +498,14 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
     let mut demo = None;
     let result = serve(global, handle, api, args.until_height, |url| {
         market = crate::market::start_devnet_providers(&home, &genesis, url, json);
-        match start_storage(&home, &genesis, url, !args.storage_external, json) {
+        match start_storage(
+            &home,
+            &genesis,
+            url,
+            !args.storage_external,
+            args.shard_io,
+            json,
+        ) {
             Ok(s) => storage = Some(s),
             Err(e) => {
                 eprintln!("warning: storage providers did not start: {e:#}");
@@ -644,6 +655,7 @@ fn start_storage(
     genesis: &Genesis,
     url: &str,
     serve_providers: bool,
+    shard_io: cairn_storage::IoMode,
     quiet: bool,
 ) -> Result<cairn_storage::DevnetStorage> {
     let store = Keystore::open(home);
@@ -667,6 +679,7 @@ fn start_storage(
             name,
             listen,
             capacity_bytes: p.capacity.storage_bytes,
+            shard_io,
         });
     }
     let repairer = store

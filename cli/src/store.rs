@@ -5,6 +5,7 @@ use crate::account::{load_key, node_url, print};
 use crate::keys::PassphraseArgs;
 use anyhow::{Context, Result, bail};
 use cairn_client::NodeClient;
+use cairn_client::direct::{DEFAULT_WRITE_BUFFER_BYTES, DirectWriter};
 use cairn_client::store::{self as flows, PutOptions};
 use cairn_ledger::{Genesis, Params};
 use cairn_types::{Amount, Hash};
@@ -111,6 +112,11 @@ pub struct ServeArgs {
     /// cannot read (for the Byzantine-provider tests).
     #[arg(long, hide = true, default_value = "honest")]
     pub behaviour: cairn_storage::Behaviour,
+    /// How shard files are written and read: `direct` bypasses the page cache (no memory
+    /// per stored byte; reads come from the disk), `cached` goes through it (recent shards
+    /// are served from memory, each written byte takes a page of it).
+    #[arg(long, default_value_t = cairn_storage::IoMode::Direct)]
+    pub shard_io: cairn_storage::IoMode,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
 }
@@ -224,22 +230,46 @@ fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> R
     let owner = load_key(global, &key.from, &key.passphrase).ok();
     let protection = flows::protection_of(&node, &records, id, owner.as_ref())?;
     let (meta, _) = flows::blob_deal(&node, id)?;
-    // Write to a temp file beside the output and rename: a failed read leaves no half file.
-    let tmp = output.with_extension("cairn-partial");
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut bar = progress_bar(global, meta.size_bytes, "get");
-    let result = flows::read_blob(&node, id, &protection, &mut writer, &mut bar);
-    drop(writer);
-    let outcome = match result {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
+    let kind = std::fs::metadata(output).ok().map(|m| m.file_type());
+    if kind.is_some_and(|t| t.is_dir()) {
+        bail!("output {} is a directory: name a file", output.display());
+    }
+    let outcome = if kind.is_some_and(|t| !t.is_file()) {
+        // A device or pipe (`-o /dev/null`, a FIFO): written in place, since renaming a
+        // temp file over it would replace the device with a plain file.
+        let device = std::fs::OpenOptions::new()
+            .write(true)
+            .open(output)
+            .with_context(|| format!("opening {}", output.display()))?;
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, device);
+        flows::read_blob(&node, id, &protection, &mut writer, &mut bar)?
+    } else {
+        // A temp file beside the output, renamed at the end: a failed read leaves no half
+        // file. Written around the page cache (cairn_client::direct): a large download
+        // would otherwise fill memory with pages nobody reads soon.
+        let tmp = output.with_extension("cairn-partial");
+        let mut writer = DirectWriter::create(&tmp, false, DEFAULT_WRITE_BUFFER_BYTES)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        let result = flows::read_blob(&node, id, &protection, &mut writer, &mut bar)
+            .map_err(anyhow::Error::from)
+            .and_then(|o| {
+                writer
+                    .finish(false)
+                    .with_context(|| format!("writing {}", tmp.display()))?;
+                Ok(o)
+            });
+        let outcome = match result {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&tmp, output)
+            .with_context(|| format!("writing {}", output.display()))?;
+        outcome
     };
-    std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
     if global.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
@@ -333,6 +363,7 @@ fn serve(global: &Global, args: ServeArgs) -> Result<()> {
         poll: Duration::from_millis(params.block_time_ms.max(100)),
         gc_every_polls: 10,
         behaviour: args.behaviour,
+        shard_io: args.shard_io,
     };
     let json = global.json;
     let handle = cairn_storage::start_provider(config, key.clone(), move |event| {

@@ -16,6 +16,7 @@ pub struct DevnetProvider {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub capacity_bytes: u64,
+    pub shard_io: crate::IoMode,
 }
 
 /// The running providers (and repairer); [`DevnetStorage::stop`] stops all.
@@ -95,6 +96,7 @@ pub fn spawn_devnet_providers(
             poll,
             gc_every_polls: 10,
             behaviour: crate::Behaviour::Honest,
+            shard_io: p.shard_io,
         };
         let name = p.name.clone();
         let handle = start_provider(config, p.key, move |event| {

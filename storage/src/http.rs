@@ -21,7 +21,7 @@
 //! the node or the disk fails) and leaves what is stored unchanged.
 
 use crate::chain::{self, DealView};
-use crate::store::{ShardInfo, ShardStore, StoreError};
+use crate::store::{BufferPool, READ_CHUNK_BYTES, ShardInfo, ShardStore, StoreError};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -29,6 +29,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cairn_client::NodeClient;
+use cairn_client::direct::AlignedBuf;
 use cairn_types::tx::{
     SHARD_PUT_NAMESPACE, SHARD_RECEIPT_NAMESPACE, shard_put_message, shard_receipt_message,
 };
@@ -43,9 +44,11 @@ pub const SIGNER_HEADER: &str = "x-cairn-signer";
 /// Header carrying the PUT's signature (hex).
 pub const SIGNATURE_HEADER: &str = "x-cairn-signature";
 /// Bytes per chunk when streaming a shard out.
-const SEND_CHUNK_BYTES: u64 = 1 << 20;
-/// Chunks queued between the disk and the socket (bounds memory per transfer).
+const SEND_CHUNK_BYTES: u64 = READ_CHUNK_BYTES as u64;
+/// Chunks queued between the body and the disk writer of an upload (bounds its memory).
 const QUEUE_CHUNKS: usize = 8;
+/// Chunk reads a shard download keeps in flight (bounds its memory to as many chunks).
+const READS_IN_FLIGHT: usize = 2;
 /// Most bytes of a refused upload read (and dropped) so its sender sees the answer.
 const REJECT_DRAIN_BYTES: u64 = 16 << 20;
 /// Longest a refused upload is read for before the answer goes out regardless.
@@ -495,27 +498,67 @@ pub fn parse_range(value: &str, size: u64) -> Result<(u64, u64), HttpError> {
     Ok((start, end))
 }
 
-/// Streams `start..end` of a stored shard from disk with a bounded queue.
-pub fn stream_shard(store: Arc<ShardStore>, blob: Hash, index: u16, start: u64, end: u64) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE_CHUNKS);
-    tokio::task::spawn_blocking(move || {
-        let mut at = start;
-        while at < end {
-            let next = at.saturating_add(SEND_CHUNK_BYTES).min(end);
-            let chunk = store
-                .read_range(&blob, index, at, next)
-                .map(Bytes::from)
-                .map_err(|e| std::io::Error::other(e.to_string()));
-            let failed = chunk.is_err();
-            if tx.blocking_send(chunk).is_err() || failed {
-                return;
-            }
-            at = next;
+/// A chunk of a shard being sent: the bytes stay in their pooled read buffer until hyper
+/// has written them, then the buffer goes back to the pool (no copy, no fresh memory).
+struct PooledChunk {
+    buf: Option<AlignedBuf>,
+    at: std::ops::Range<usize>,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for PooledChunk {
+    fn as_ref(&self) -> &[u8] {
+        self.buf
+            .as_ref()
+            .and_then(|b| b.as_slice().get(self.at.clone()))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for PooledChunk {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            self.pool.give(buf);
         }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    }
+}
+
+/// Reads `at..next` of a stored shard into a pooled buffer, as a zero-copy chunk.
+fn read_chunk(store: &ShardStore, blob: &Hash, index: u16, at: u64, next: u64) -> std::io::Result<Bytes> {
+    let pool = store.buffers().clone();
+    let mut buf = pool.take();
+    let read = store
+        .open_shard(blob, index)
+        .and_then(|mut shard| shard.read_into(&mut buf, at..next));
+    match read {
+        Ok(range) => Ok(Bytes::from_owner(PooledChunk {
+            buf: Some(buf),
+            at: range,
+            pool,
+        })),
+        Err(e) => {
+            pool.give(buf);
+            Err(std::io::Error::other(e.to_string()))
+        }
+    }
+}
+
+/// Streams `start..end` of a stored shard from disk, [`READS_IN_FLIGHT`] chunk reads at a
+/// time (in order): one read at a time leaves a direct-I/O disk idle between requests.
+pub fn stream_shard(store: Arc<ShardStore>, blob: Hash, index: u16, start: u64, end: u64) -> Body {
+    let chunks = (start..end)
+        .step_by(READ_CHUNK_BYTES)
+        .map(move |at| (at, at.saturating_add(SEND_CHUNK_BYTES).min(end)));
+    let stream = futures::stream::iter(chunks)
+        .map(move |(at, next)| {
+            let store = Arc::clone(&store);
+            async move {
+                tokio::task::spawn_blocking(move || read_chunk(&store, &blob, index, at, next))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?
+            }
+        })
+        .buffered(READS_IN_FLIGHT);
     Body::from_stream(stream)
 }
 

@@ -38,6 +38,7 @@ use std::time::Duration;
 pub use devnet::{DevnetProvider, DevnetStorage, spawn_devnet_providers};
 pub use gateway::{GatewayError, GatewayHandle, start_gateway};
 pub use responder::{Behaviour, Event};
+pub use cairn_client::direct::IoMode;
 pub use store::{ShardInfo, ShardStore, StoreError};
 
 /// How one provider runs.
@@ -58,6 +59,8 @@ pub struct ProviderConfig {
     /// Garbage collection every this many polls (0: never).
     pub gc_every_polls: u32,
     pub behaviour: Behaviour,
+    /// Shards around the page cache (the default) or through it.
+    pub shard_io: IoMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +132,8 @@ pub fn start_provider(
     key: Keypair,
     events: impl FnMut(Event) + Send + 'static,
 ) -> Result<ProviderHandle, ProviderError> {
-    let store = ShardStore::open(&config.data_dir, config.capacity_bytes).map_err(|source| {
+    let store = ShardStore::open(&config.data_dir, config.capacity_bytes, config.shard_io)
+        .map_err(|source| {
         ProviderError::Store {
             path: config.data_dir.clone(),
             source,

@@ -13,13 +13,22 @@
 //! every shard it acknowledged, and a torn or wrong upload never replaces a good shard (the
 //! rename is the only step that touches `shards/`, and it happens after the checks). The
 //! header travels in the same file, so a shard and its metadata cannot disagree after a crash.
+//!
+//! By default shard bytes go to disk and come back around the page cache
+//! (`cairn_client::direct`, [`IoMode::Direct`]): a provider's shards are written once and
+//! read a few times an epoch, and fresh page-cache pages were the largest cost of a put on
+//! the devnet machine (docs/benchmarks.md). [`IoMode::Cached`] keeps the page cache, for a
+//! provider with memory to spare whose recent shards are read often. Read buffers come from
+//! a small pool so serving a shard reuses memory instead of asking the kernel for more.
 
+use cairn_client::direct::{AlignedBuf, DirectReader, DirectWriter, IoMode};
 use cairn_proofs::shard::{self, ShardTree, ShardTreeBuilder};
 use cairn_types::proof::{LeafOpening, StorageProof};
 use cairn_types::{BoundedBytes, BoundedVec, DealId, Hash};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -30,8 +39,16 @@ pub const HEADER_BYTES: u64 = 64;
 pub const MAX_OPEN_LEAVES: usize = 256;
 /// Most chained leaves the chain asks for in one storage proof (the wire type's bound).
 const MAX_CHAIN_LEAVES: usize = cairn_proofs::storage::MAX_PROOF_LEAVES;
-/// Read buffer when hashing a stored shard.
-const READ_CHUNK_BYTES: usize = 1 << 20;
+/// Read buffer when hashing or serving a stored shard.
+pub const READ_CHUNK_BYTES: usize = 1 << 20;
+/// Staging buffer of a shard being received (whole blocks go to disk).
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// Most read buffers the pool keeps for reuse (each [`READ_CHUNK_BYTES`] plus alignment).
+const POOLED_BUFFERS: usize = 32;
+/// Memory the cached shard trees may take (32 bytes per 64 KiB block: 128 KiB for a
+/// 256 MiB shard, so 64 MiB covers 128 GiB of shards; beyond it trees are rebuilt by reading
+/// their shard in full).
+const TREE_CACHE_BYTES: u64 = 64 << 20;
 
 /// What the store knows of one stored shard (its header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +157,120 @@ pub struct ShardStore {
     dir: PathBuf,
     capacity_bytes: u64,
     inner: Mutex<Inner>,
+    buffers: BufferPool,
+    io: IoMode,
+    /// Each shard's tree as it was verified against its root (when written, or when first
+    /// read in full after a restart), with the bytes it takes.
+    trees: Mutex<TreeCache>,
+}
+
+#[derive(Default)]
+struct TreeCache {
+    trees: BTreeMap<(Hash, u16), Arc<ShardTree>>,
+    bytes: u64,
+}
+
+fn tree_bytes(tree: &ShardTree) -> u64 {
+    tree.size_bytes()
+        .div_ceil(shard::TREE_BLOCK_BYTES)
+        .saturating_mul(32)
+        .saturating_add(128)
+}
+
+impl TreeCache {
+    fn insert(&mut self, key: (Hash, u16), tree: Arc<ShardTree>) {
+        self.remove(&key);
+        let size = tree_bytes(&tree);
+        // Bounded: evict (lowest keys first, a deterministic choice) until the new one fits.
+        while self.bytes.saturating_add(size) > TREE_CACHE_BYTES {
+            let Some(first) = self.trees.keys().next().copied() else {
+                break;
+            };
+            self.remove(&first);
+        }
+        if size <= TREE_CACHE_BYTES {
+            self.bytes = self.bytes.saturating_add(size);
+            self.trees.insert(key, tree);
+        }
+    }
+
+    fn remove(&mut self, key: &(Hash, u16)) {
+        if let Some(old) = self.trees.remove(key) {
+            self.bytes = self.bytes.saturating_sub(tree_bytes(&old));
+        }
+    }
+}
+
+/// Read buffers of [`READ_CHUNK_BYTES`] (aligned for direct reads), kept for reuse.
+#[derive(Clone, Default)]
+pub struct BufferPool {
+    free: Arc<Mutex<Vec<AlignedBuf>>>,
+}
+
+impl BufferPool {
+    fn lock(&self) -> MutexGuard<'_, Vec<AlignedBuf>> {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A buffer that holds one aligned read of up to [`READ_CHUNK_BYTES`].
+    pub fn take(&self) -> AlignedBuf {
+        self.lock()
+            .pop()
+            .unwrap_or_else(|| AlignedBuf::new(DirectReader::buffer_bytes_for(READ_CHUNK_BYTES)))
+    }
+
+    /// Hands a buffer back; beyond [`POOLED_BUFFERS`] it is freed.
+    pub fn give(&self, buf: AlignedBuf) {
+        let mut free = self.lock();
+        if free.len() < POOLED_BUFFERS
+            && buf.len() >= DirectReader::buffer_bytes_for(READ_CHUNK_BYTES)
+        {
+            free.push(buf);
+        }
+    }
+}
+
+/// A stored shard opened for reading: its header and a direct reader of its bytes.
+pub struct OpenShard {
+    reader: DirectReader,
+    info: ShardInfo,
+    path: PathBuf,
+}
+
+impl OpenShard {
+    pub fn info(&self) -> ShardInfo {
+        self.info
+    }
+
+    /// Reads the shard's bytes `range` into `buf` (big enough for
+    /// [`DirectReader::buffer_bytes_for`] of the range's length); returns where they are in it.
+    pub fn read_into(
+        &mut self,
+        buf: &mut AlignedBuf,
+        range: Range<u64>,
+    ) -> Result<Range<usize>, StoreError> {
+        if range.start > range.end || range.end > self.info.size_bytes {
+            return Err(StoreError::RangeOutside {
+                start: range.start,
+                end: range.end,
+                size_bytes: self.info.size_bytes,
+            });
+        }
+        let len = usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
+        self.reader
+            .read_into(buf, HEADER_BYTES.saturating_add(range.start), len)
+            .map_err(io("reading", &self.path))
+    }
+
+    /// The shard's bytes `range` as a new vector.
+    pub fn read(&mut self, range: Range<u64>) -> Result<Vec<u8>, StoreError> {
+        let len = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(usize::MAX);
+        let mut buf = AlignedBuf::new(DirectReader::buffer_bytes_for(len));
+        let at = self.read_into(&mut buf, range)?;
+        Ok(buf.as_slice()[at].to_vec())
+    }
 }
 
 impl std::fmt::Debug for ShardStore {
@@ -161,7 +292,11 @@ impl ShardStore {
     /// Opens (or creates) the store in `dir`: removes unfinished uploads, then indexes every
     /// shard file whose header parses. A file with a bad header is not a shard this store
     /// wrote; it is left alone but not served.
-    pub fn open(dir: &Path, capacity_bytes: u64) -> Result<Arc<Self>, StoreError> {
+    pub fn open(
+        dir: &Path,
+        capacity_bytes: u64,
+        shard_io: IoMode,
+    ) -> Result<Arc<Self>, StoreError> {
         let shards = dir.join("shards");
         let tmp = dir.join("tmp");
         fs::create_dir_all(&shards).map_err(io("creating", &shards))?;
@@ -208,6 +343,9 @@ impl ShardStore {
             dir: dir.to_path_buf(),
             capacity_bytes,
             inner: Mutex::new(inner),
+            buffers: BufferPool::default(),
+            io: shard_io,
+            trees: Mutex::new(TreeCache::default()),
         }))
     }
 
@@ -220,6 +358,11 @@ impl ShardStore {
 
     pub fn capacity_bytes(&self) -> u64 {
         self.capacity_bytes
+    }
+
+    /// The pool that serving reads take their buffers from.
+    pub fn buffers(&self) -> &BufferPool {
+        &self.buffers
     }
 
     /// Bytes on disk (headers included) plus bytes reserved by uploads in flight.
@@ -298,18 +441,20 @@ impl ShardStore {
             info,
             tmp: tmp.clone(),
             file: None,
-            hasher: shard::root_hasher(),
+            builder: ShardTreeBuilder::new(info.leaf_size_bytes).ok_or(
+                StoreError::BadLeafSize {
+                    leaf_size_bytes: info.leaf_size_bytes,
+                    max: cairn_types::proof::MAX_LEAF_BYTES,
+                },
+            )?,
             written: 0,
             done: false,
         };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
+        let mut file = DirectWriter::create_with(&tmp, true, WRITE_BUFFER_BYTES, self.io)
             .map_err(io("creating", &tmp))?;
         file.write_all(&info.header())
             .map_err(io("writing", &tmp))?;
-        writer.file = Some(std::io::BufWriter::with_capacity(1 << 20, file));
+        writer.file = Some(file);
         Ok(writer)
     }
 
@@ -317,13 +462,14 @@ impl ShardStore {
         self.lock().writing.remove(&(blob, index));
     }
 
-    fn open_file(&self, blob: &Hash, index: u16) -> Result<(File, ShardInfo), StoreError> {
+    /// Opens a stored shard for reading.
+    pub fn open_shard(&self, blob: &Hash, index: u16) -> Result<OpenShard, StoreError> {
         let info = self
             .get(blob, index)
             .ok_or(StoreError::NotFound { blob: *blob, index })?;
         let path = self.path_of(blob, index);
-        let file = File::open(&path).map_err(io("opening", &path))?;
-        Ok((file, info))
+        let reader = DirectReader::open_with(&path, self.io).map_err(io("opening", &path))?;
+        Ok(OpenShard { reader, info, path })
     }
 
     /// Reads `start..end` of a stored shard's bytes.
@@ -334,74 +480,87 @@ impl ShardStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<u8>, StoreError> {
-        let (mut file, info) = self.open_file(blob, index)?;
-        if start > end || end > info.size_bytes {
-            return Err(StoreError::RangeOutside {
-                start,
-                end,
-                size_bytes: info.size_bytes,
-            });
-        }
-        let path = self.path_of(blob, index);
-        file.seek(SeekFrom::Start(HEADER_BYTES.saturating_add(start)))
-            .map_err(io("seeking", &path))?;
-        let len = usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX);
-        let mut buf = vec![0u8; len];
-        file.read_exact(&mut buf).map_err(io("reading", &path))?;
-        Ok(buf)
+        self.open_shard(blob, index)?.read(start..end)
     }
 
-    /// The tree of the shard as it is on disk now (read and hashed in full: a rotten byte
-    /// changes the root, so a proof from it fails).
-    pub fn tree(&self, blob: &Hash, index: u16) -> Result<(ShardTree, ShardInfo), StoreError> {
-        let (mut file, info) = self.open_file(blob, index)?;
-        let path = self.path_of(blob, index);
+    fn trees(&self) -> MutexGuard<'_, TreeCache> {
+        self.trees
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The tree of a stored shard: cached from when the shard was written (or first read in
+    /// full after a restart), else built by reading the shard in full.
+    ///
+    /// Why cached: a proof then reads only the blocks its chained leaves fall in, and the
+    /// path through each block is hashed from the block's bytes on disk, so rot in any
+    /// opened block fails the proof. Re-reading every stored byte for every proof would
+    /// make a provider read all it holds every epoch (terabytes on a real one), and with
+    /// direct I/O that would compete with serving reads. Rot outside the opened blocks is
+    /// found by later epochs' challenges and by every client read (pieces are verified).
+    /// A tree read from disk is cached only when its root matches the header's (a rotten
+    /// shard is re-read at every proof, and keeps failing).
+    pub fn tree(
+        &self,
+        blob: &Hash,
+        index: u16,
+    ) -> Result<(Arc<ShardTree>, ShardInfo), StoreError> {
+        let info = self
+            .get(blob, index)
+            .ok_or(StoreError::NotFound { blob: *blob, index })?;
+        if let Some(tree) = self.trees().trees.get(&(*blob, index)) {
+            return Ok((Arc::clone(tree), info));
+        }
+        let (tree, info) = self.tree_from_disk(blob, index)?;
+        let tree = Arc::new(tree);
+        if tree.root() == info.root {
+            self.trees().insert((*blob, index), Arc::clone(&tree));
+        }
+        Ok((tree, info))
+    }
+
+    /// The tree of the shard as it is on disk now (read and hashed in full).
+    pub fn tree_from_disk(
+        &self,
+        blob: &Hash,
+        index: u16,
+    ) -> Result<(ShardTree, ShardInfo), StoreError> {
+        let mut shard = self.open_shard(blob, index)?;
+        let info = shard.info();
         let mut builder =
             ShardTreeBuilder::new(info.leaf_size_bytes).ok_or(StoreError::BadLeafSize {
                 leaf_size_bytes: info.leaf_size_bytes,
                 max: cairn_types::proof::MAX_LEAF_BYTES,
             })?;
-        file.seek(SeekFrom::Start(HEADER_BYTES))
-            .map_err(io("seeking", &path))?;
-        let mut buf = vec![0u8; READ_CHUNK_BYTES];
-        let mut left = info.size_bytes;
-        while left > 0 {
-            let take =
-                usize::try_from(left.min(READ_CHUNK_BYTES as u64)).unwrap_or(READ_CHUNK_BYTES);
-            let chunk = buf.get_mut(..take).unwrap_or_default();
-            file.read_exact(chunk).map_err(io("reading", &path))?;
-            builder.update(chunk);
-            left = left.saturating_sub(u64::try_from(take).unwrap_or(u64::MAX));
+        let mut buf = self.buffers.take();
+        let chunk = u64::try_from(READ_CHUNK_BYTES).unwrap_or(u64::MAX);
+        let mut at = 0u64;
+        while at < info.size_bytes {
+            let end = at.saturating_add(chunk).min(info.size_bytes);
+            let got = match shard.read_into(&mut buf, at..end) {
+                Ok(got) => got,
+                Err(e) => {
+                    self.buffers.give(buf);
+                    return Err(e);
+                }
+            };
+            builder.update(&buf.as_slice()[got]);
+            at = end;
         }
+        self.buffers.give(buf);
         Ok((builder.finish(), info))
-    }
-
-    /// Bytes `range` of the shard.
-    fn read_at(
-        &self,
-        file: &mut File,
-        path: &Path,
-        range: std::ops::Range<u64>,
-    ) -> Result<Vec<u8>, StoreError> {
-        file.seek(SeekFrom::Start(HEADER_BYTES.saturating_add(range.start)))
-            .map_err(io("seeking", path))?;
-        let mut buf =
-            vec![0u8; usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(0)];
-        file.read_exact(&mut buf).map_err(io("reading", path))?;
-        Ok(buf)
     }
 
     /// Leaf `leaf` (the last may be short) and its path: one read of the block holding it.
     fn open_leaf(
         &self,
-        file: &mut File,
-        path: &Path,
+        shard: &mut OpenShard,
         tree: &ShardTree,
         info: &ShardInfo,
         leaf: u64,
     ) -> Result<LeafOpening, StoreError> {
         let block = tree.block_of(leaf);
-        let bytes = self.read_at(file, path, block.clone())?;
+        let bytes = shard.read(block.clone())?;
         let size = u64::from(info.leaf_size_bytes.max(1));
         let start = leaf.saturating_mul(size).min(info.size_bytes);
         let end = start.saturating_add(size).min(info.size_bytes);
@@ -432,8 +591,7 @@ impl ShardStore {
             });
         }
         let (tree, info) = self.tree(blob, index)?;
-        let (mut file, _) = self.open_file(blob, index)?;
-        let path = self.path_of(blob, index);
+        let mut shard = self.open_shard(blob, index)?;
         let mut out = Vec::with_capacity(leaves.len());
         for &leaf in leaves {
             if leaf >= info.leaf_count() {
@@ -442,7 +600,7 @@ impl ShardStore {
                     leaf_count: info.leaf_count(),
                 });
             }
-            out.push(self.open_leaf(&mut file, &path, &tree, &info, leaf)?);
+            out.push(self.open_leaf(&mut shard, &tree, &info, leaf)?);
         }
         Ok((out, info))
     }
@@ -459,13 +617,12 @@ impl ShardStore {
     ) -> Result<StorageProof, StoreError> {
         use cairn_proofs::storage::{first_index, next_index};
         let (tree, info) = self.tree(blob, index)?;
-        let (mut file, _) = self.open_file(blob, index)?;
-        let path = self.path_of(blob, index);
+        let mut shard = self.open_shard(blob, index)?;
         let count = tree.leaf_count();
         let mut leaf = first_index(seed, deal, index, count);
         let mut openings = Vec::new();
         for step in (1u32..).take(leaves.min(MAX_CHAIN_LEAVES)) {
-            let opening = self.open_leaf(&mut file, &path, &tree, &info, leaf)?;
+            let opening = self.open_leaf(&mut shard, &tree, &info, leaf)?;
             leaf = next_index(seed, step, &opening.data.0, count);
             openings.push(opening);
         }
@@ -478,6 +635,7 @@ impl ShardStore {
 
     /// Deletes a stored shard (garbage collection). Missing is not an error.
     pub fn remove(&self, blob: &Hash, index: u16) -> Result<bool, StoreError> {
+        self.trees().remove(&(*blob, index));
         let path = self.path_of(blob, index);
         let mut inner = self.lock();
         let Some(info) = inner.shards.remove(&(*blob, index)) else {
@@ -507,8 +665,9 @@ pub struct ShardWriter {
     index: u16,
     info: ShardInfo,
     tmp: PathBuf,
-    file: Option<std::io::BufWriter<File>>,
-    hasher: blake3::Hasher,
+    file: Option<DirectWriter>,
+    /// Builds the tree (and so the root) as bytes arrive; cached once the shard is stored.
+    builder: ShardTreeBuilder,
     written: u64,
     done: bool,
 }
@@ -526,7 +685,7 @@ impl ShardWriter {
             file.write_all(data).map_err(io("writing", &self.tmp))?;
         }
         self.written = self.written.saturating_add(len);
-        self.hasher.update(data);
+        self.builder.update(data);
         Ok(())
     }
 
@@ -538,7 +697,15 @@ impl ShardWriter {
                 got_bytes: self.written,
             });
         }
-        let root = Hash(*self.hasher.finalize().as_bytes());
+        let builder = std::mem::replace(
+            &mut self.builder,
+            ShardTreeBuilder::new(self.info.leaf_size_bytes).ok_or(StoreError::BadLeafSize {
+                leaf_size_bytes: self.info.leaf_size_bytes,
+                max: cairn_types::proof::MAX_LEAF_BYTES,
+            })?,
+        );
+        let tree = builder.finish();
+        let root = tree.root();
         if root != self.info.root {
             return Err(StoreError::RootMismatch {
                 expected: self.info.root,
@@ -549,11 +716,7 @@ impl ShardWriter {
             .file
             .take()
             .ok_or_else(|| io("writing", &self.tmp)(std::io::Error::other("already closed")))?;
-        let file = file
-            .into_inner()
-            .map_err(|e| io("flushing", &self.tmp)(e.into_error()))?;
-        file.sync_all().map_err(io("syncing", &self.tmp))?;
-        drop(file);
+        drop(file.finish(true).map_err(io("syncing", &self.tmp))?);
         let target = self.store.path_of(&self.blob, self.index);
         let parent = target.parent().unwrap_or(&self.store.dir).to_path_buf();
         let created = !parent.exists();
@@ -564,6 +727,10 @@ impl ShardWriter {
         fs::rename(&self.tmp, &target).map_err(io("renaming into", &target))?;
         sync_dir(&parent)?;
         self.done = true;
+        // The tree just checked against the chain's root: proofs start from it.
+        self.store
+            .trees()
+            .insert((self.blob, self.index), Arc::new(tree));
         let mut inner = self.store.lock();
         inner.writing.remove(&(self.blob, self.index));
         if inner
@@ -619,7 +786,7 @@ mod tests {
     #[test]
     fn streaming_root_and_proofs_match_the_reference() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+        let store = ShardStore::open(dir.path(), 1 << 30, IoMode::Direct).unwrap();
         let blob = Hash::of(b"blob");
         for (i, len) in [0usize, 1, 1023, 1024, 1025, 5000, 70_000, 200_000]
             .into_iter()
@@ -643,20 +810,87 @@ mod tests {
         }
     }
 
+    /// The first opening of a proof, checked against the root the shard was stored under.
+    fn first_opening_verifies(store: &Arc<ShardStore>, blob: Hash, data: &[u8]) -> bool {
+        let seed = Hash::of(b"seed");
+        let proof = store.prove(&blob, 0, &seed, DealId(1), 4).unwrap();
+        let count = u64::try_from(data.len().div_ceil(1024)).unwrap();
+        let first = cairn_proofs::storage::first_index(&seed, DealId(1), 0, count);
+        let opening = &proof.leaves.0[0];
+        cairn_proofs::storage::verify_leaf(
+            &cairn_proofs::storage::shard_root(data),
+            1024,
+            count,
+            first,
+            &opening.data.0,
+            &opening.path.0,
+        )
+    }
+
+    #[test]
+    fn cached_trees_match_the_disk_and_rot_in_an_opened_block_still_fails_the_proof() {
+        for mode in [IoMode::Direct, IoMode::Cached] {
+            let dir = tempfile::tempdir().unwrap();
+            let blob = Hash::of(b"rot");
+            let data = bytes(300_000, 9);
+            {
+                let store = ShardStore::open(dir.path(), 1 << 30, mode).unwrap();
+                put(&store, blob, 0, &data, 1024);
+                let (cached, _) = store.tree(&blob, 0).unwrap();
+                let (fresh, _) = store.tree_from_disk(&blob, 0).unwrap();
+                assert_eq!(*cached, fresh, "{mode}");
+                assert!(first_opening_verifies(&store, blob, &data), "{mode}");
+                // Rot on disk under a cached tree: every block has a flipped byte.
+                let path = store.path_of(&blob, 0);
+                let mut on_disk = std::fs::read(&path).unwrap();
+                for b in on_disk.iter_mut().skip(64).step_by(1000) {
+                    *b ^= 0x5a;
+                }
+                std::fs::write(&path, &on_disk).unwrap();
+                assert!(!first_opening_verifies(&store, blob, &data), "{mode}");
+            }
+            // After a restart the tree is rebuilt from the rotten bytes: never cached, and the
+            // proof keeps failing.
+            let store = ShardStore::open(dir.path(), 1 << 30, mode).unwrap();
+            assert!(!first_opening_verifies(&store, blob, &data), "{mode}");
+            assert!(store.trees().trees.is_empty());
+            // A good copy replaces the rotten one, and its tree with it.
+            put(&store, blob, 0, &data, 1024);
+            assert!(first_opening_verifies(&store, blob, &data), "{mode}");
+            assert!(store.remove(&blob, 0).unwrap());
+            assert!(store.trees().trees.is_empty());
+            assert!(matches!(store.tree(&blob, 0), Err(StoreError::NotFound { .. })));
+        }
+    }
+
+    #[test]
+    fn the_tree_cache_stays_within_its_budget() {
+        let mut cache = TreeCache::default();
+        let tree = Arc::new(ShardTree::build(&bytes(1 << 20, 1), 1024).unwrap());
+        let each = tree_bytes(&tree);
+        let fit = TREE_CACHE_BYTES / each;
+        for i in 0..fit + 10 {
+            cache.insert((Hash::of(&i.to_be_bytes()), 0), Arc::clone(&tree));
+            assert!(cache.bytes <= TREE_CACHE_BYTES);
+        }
+        assert_eq!(u64::try_from(cache.trees.len()).unwrap(), fit);
+        assert_eq!(cache.bytes, fit * each);
+    }
+
     #[test]
     fn restart_finds_acknowledged_shards_and_drops_partial_ones() {
         let dir = tempfile::tempdir().unwrap();
         let blob = Hash::of(b"b");
         let data = bytes(4096, 1);
         {
-            let store = ShardStore::open(dir.path(), 1 << 20).unwrap();
+            let store = ShardStore::open(dir.path(), 1 << 20, IoMode::Direct).unwrap();
             put(&store, blob, 0, &data, 1024);
             // An upload cut off mid-way (process dies with the temp file on disk).
             let mut w = store.begin(blob, 1, info(&data, 1024)).unwrap();
             w.write(&data[..100]).unwrap();
             std::mem::forget(w);
         }
-        let store = ShardStore::open(dir.path(), 1 << 20).unwrap();
+        let store = ShardStore::open(dir.path(), 1 << 20, IoMode::Direct).unwrap();
         assert_eq!(store.list().len(), 1);
         assert_eq!(store.read_range(&blob, 0, 0, 4096).unwrap(), data);
         assert_eq!(store.used_bytes(), 4096 + HEADER_BYTES);
@@ -666,7 +900,7 @@ mod tests {
     #[test]
     fn bad_uploads_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ShardStore::open(dir.path(), 10_000).unwrap();
+        let store = ShardStore::open(dir.path(), 10_000, IoMode::Direct).unwrap();
         let blob = Hash::of(b"b");
         let good = bytes(2000, 1);
         put(&store, blob, 0, &good, 1024);
