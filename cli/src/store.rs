@@ -266,8 +266,7 @@ fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> R
                 return Err(e);
             }
         };
-        std::fs::rename(&tmp, output)
-            .with_context(|| format!("writing {}", output.display()))?;
+        std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
         outcome
     };
     if global.json {

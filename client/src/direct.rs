@@ -93,7 +93,11 @@ impl AlignedBuf {
     }
 
     fn is_aligned(&self) -> bool {
-        self.raw.as_ptr().wrapping_add(self.start).align_offset(ALIGN_BYTES) == 0
+        self.raw
+            .as_ptr()
+            .wrapping_add(self.start)
+            .align_offset(ALIGN_BYTES)
+            == 0
     }
 
     pub fn len(&self) -> usize {
@@ -266,7 +270,9 @@ impl DirectWriter {
         self.jobs = None;
         match self.disk.take().map(JoinHandle::join) {
             Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other(format!("the writer of {} panicked", self.path.display())),
+            Some(Err(_)) => {
+                io::Error::other(format!("the writer of {} panicked", self.path.display()))
+            }
             _ => io::Error::other(format!("the writer of {} stopped", self.path.display())),
         }
     }
@@ -315,7 +321,12 @@ impl DirectWriter {
         let file = match self.disk.take().map(JoinHandle::join) {
             Some(Ok(Ok(file))) => file,
             Some(Ok(Err(e))) => return Err(e),
-            _ => return Err(io::Error::other(format!("the writer of {} stopped", self.path.display()))),
+            _ => {
+                return Err(io::Error::other(format!(
+                    "the writer of {} stopped",
+                    self.path.display()
+                )));
+            }
         };
         if padded > 0 {
             file.set_len(total)?;
@@ -441,7 +452,7 @@ mod tests {
     use super::*;
 
     fn pattern(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+        (0..len).map(|i| u8::try_from(i * 31 % 251).unwrap()).collect()
     }
 
     #[test]

@@ -524,7 +524,13 @@ impl Drop for PooledChunk {
 }
 
 /// Reads `at..next` of a stored shard into a pooled buffer, as a zero-copy chunk.
-fn read_chunk(store: &ShardStore, blob: &Hash, index: u16, at: u64, next: u64) -> std::io::Result<Bytes> {
+fn read_chunk(
+    store: &ShardStore,
+    blob: &Hash,
+    index: u16,
+    at: u64,
+    next: u64,
+) -> std::io::Result<Bytes> {
     let pool = store.buffers().clone();
     let mut buf = pool.take();
     let read = store

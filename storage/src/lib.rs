@@ -35,10 +35,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+pub use cairn_client::direct::IoMode;
 pub use devnet::{DevnetProvider, DevnetStorage, spawn_devnet_providers};
 pub use gateway::{GatewayError, GatewayHandle, start_gateway};
 pub use responder::{Behaviour, Event};
-pub use cairn_client::direct::IoMode;
 pub use store::{ShardInfo, ShardStore, StoreError};
 
 /// How one provider runs.
@@ -133,12 +133,10 @@ pub fn start_provider(
     events: impl FnMut(Event) + Send + 'static,
 ) -> Result<ProviderHandle, ProviderError> {
     let store = ShardStore::open(&config.data_dir, config.capacity_bytes, config.shard_io)
-        .map_err(|source| {
-        ProviderError::Store {
+        .map_err(|source| ProviderError::Store {
             path: config.data_dir.clone(),
             source,
-        }
-    })?;
+        })?;
     let listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| ProviderError::Bind {
             addr: config.listen,

@@ -500,11 +500,7 @@ impl ShardStore {
     /// found by later epochs' challenges and by every client read (pieces are verified).
     /// A tree read from disk is cached only when its root matches the header's (a rotten
     /// shard is re-read at every proof, and keeps failing).
-    pub fn tree(
-        &self,
-        blob: &Hash,
-        index: u16,
-    ) -> Result<(Arc<ShardTree>, ShardInfo), StoreError> {
+    pub fn tree(&self, blob: &Hash, index: u16) -> Result<(Arc<ShardTree>, ShardInfo), StoreError> {
         let info = self
             .get(blob, index)
             .ok_or(StoreError::NotFound { blob: *blob, index })?;
@@ -859,7 +855,10 @@ mod tests {
             assert!(first_opening_verifies(&store, blob, &data), "{mode}");
             assert!(store.remove(&blob, 0).unwrap());
             assert!(store.trees().trees.is_empty());
-            assert!(matches!(store.tree(&blob, 0), Err(StoreError::NotFound { .. })));
+            assert!(matches!(
+                store.tree(&blob, 0),
+                Err(StoreError::NotFound { .. })
+            ));
         }
     }
 

@@ -533,6 +533,11 @@ fn store_put_names_bad_arguments() {
             "--redundancy",
         ),
         (vec!["store", "get", "nothex", "-o", "y"], "ID"),
+        (
+            vec!["store", "serve", "--key", "k", "--shard-io", "fast"],
+            "direct or cached",
+        ),
+        (vec!["devnet", "--shard-io", "mmap"], "direct or cached"),
     ] {
         let out = cairn().args(&args).output().expect("run cairn");
         assert!(!out.status.success(), "{args:?} succeeded");
@@ -828,5 +833,25 @@ fn slow_store_round_trips_one_gib() {
     eprintln!("1 GiB: put {put_time:?}, get {get_time:?}");
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 1 << 30);
     assert_eq!(file_hash(&out), file_hash(&path), "1 GiB round trip");
+    // Onto a pipe (or a device such as /dev/null) the bytes stream in place: the output is
+    // not replaced by a renamed temp file.
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || file_hash(&fifo))
+    };
+    get(&net, &blob, &fifo);
+    assert_eq!(
+        reader.join().unwrap(),
+        file_hash(&path),
+        "1 GiB through a pipe"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
     net.kill9();
 }
