@@ -452,7 +452,9 @@ mod tests {
     use super::*;
 
     fn pattern(len: usize) -> Vec<u8> {
-        (0..len).map(|i| u8::try_from(i * 31 % 251).unwrap()).collect()
+        (0..len)
+            .map(|i| u8::try_from(i * 31 % 251).unwrap())
+            .collect()
     }
 
     #[test]
