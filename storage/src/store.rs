@@ -282,6 +282,13 @@ impl std::fmt::Debug for ShardStore {
     }
 }
 
+fn tree_builder(info: &ShardInfo) -> Result<ShardTreeBuilder, StoreError> {
+    ShardTreeBuilder::new(info.leaf_size_bytes).ok_or(StoreError::BadLeafSize {
+        leaf_size_bytes: info.leaf_size_bytes,
+        max: cairn_types::proof::MAX_LEAF_BYTES,
+    })
+}
+
 fn sync_dir(path: &Path) -> Result<(), StoreError> {
     File::open(path)
         .and_then(|d| d.sync_all())
@@ -441,12 +448,7 @@ impl ShardStore {
             info,
             tmp: tmp.clone(),
             file: None,
-            builder: ShardTreeBuilder::new(info.leaf_size_bytes).ok_or(
-                StoreError::BadLeafSize {
-                    leaf_size_bytes: info.leaf_size_bytes,
-                    max: cairn_types::proof::MAX_LEAF_BYTES,
-                },
-            )?,
+            builder: Some(tree_builder(&info)?),
             written: 0,
             done: false,
         };
@@ -523,11 +525,7 @@ impl ShardStore {
     ) -> Result<(ShardTree, ShardInfo), StoreError> {
         let mut shard = self.open_shard(blob, index)?;
         let info = shard.info();
-        let mut builder =
-            ShardTreeBuilder::new(info.leaf_size_bytes).ok_or(StoreError::BadLeafSize {
-                leaf_size_bytes: info.leaf_size_bytes,
-                max: cairn_types::proof::MAX_LEAF_BYTES,
-            })?;
+        let mut builder = tree_builder(&info)?;
         let mut buf = self.buffers.take();
         let chunk = u64::try_from(READ_CHUNK_BYTES).unwrap_or(u64::MAX);
         let mut at = 0u64;
@@ -663,7 +661,7 @@ pub struct ShardWriter {
     tmp: PathBuf,
     file: Option<DirectWriter>,
     /// Builds the tree (and so the root) as bytes arrive; cached once the shard is stored.
-    builder: ShardTreeBuilder,
+    builder: Option<ShardTreeBuilder>,
     written: u64,
     done: bool,
 }
@@ -681,7 +679,9 @@ impl ShardWriter {
             file.write_all(data).map_err(io("writing", &self.tmp))?;
         }
         self.written = self.written.saturating_add(len);
-        self.builder.update(data);
+        if let Some(builder) = self.builder.as_mut() {
+            builder.update(data);
+        }
         Ok(())
     }
 
@@ -693,14 +693,11 @@ impl ShardWriter {
                 got_bytes: self.written,
             });
         }
-        let builder = std::mem::replace(
-            &mut self.builder,
-            ShardTreeBuilder::new(self.info.leaf_size_bytes).ok_or(StoreError::BadLeafSize {
-                leaf_size_bytes: self.info.leaf_size_bytes,
-                max: cairn_types::proof::MAX_LEAF_BYTES,
-            })?,
-        );
-        let tree = builder.finish();
+        let tree = self
+            .builder
+            .take()
+            .ok_or_else(|| io("hashing", &self.tmp)(std::io::Error::other("already finished")))?
+            .finish();
         let root = tree.root();
         if root != self.info.root {
             return Err(StoreError::RootMismatch {
