@@ -253,7 +253,14 @@ impl NodeClient {
                     waited_ms: start.elapsed().as_millis(),
                 });
             }
-            std::thread::sleep(Duration::from_millis(100));
+            // Finality is usually a block or two away: look often at first (each look is
+            // one small GET), then back off so a long wait does not hammer the node.
+            let pause_ms = if start.elapsed() < Duration::from_secs(2) {
+                20
+            } else {
+                100
+            };
+            std::thread::sleep(Duration::from_millis(pause_ms));
         }
     }
 }
