@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 
 /// The alignment of every direct transfer: buffer address, length and file offset.
 pub const ALIGN_BYTES: usize = 4096;
-const ALIGN_U64: u64 = 4096;
+const ALIGN_U64: u64 = ALIGN_BYTES as u64;
 /// The staging buffer of a [`DirectWriter`] unless the caller asks for another size.
 pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 1 << 20;
 
@@ -265,15 +265,28 @@ impl DirectWriter {
             .saturating_add(u64::try_from(self.filled).unwrap_or(u64::MAX))
     }
 
-    /// The disk thread's error once it has stopped.
-    fn disk_error(&mut self) -> io::Error {
+    /// Closes the queue and waits for the disk thread: the file once every queued buffer
+    /// is written, or the error that stopped it.
+    fn join_disk(&mut self) -> io::Result<File> {
         self.jobs = None;
         match self.disk.take().map(JoinHandle::join) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => {
-                io::Error::other(format!("the writer of {} panicked", self.path.display()))
-            }
-            _ => io::Error::other(format!("the writer of {} stopped", self.path.display())),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other(format!(
+                "the writer of {} panicked",
+                self.path.display()
+            ))),
+            None => Err(io::Error::other(format!(
+                "the writer of {} stopped",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// The disk thread's error once it has stopped.
+    fn disk_error(&mut self) -> io::Error {
+        match self.join_disk() {
+            Err(e) => e,
+            Ok(_) => io::Error::other(format!("the writer of {} stopped", self.path.display())),
         }
     }
 
@@ -317,17 +330,7 @@ impl DirectWriter {
             self.staging.as_mut_slice()[self.filled..padded].fill(0);
             self.hand_off(padded)?;
         }
-        self.jobs = None;
-        let file = match self.disk.take().map(JoinHandle::join) {
-            Some(Ok(Ok(file))) => file,
-            Some(Ok(Err(e))) => return Err(e),
-            _ => {
-                return Err(io::Error::other(format!(
-                    "the writer of {} stopped",
-                    self.path.display()
-                )));
-            }
-        };
+        let file = self.join_disk()?;
         if padded > 0 {
             file.set_len(total)?;
         }
@@ -377,11 +380,6 @@ impl DirectReader {
             path: path.to_path_buf(),
             direct,
         })
-    }
-
-    /// Whether reads bypass the page cache.
-    pub fn is_direct(&self) -> bool {
-        self.direct
     }
 
     /// The buffer size that [`DirectReader::read_into`] needs for `len` bytes at any offset.

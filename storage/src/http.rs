@@ -43,8 +43,6 @@ use std::sync::Arc;
 pub const SIGNER_HEADER: &str = "x-cairn-signer";
 /// Header carrying the PUT's signature (hex).
 pub const SIGNATURE_HEADER: &str = "x-cairn-signature";
-/// Bytes per chunk when streaming a shard out.
-const SEND_CHUNK_BYTES: u64 = READ_CHUNK_BYTES as u64;
 /// Chunks queued between the body and the disk writer of an upload (bounds its memory).
 const QUEUE_CHUNKS: usize = 8;
 /// Chunk reads a shard download keeps in flight (bounds its memory to as many chunks).
@@ -552,9 +550,11 @@ fn read_chunk(
 /// Streams `start..end` of a stored shard from disk, [`READS_IN_FLIGHT`] chunk reads at a
 /// time (in order): one read at a time leaves a direct-I/O disk idle between requests.
 pub fn stream_shard(store: Arc<ShardStore>, blob: Hash, index: u16, start: u64, end: u64) -> Body {
+    // One pooled buffer per chunk.
+    let chunk = u64::try_from(READ_CHUNK_BYTES).unwrap_or(u64::MAX);
     let chunks = (start..end)
         .step_by(READ_CHUNK_BYTES)
-        .map(move |at| (at, at.saturating_add(SEND_CHUNK_BYTES).min(end)));
+        .map(move |at| (at, at.saturating_add(chunk).min(end)));
     let stream = futures::stream::iter(chunks)
         .map(move |(at, next)| {
             let store = Arc::clone(&store);

@@ -526,22 +526,21 @@ impl ShardStore {
         let mut shard = self.open_shard(blob, index)?;
         let info = shard.info();
         let mut builder = tree_builder(&info)?;
-        let mut buf = self.buffers.take();
         let chunk = u64::try_from(READ_CHUNK_BYTES).unwrap_or(u64::MAX);
-        let mut at = 0u64;
-        while at < info.size_bytes {
-            let end = at.saturating_add(chunk).min(info.size_bytes);
-            let got = match shard.read_into(&mut buf, at..end) {
-                Ok(got) => got,
-                Err(e) => {
-                    self.buffers.give(buf);
-                    return Err(e);
-                }
-            };
-            builder.update(&buf.as_slice()[got]);
-            at = end;
-        }
+        let mut buf = self.buffers.take();
+        let mut hash_all = || -> Result<(), StoreError> {
+            let mut at = 0u64;
+            while at < info.size_bytes {
+                let end = at.saturating_add(chunk).min(info.size_bytes);
+                let got = shard.read_into(&mut buf, at..end)?;
+                builder.update(&buf.as_slice()[got]);
+                at = end;
+            }
+            Ok(())
+        };
+        let hashed = hash_all();
         self.buffers.give(buf);
+        hashed?;
         Ok((builder.finish(), info))
     }
 
