@@ -7,6 +7,7 @@ pub mod keystore;
 pub mod node;
 pub mod shards;
 pub mod store;
+pub mod wire;
 
 pub use keystore::{KeyInfo, Keystore, KeystoreError};
 pub use node::{NodeClient, NodeError};

@@ -1,13 +1,22 @@
 //! A blocking client of the provider shard API (design §6): signed PUTs that come back with
 //! a receipt, and GETs (whole or ranged) as streams.
 
+use crate::wire;
 use cairn_types::tx::{
     SHARD_PUT_NAMESPACE, SHARD_RECEIPT_NAMESPACE, shard_put_message, shard_receipt_message,
 };
 use cairn_types::{Address, DealId, Hash, Keypair, Signature};
 use serde_json::Value;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::Duration;
+
+/// Limits of a shard transfer: a provider syncs a shard to disk before it answers a PUT.
+const BULK_TIMEOUTS: wire::Timeouts = wire::Timeouts {
+    connect_ms: 5_000,
+    io_ms: 120_000,
+};
+/// The most bytes read of a receipt or an error answer.
+const MAX_ANSWER_BYTES: u64 = 64 * 1024;
 
 /// Header naming who signed a PUT (the storage crate's server reads the same names).
 pub const SIGNER_HEADER: &str = "x-cairn-signer";
@@ -79,8 +88,9 @@ impl ShardClient {
         }
     }
 
-    fn refused(&self, status: u16, response: &mut ureq::http::Response<ureq::Body>) -> ShardError {
-        let body: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+    /// A refusal from its JSON error body (`{"error": {"code", "message"}}`).
+    fn refused_body(&self, status: u16, body: &[u8]) -> ShardError {
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         ShardError::Refused {
             endpoint: self.endpoint.clone(),
             status,
@@ -93,6 +103,16 @@ impl ShardClient {
                 .unwrap_or_default()
                 .to_string(),
         }
+    }
+
+    fn refused(&self, status: u16, response: &mut ureq::http::Response<ureq::Body>) -> ShardError {
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
+            .unwrap_or_default();
+        self.refused_body(status, &body)
     }
 
     /// Uploads shard `index` of `deal`'s blob (`size_bytes` bytes from `body`), signed by
@@ -110,25 +130,70 @@ impl ShardClient {
         size_bytes: u64,
         body: &mut dyn Read,
     ) -> Result<Receipt, ShardError> {
-        let url = format!("{}/v1/shards/{blob}/{index}?deal={deal}", self.endpoint);
+        self.put_with(
+            signer,
+            provider,
+            deal,
+            blob,
+            index,
+            root,
+            size_bytes,
+            &mut |out| std::io::copy(body, out).map(|_| ()),
+        )
+    }
+
+    /// [`ShardClient::put`] with a body that `write_body` writes straight onto the
+    /// connection (no staging copy); it must write exactly `size_bytes` bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_with(
+        &self,
+        signer: &Keypair,
+        provider: &Address,
+        deal: DealId,
+        blob: &Hash,
+        index: u16,
+        root: &Hash,
+        size_bytes: u64,
+        write_body: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<Receipt, ShardError> {
+        let target = format!("/v1/shards/{blob}/{index}?deal={deal}");
         let signature = signer.sign(
             SHARD_PUT_NAMESPACE,
             &shard_put_message(deal, blob, index, root),
         );
-        let result = self
-            .agent
-            .put(&url)
-            .header(SIGNER_HEADER, signer.address().to_string())
-            .header(SIGNATURE_HEADER, signature.to_hex())
-            .header("content-length", size_bytes.to_string())
-            .header("content-type", "application/octet-stream")
-            .send(ureq::SendBody::from_reader(body));
-        let mut response = result.map_err(|e| self.unreachable(e))?;
-        let status = response.status().as_u16();
+        let (signer_hex, signature_hex) = (signer.address().to_string(), signature.to_hex());
+        let mut request = wire::start(
+            &self.endpoint,
+            "PUT",
+            &target,
+            &[
+                (SIGNER_HEADER, &signer_hex),
+                (SIGNATURE_HEADER, &signature_hex),
+                ("content-type", "application/octet-stream"),
+            ],
+            Some(size_bytes),
+            BULK_TIMEOUTS,
+        )
+        .map_err(|e| self.unreachable(e))?;
+        let response = match write_body(&mut request) {
+            Ok(()) => request.finish().map_err(|e| self.unreachable(e))?,
+            // A refusal is answered before the body is read: report it, not the broken pipe.
+            Err(e) => match request.response_after_failure() {
+                Some(r) if r.status >= 400 => r,
+                _ => return Err(self.unreachable(format!("sending the shard: {e}"))),
+            },
+        };
+        let status = response.status;
+        let mut answer = Vec::new();
+        response
+            .body
+            .take(MAX_ANSWER_BYTES)
+            .read_to_end(&mut answer)
+            .map_err(|e| self.unreachable(e))?;
         if status >= 400 {
-            return Err(self.refused(status, &mut response));
+            return Err(self.refused_body(status, &answer));
         }
-        let answer: Value = response.body_mut().read_json().map_err(|e| self.bad(e))?;
+        let answer: Value = serde_json::from_slice(&answer).map_err(|e| self.bad(e))?;
         let signature: Signature = answer["signature"]
             .as_str()
             .and_then(|s| s.parse().ok())
@@ -158,26 +223,51 @@ impl ShardClient {
     }
 
     /// The shard's bytes `start..end` (`None`: all) as a stream; the caller verifies them.
+    /// A ranged answer of another length than asked for is refused here.
     pub fn get(
         &self,
         blob: &Hash,
         index: u16,
         range: Option<(u64, u64)>,
     ) -> Result<Box<dyn Read + Send>, ShardError> {
-        let url = format!("{}/v1/shards/{blob}/{index}", self.endpoint);
-        let mut request = self.agent.get(&url);
+        let target = format!("/v1/shards/{blob}/{index}");
+        let range_header;
+        let mut headers: Vec<(&str, &str)> = Vec::new();
         if let Some((start, end)) = range {
             if end <= start {
                 return Ok(Box::new(std::io::empty()));
             }
-            request = request.header("range", format!("bytes={start}-{}", end.saturating_sub(1)));
+            range_header = format!("bytes={start}-{}", end.saturating_sub(1));
+            headers.push(("range", &range_header));
         }
-        let mut response = request.call().map_err(|e| self.unreachable(e))?;
-        let status = response.status().as_u16();
-        if status >= 400 {
-            return Err(self.refused(status, &mut response));
+        let response = wire::start(
+            &self.endpoint,
+            "GET",
+            &target,
+            &headers,
+            None,
+            BULK_TIMEOUTS,
+        )
+        .and_then(wire::Request::finish)
+        .map_err(|e| self.unreachable(e))?;
+        if response.status >= 400 {
+            let mut answer = Vec::new();
+            let status = response.status;
+            let _ = response
+                .body
+                .take(MAX_ANSWER_BYTES)
+                .read_to_end(&mut answer);
+            return Err(self.refused_body(status, &answer));
         }
-        Ok(Box::new(response.into_body().into_reader()))
+        if let (Some((start, end)), Some(len)) = (range, response.content_length)
+            && len != end - start
+        {
+            return Err(self.bad(format!(
+                "{len} bytes for the range {start}..{end} ({} asked for)",
+                end - start
+            )));
+        }
+        Ok(Box::new(response.body))
     }
 
     /// `GET /v1/provider` within `timeout`: the address the shard API signs receipts with.

@@ -430,11 +430,12 @@ fn send_and_wait(
     Ok((hash, record))
 }
 
-/// A bounded pipe: the encoder writes a shard, the upload thread reads it as a PUT body.
-/// When the upload dies the writer swallows the rest, so one dead provider never stops the
-/// encoding of the others.
+/// A bounded pipe: the encoder writes a shard, the upload thread writes its chunks onto the
+/// PUT's connection and hands the emptied buffers back. When the upload dies the writer
+/// swallows the rest, so one dead provider never stops the encoding of the others.
 struct PipeWriter {
     tx: Option<SyncSender<Vec<u8>>>,
+    spares: Receiver<Vec<u8>>,
     buf: Vec<u8>,
 }
 
@@ -455,7 +456,11 @@ impl Write for PipeWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_CHUNK_BYTES));
+        let next = self
+            .spares
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(PIPE_CHUNK_BYTES));
+        let chunk = std::mem::replace(&mut self.buf, next);
         if let Some(tx) = &self.tx
             && tx.send(chunk).is_err()
         {
@@ -465,28 +470,18 @@ impl Write for PipeWriter {
     }
 }
 
-struct PipeReader {
-    rx: Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    at: usize,
-}
-
-impl Read for PipeReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.at >= self.chunk.len() {
-            match self.rx.recv() {
-                Ok(c) => {
-                    self.chunk = c;
-                    self.at = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.chunk.len() - self.at);
-        out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+/// The upload side of a [`PipeWriter`]: every chunk onto `out`, each buffer back emptied.
+fn drain_pipe(
+    rx: &Receiver<Vec<u8>>,
+    give: &SyncSender<Vec<u8>>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    for mut chunk in rx.iter() {
+        out.write_all(&chunk)?;
+        chunk.clear();
+        let _ = give.try_send(chunk);
     }
+    Ok(())
 }
 
 /// Counts bytes read through it and reports progress.
@@ -557,8 +552,10 @@ fn upload(
     let mut workers = Vec::with_capacity(placement.len());
     for (index, provider) in (0u16..).zip(placement) {
         let (tx, rx) = sync_channel::<Vec<u8>>(UPLOAD_QUEUE_CHUNKS);
+        let (give, spares) = sync_channel::<Vec<u8>>(UPLOAD_QUEUE_CHUNKS + 2);
         sinks.push(PipeWriter {
             tx: Some(tx),
+            spares,
             buf: Vec::with_capacity(PIPE_CHUNK_BYTES),
         });
         let root = meta.shard_roots.0[usize::from(index)];
@@ -566,12 +563,7 @@ fn upload(
         let (owner, provider) = (owner.clone(), provider.clone());
         workers.push(std::thread::spawn(
             move || -> Result<Receipt, ShardError> {
-                let mut body = PipeReader {
-                    rx,
-                    chunk: Vec::new(),
-                    at: 0,
-                };
-                ShardClient::new(&provider.endpoint).put(
+                ShardClient::new(&provider.endpoint).put_with(
                     &owner,
                     &provider.address,
                     deal,
@@ -579,13 +571,14 @@ fn upload(
                     index,
                     &root,
                     shard_bytes,
-                    &mut body,
+                    &mut |out| drain_pipe(&rx, &give, out),
                 )
             },
         ));
     }
+    // No BufReader: the encoder asks for whole segments, so one would only add a copy.
     let reader = Counting {
-        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        inner: file,
         read: 0,
         progress,
     };
@@ -650,8 +643,9 @@ pub fn put_file(
         Protection::Encrypted(DataKey::from_bytes(key))
     };
     let file = std::fs::File::open(path).map_err(io("opening", path))?;
+    // Unbuffered for the same reason as in `upload`.
     let encoded = compute_meta_on_lanes(
-        std::io::BufReader::with_capacity(1 << 20, file),
+        file,
         size,
         &params,
         &protection,
