@@ -29,7 +29,7 @@ use std::thread::JoinHandle;
 pub const ALIGN_BYTES: usize = 4096;
 const ALIGN_U64: u64 = ALIGN_BYTES as u64;
 /// The staging buffer of a [`DirectWriter`] unless the caller asks for another size.
-pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 1 << 20;
+pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 4 << 20;
 
 #[cfg(target_os = "linux")]
 const DIRECT_FLAG: i32 = libc::O_DIRECT;

@@ -256,6 +256,7 @@ fn pipeline(c: &mut Criterion) {
                                 black_box(plain[0]);
                                 Ok(())
                             },
+                            drop,
                         )
                         .unwrap();
                 })

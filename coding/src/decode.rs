@@ -210,14 +210,17 @@ impl Decoder {
     }
 
     /// Decodes the segments `next` yields (each with its verified pieces, in increasing
-    /// segment order) on `lanes` threads and hands each plaintext to `sink` in that order.
-    /// The caller's thread runs `next` and `sink`, so it can gather the following pieces
-    /// while the lanes decode; memory is two segments per lane.
+    /// segment order) on `lanes` threads and hands each plaintext to `sink` in that order,
+    /// then each of its pieces' buffers to `recycle` (so the caller can read the next pieces
+    /// into them instead of into fresh, zeroed memory). The caller's thread runs `next`,
+    /// `sink` and `recycle`, so it can gather the following pieces while the lanes decode;
+    /// memory is two segments per lane.
     pub fn decode_on_lanes<E>(
         &mut self,
         lanes: usize,
         mut next: impl FnMut() -> Result<Option<SegmentPieces>, E>,
         mut sink: impl FnMut(u64, &[u8]) -> Result<(), E>,
+        mut recycle: impl FnMut(Vec<u8>),
     ) -> Result<(), E>
     where
         E: From<CodingError> + Send,
@@ -242,7 +245,7 @@ impl Decoder {
                 let len = decode_into(
                     checker, cipher, erasure, &mut data, parity, segment, &slices,
                 )?;
-                Ok((segment, data, len))
+                Ok((segment, data, len, pieces))
             },
             || {
                 let Some((segment, pieces)) = next()? else {
@@ -251,7 +254,7 @@ impl Decoder {
                 let data = free.borrow_mut().pop().unwrap_or_else(|| vec![0u8; k * piece]);
                 Ok(Some((segment, pieces, data)))
             },
-            |(segment, data, len): (u64, Vec<u8>, usize)| {
+            |(segment, data, len, pieces): (u64, Vec<u8>, usize, Vec<Option<VerifiedPiece>>)| {
                 let result = match data.get(..len) {
                     Some(plain) => sink(segment, plain),
                     None => Err(E::from(CodingError::SegmentLength {
@@ -261,6 +264,10 @@ impl Decoder {
                     })),
                 };
                 free.borrow_mut().push(data);
+                pieces
+                    .into_iter()
+                    .flatten()
+                    .for_each(|p| recycle(p.into_bytes()));
                 result
             },
             || {
@@ -507,6 +514,10 @@ impl VerifiedPiece {
     }
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+    /// The piece's buffer, for reuse once it is decoded.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
     }
 }
 

@@ -584,14 +584,36 @@ impl Fleet {
             .arg(self.home.join(format!("devnet/storage-{i}")))
             .args(["--behaviour", behaviour.unwrap_or("honest")])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(
+                std::fs::File::create(self.home.join(format!("serve-{i}.log"))).expect("serve log"),
+            )
             .spawn()
             .expect("spawn cairn store serve");
         self.running[i] = Some(Killed(child));
         let url = format!("{}/v1/provider", self.endpoint(i));
-        wait_for("a storage provider", Duration::from_secs(30), || {
-            agent().get(&url).call().is_ok()
-        });
+        let start = Instant::now();
+        while agent().get(&url).call().is_err() {
+            // Say why: a provider that exited (a port taken meanwhile, a bad flag) or one
+            // still starting under load are different failures.
+            let exited = self.running[i]
+                .as_mut()
+                .and_then(|k| k.0.try_wait().ok().flatten());
+            let log = || {
+                std::fs::read_to_string(self.home.join(format!("serve-{i}.log")))
+                    .unwrap_or_default()
+            };
+            assert!(
+                exited.is_none(),
+                "storage provider {i} exited ({exited:?}): {}",
+                log()
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "storage provider {i} did not answer within 60 s: {}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// SIGKILL: the provider gets no chance to finish what it was doing.

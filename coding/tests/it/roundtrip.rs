@@ -409,6 +409,7 @@ fn lanes_decode_verified_pieces_like_one_thread_and_refuse_misplaced_ones() {
             let checker = decoder.piece_checker().unwrap();
             let mut segment = 0;
             let mut out = Vec::new();
+            let mut recycled = 0usize;
             decoder
                 .decode_on_lanes::<CodingError>(
                     lanes,
@@ -426,9 +427,16 @@ fn lanes_decode_verified_pieces_like_one_thread_and_refuse_misplaced_ones() {
                         );
                         Ok(())
                     },
+                    |buf| recycled += buf.len(),
                 )
                 .unwrap();
             assert_eq!(out, data, "{lanes} lanes, lost {lost:?}");
+            assert_eq!(
+                recycled,
+                usize::try_from(layout.segment_count * layout.piece_size_bytes).unwrap()
+                    * (layout.shard_count() - lost.len()),
+                "every piece's buffer comes back ({lanes} lanes, lost {lost:?})"
+            );
         }
     }
     let mut decoder =
