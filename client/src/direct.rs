@@ -140,8 +140,8 @@ fn open_read(path: &Path, mode: IoMode) -> io::Result<(File, bool)> {
 }
 
 /// Disk threads per writer. One direct write in flight leaves the device idle between
-/// writes (a single 1 MiB `O_DIRECT` stream reached about 1.5 GB/s here where several
-/// reached 2.5 to 3), so a writer keeps this many in flight, at distinct offsets.
+/// writes (one 1 MiB `O_DIRECT` stream reached 1.5–1.75 GB/s on the devnet VM where six
+/// reached 2.0), so a writer keeps this many in flight, at distinct offsets.
 const WRITE_THREADS: usize = 2;
 
 /// Buffers queued for the disk threads behind the one being filled.
@@ -178,16 +178,16 @@ fn write_block(
 /// an aligned buffer; each full buffer goes to one of [`WRITE_THREADS`] disk threads, so
 /// the caller fills the next one while earlier ones are written (at most
 /// [`WRITE_QUEUE_BUFFERS`] wait). A direct write blocks until the device has the bytes, so
-/// without those threads every write would stall the caller. [`DirectWriter::finish`] writes the last block padded, truncates the file to
-/// the bytes actually written and optionally syncs it. Dropping it unfinished leaves a file
-/// whose tail is missing: callers that care write to a temporary name and rename after
-/// `finish`.
+/// without those threads every write would stall the caller. [`DirectWriter::finish`]
+/// writes the last block padded, truncates the file to the bytes actually written and
+/// optionally syncs it. Dropping it unfinished leaves a file whose tail is missing: callers
+/// that care write to a temporary name and rename after `finish`.
 pub struct DirectWriter {
     path: PathBuf,
     direct: Arc<AtomicBool>,
     staging: AlignedBuf,
     filled: usize,
-    /// Bytes handed to the disk thread so far (whole buffers, so whole blocks).
+    /// Bytes handed to the disk threads so far (whole buffers, so whole blocks).
     flushed: u64,
     /// Buffers allocated so far (staging, queued and being written), at most
     /// `WRITE_QUEUE_BUFFERS + WRITE_THREADS + 1`.
@@ -204,7 +204,7 @@ impl DirectWriter {
     }
 
     /// [`DirectWriter::create`] in the given mode (`Cached` writes through the page cache,
-    /// still from a disk thread).
+    /// still from the disk threads).
     pub fn create_with(
         path: &Path,
         create_new: bool,
@@ -321,7 +321,7 @@ impl DirectWriter {
         }
     }
 
-    /// Hands `staging[..len]` to the disk thread and takes a fresh staging buffer.
+    /// Hands `staging[..len]` to the disk threads and takes a fresh staging buffer.
     fn hand_off(&mut self, len: usize) -> io::Result<()> {
         let next = match self.spares.try_recv() {
             Ok(buf) => buf,

@@ -18,6 +18,13 @@ const BULK_TIMEOUTS: wire::Timeouts = wire::Timeouts {
 /// The most bytes read of a receipt or an error answer.
 const MAX_ANSWER_BYTES: u64 = 64 * 1024;
 
+/// A receipt or error answer, at most [`MAX_ANSWER_BYTES`] of it.
+fn read_answer(body: wire::Body) -> std::io::Result<Vec<u8>> {
+    let mut answer = Vec::new();
+    body.take(MAX_ANSWER_BYTES).read_to_end(&mut answer)?;
+    Ok(answer)
+}
+
 /// Header naming who signed a PUT (the storage crate's server reads the same names).
 pub const SIGNER_HEADER: &str = "x-cairn-signer";
 /// Header carrying the PUT's signature (hex ed25519 under `_CAIRN_SHARD_PUT`).
@@ -115,37 +122,12 @@ impl ShardClient {
         self.refused_body(status, &body)
     }
 
-    /// Uploads shard `index` of `deal`'s blob (`size_bytes` bytes from `body`), signed by
-    /// `signer` (the deal's owner, or a repairer); returns the provider's receipt after
-    /// checking its signature against `provider`.
+    /// Uploads shard `index` of `deal`'s blob, signed by `signer` (the deal's owner, or a
+    /// repairer); returns the provider's receipt after checking its signature against
+    /// `provider`. `write_body` writes the shard straight onto the connection (no staging
+    /// copy) and must write exactly `size_bytes` bytes.
     #[allow(clippy::too_many_arguments)]
     pub fn put(
-        &self,
-        signer: &Keypair,
-        provider: &Address,
-        deal: DealId,
-        blob: &Hash,
-        index: u16,
-        root: &Hash,
-        size_bytes: u64,
-        body: &mut dyn Read,
-    ) -> Result<Receipt, ShardError> {
-        self.put_with(
-            signer,
-            provider,
-            deal,
-            blob,
-            index,
-            root,
-            size_bytes,
-            &mut |out| std::io::copy(body, out).map(|_| ()),
-        )
-    }
-
-    /// [`ShardClient::put`] with a body that `write_body` writes straight onto the
-    /// connection (no staging copy); it must write exactly `size_bytes` bytes.
-    #[allow(clippy::too_many_arguments)]
-    pub fn put_with(
         &self,
         signer: &Keypair,
         provider: &Address,
@@ -184,12 +166,7 @@ impl ShardClient {
             },
         };
         let status = response.status;
-        let mut answer = Vec::new();
-        response
-            .body
-            .take(MAX_ANSWER_BYTES)
-            .read_to_end(&mut answer)
-            .map_err(|e| self.unreachable(e))?;
+        let answer = read_answer(response.body).map_err(|e| self.unreachable(e))?;
         if status >= 400 {
             return Err(self.refused_body(status, &answer));
         }
@@ -251,13 +228,8 @@ impl ShardClient {
         .and_then(wire::Request::finish)
         .map_err(|e| self.unreachable(e))?;
         if response.status >= 400 {
-            let mut answer = Vec::new();
-            let status = response.status;
-            let _ = response
-                .body
-                .take(MAX_ANSWER_BYTES)
-                .read_to_end(&mut answer);
-            return Err(self.refused_body(status, &answer));
+            let answer = read_answer(response.body).unwrap_or_default();
+            return Err(self.refused_body(response.status, &answer));
         }
         if let (Some((start, end)), Some(len)) = (range, response.content_length)
             && len != end - start

@@ -21,8 +21,8 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A provider that failed an upload, and why.
@@ -564,7 +564,7 @@ fn upload(
         let (owner, provider) = (owner.clone(), provider.clone());
         workers.push(std::thread::spawn(
             move || -> Result<Receipt, ShardError> {
-                ShardClient::new(&provider.endpoint).put_with(
+                ShardClient::new(&provider.endpoint).put(
                     &owner,
                     &provider.address,
                     deal,
@@ -820,7 +820,7 @@ struct Stream {
 /// buffer is zeroed memory the kernel must first hand over, which cost a tenth of a get's
 /// client time. Bounded; past the bound a buffer is simply freed.
 struct PiecePool {
-    free: std::sync::Mutex<Vec<Vec<u8>>>,
+    free: Mutex<Vec<Vec<u8>>>,
     piece_bytes: usize,
     max_buffers: usize,
 }
@@ -828,7 +828,7 @@ struct PiecePool {
 impl PiecePool {
     fn new(piece_bytes: usize, max_buffers: usize) -> Self {
         Self {
-            free: std::sync::Mutex::new(Vec::with_capacity(max_buffers)),
+            free: Mutex::new(Vec::with_capacity(max_buffers)),
             piece_bytes,
             max_buffers,
         }
@@ -1270,7 +1270,7 @@ pub fn repair_shard(
                 lost,
                 &root,
                 meta.shard_size_bytes,
-                &mut file,
+                &mut |out| std::io::copy(&mut file, out).map(|_| ()),
             )
             .map_err(|e| StoreError::Placement(e.to_string()))?;
         let (hash, _) = send_and_wait(

@@ -142,11 +142,6 @@ impl Write for Request {
 }
 
 impl Request {
-    /// Body bytes written so far.
-    pub fn written_bytes(&self) -> u64 {
-        self.written
-    }
-
     /// Reads the response head; fails when fewer body bytes were written than announced
     /// (the server would wait for the rest, or take a truncated body).
     pub fn finish(self) -> io::Result<Response> {
