@@ -447,6 +447,7 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
             "data_shards": put.data_shards,
             "parity_shards": put.parity_shards,
             "lost_shards": lost.len(),
+            "put_phases": put.phases,
         });
         for (name, elapsed) in figures {
             doc[format!("{name}_ms")] = json!(elapsed.as_millis());

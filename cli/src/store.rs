@@ -212,13 +212,17 @@ fn put(global: &Global, args: PutArgs) -> Result<()> {
     } else {
         println!("{}", outcome.blob);
         eprintln!(
-            "stored {} bytes as {}+{} shards in deal {} ({} receipts, {} ms)",
+            "stored {} bytes as {}+{} shards in deal {} ({} receipts, {} ms: encode {} ms, deal {} ms, upload {} ms, certificate {} ms)",
             outcome.size_bytes,
             outcome.data_shards,
             outcome.parity_shards,
             outcome.deal,
             outcome.receipts,
-            outcome.elapsed_ms
+            outcome.elapsed_ms,
+            outcome.phases.encode_ms,
+            outcome.phases.deal_ms,
+            outcome.phases.upload_ms,
+            outcome.phases.certify_ms,
         );
     }
     Ok(())

@@ -9,6 +9,7 @@
 
 use crate::node::{NodeClient, NodeError};
 use crate::shards::{Receipt, ShardClient, ShardError};
+use bytes::BytesMut;
 use cairn_coding::{
     CodingError, DEFAULT_MAX_PIECE_SIZE_BYTES, DataKey, Decoder, EncodedBlob, Encoder, Layout,
     Params, PieceChecker, Protection, SegmentPieces, VerifiedPiece, available_lanes,
@@ -116,6 +117,21 @@ pub struct PutOutcome {
     pub receipts: usize,
     pub placements: usize,
     pub elapsed_ms: u128,
+    /// Where the time went, so a slow put names its slow phase.
+    pub phases: PutPhases,
+}
+
+/// A put's wall time by phase (milliseconds; the last placement's, when it took several).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct PutPhases {
+    /// Pass 1: encrypting, encoding and committing every shard for the blob id.
+    pub encode_ms: u128,
+    /// Submitting the deal and waiting for it to finalize.
+    pub deal_ms: u128,
+    /// Pass 2: encoding again while streaming the shards; ends with the last receipt.
+    pub upload_ms: u128,
+    /// Submitting the receipts (the certificate) and waiting for them to finalize.
+    pub certify_ms: u128,
 }
 
 /// What a get did.
@@ -644,6 +660,8 @@ pub fn put_file(
         Protection::Encrypted(DataKey::from_bytes(key))
     };
     let file = std::fs::File::open(path).map_err(io("opening", path))?;
+    let mut phases = PutPhases::default();
+    let encoding = Instant::now();
     // Unbuffered for the same reason as in `upload`.
     let encoded = compute_meta_on_lanes(
         file,
@@ -652,6 +670,7 @@ pub fn put_file(
         &protection,
         available_lanes(MAX_CODING_LANES),
     )?;
+    phases.encode_ms = encoding.elapsed().as_millis();
     let meta = encoded.meta.clone();
     // The key is saved before anything is paid for, so a crash later never strands data.
     let (data_key, sealed) = match &protection {
@@ -697,6 +716,7 @@ pub fn put_file(
     for attempt in 1..=MAX_PLACEMENTS {
         let placement = place(&candidates, n, meta.shard_size_bytes, &exclude)?;
         let addresses: Vec<Address> = placement.iter().map(|p| p.address).collect();
+        let dealing = Instant::now();
         send_and_wait(
             node,
             owner,
@@ -711,6 +731,8 @@ pub fn put_file(
             }),
         )?;
         let deal = find_deal(node, &meta.id, &owner.address(), &addresses)?;
+        phases.deal_ms = dealing.elapsed().as_millis();
+        let uploading = Instant::now();
         let (receipts, failures) = upload(
             path,
             stamp,
@@ -721,6 +743,7 @@ pub fn put_file(
             &placement,
             progress,
         )?;
+        phases.upload_ms = uploading.elapsed().as_millis();
         if receipts.len() >= needed {
             let receipts: Vec<ShardReceipt> = receipts
                 .iter()
@@ -730,6 +753,7 @@ pub fn put_file(
                 })
                 .collect();
             let count = receipts.len();
+            let certifying = Instant::now();
             send_and_wait(
                 node,
                 owner,
@@ -738,6 +762,7 @@ pub fn put_file(
                     receipts: BoundedVec(receipts),
                 }),
             )?;
+            phases.certify_ms = certifying.elapsed().as_millis();
             return Ok(PutOutcome {
                 blob: meta.id,
                 deal,
@@ -749,6 +774,7 @@ pub fn put_file(
                 receipts: count,
                 placements: attempt,
                 elapsed_ms: start.elapsed().as_millis(),
+                phases,
             });
         }
         // Too few receipts: take the escrow back and place again without the failures.
@@ -816,37 +842,88 @@ struct Stream {
     last: Instant,
 }
 
-/// Piece buffers the decoder is done with, for the download threads to read into: a fresh
-/// buffer is zeroed memory the kernel must first hand over, which cost a tenth of a get's
-/// client time. Bounded; past the bound a buffer is simply freed.
-struct PiecePool {
-    free: Mutex<Vec<Vec<u8>>>,
+/// Where the download threads read pieces: one allocation per segment, cut into its `n`
+/// piece slots, so a segment's data pieces land next to each other and the decoder works on
+/// them in place (`Decoder::decode_on_lanes` joins adjacent slots back without a copy; the
+/// copy of every piece into a segment buffer was a sixth of a get's client time).
+///
+/// Whole segment buffers come back once decoded and are reused: a fresh buffer is zeroed
+/// memory the kernel must first hand over. A slot already taken (a stream that died and was
+/// replaced), or one of a segment already decoded (a late stream), gets a buffer of its own:
+/// that segment is then gathered by copy, just as correctly. Bounded: segments open at once
+/// are those the streams read ahead, and past `max_free` a buffer is simply freed.
+struct SegmentSlots {
+    n: usize,
     piece_bytes: usize,
-    max_buffers: usize,
+    max_free: usize,
+    state: Mutex<SlotState>,
 }
 
-impl PiecePool {
-    fn new(piece_bytes: usize, max_buffers: usize) -> Self {
+#[derive(Default)]
+struct SlotState {
+    /// Segments a stream has started, with the slots no stream took yet.
+    open: std::collections::HashMap<u64, Vec<Option<BytesMut>>>,
+    /// Segments below this are gathered: their late pieces get buffers of their own.
+    closed_below: u64,
+    free: Vec<BytesMut>,
+}
+
+impl SegmentSlots {
+    fn new(n: usize, piece_bytes: usize, max_free: usize) -> Self {
         Self {
-            free: Mutex::new(Vec::with_capacity(max_buffers)),
+            n,
             piece_bytes,
-            max_buffers,
+            max_free,
+            state: Mutex::new(SlotState::default()),
         }
     }
 
-    fn take(&self) -> Vec<u8> {
-        let reused = self.free.lock().ok().and_then(|mut free| free.pop());
-        reused.unwrap_or_else(|| vec![0u8; self.piece_bytes])
+    /// The buffer shard `index`'s piece of `segment` is read into.
+    fn take(&self, segment: u64, index: usize) -> BytesMut {
+        let (n, piece) = (self.n, self.piece_bytes);
+        let slot = self.state.lock().ok().and_then(|mut state| {
+            if segment < state.closed_below || index >= n {
+                return None;
+            }
+            if !state.open.contains_key(&segment) {
+                let mut whole = state
+                    .free
+                    .pop()
+                    .unwrap_or_else(|| BytesMut::zeroed(n * piece));
+                let slots = (0..n).map(|_| Some(whole.split_to(piece))).collect();
+                state.open.insert(segment, slots);
+            }
+            state
+                .open
+                .get_mut(&segment)
+                .and_then(|slots| slots.get_mut(index))
+                .and_then(Option::take)
+        });
+        slot.unwrap_or_else(|| BytesMut::zeroed(piece))
     }
 
-    fn give(&self, buf: Vec<u8>) {
-        if buf.len() != self.piece_bytes {
+    /// The slots of `segment` no stream took, now that its pieces are gathered (the decoder
+    /// rebuilds missing pieces into them and hands them back with the rest).
+    fn close(&self, segment: u64) -> Vec<Option<BytesMut>> {
+        let Ok(mut state) = self.state.lock() else {
+            return Vec::new();
+        };
+        state.closed_below = state.closed_below.max(segment.saturating_add(1));
+        let closed_below = state.closed_below;
+        let spare = state.open.remove(&segment).unwrap_or_default();
+        // Segments skipped over (none in order, but never keep what cannot be asked for).
+        state.open.retain(|&s, _| s >= closed_below);
+        spare
+    }
+
+    fn give(&self, buf: BytesMut) {
+        if buf.len() != self.n * self.piece_bytes {
             return;
         }
-        if let Ok(mut free) = self.free.lock()
-            && free.len() < self.max_buffers
+        if let Ok(mut state) = self.state.lock()
+            && state.free.len() < self.max_free
         {
-            free.push(buf);
+            state.free.push(buf);
         }
     }
 }
@@ -857,7 +934,7 @@ fn open_stream(
     blob: Hash,
     index: u16,
     checker: PieceChecker,
-    pool: Arc<PiecePool>,
+    slots: Arc<SegmentSlots>,
     layout: &Layout,
     from: u64,
     to: u64,
@@ -879,8 +956,8 @@ fn open_stream(
             }
         };
         for segment in from..to {
-            let mut buf = pool.take();
-            if let Err(e) = reader.read_exact(&mut buf) {
+            let mut buf = slots.take(segment, usize::from(index));
+            if let Err(e) = reader.read_exact(&mut buf[..]) {
                 let _ = tx.send(Err(format!("reading segment {segment}: {e}")));
                 return;
             }
@@ -969,10 +1046,11 @@ fn decode_segments(
     let checker = decoder.piece_checker()?;
     let segments = wanted.end;
     let lanes = available_lanes(MAX_CODING_LANES);
-    // Enough for every stream's queue and piece in hand, plus the segments on the lanes.
-    let pool = Arc::new(PiecePool::new(
+    // Enough for the segments the streams read ahead, plus those on the lanes.
+    let slots = Arc::new(SegmentSlots::new(
+        n,
         usize::try_from(layout.piece_size_bytes).unwrap_or(0),
-        n * (DOWNLOAD_AHEAD_SEGMENTS + 2) + 2 * lanes * n,
+        DOWNLOAD_AHEAD_SEGMENTS + 2 + 2 * lanes + 2,
     ));
     let mut streams: Vec<Option<Stream>> = (0..n).map(|_| None).collect();
     let open = |i: usize, from: u64, endpoints: &[Option<String>]| {
@@ -983,7 +1061,7 @@ fn decode_segments(
             *blob,
             index,
             checker.clone(),
-            Arc::clone(&pool),
+            Arc::clone(&slots),
             &layout,
             from,
             segments,
@@ -1073,13 +1151,17 @@ fn decode_segments(
                 streams[j] = Some(open(j, segment, &endpoints));
             }
         }
-        Ok(Some((segment, pending)))
+        Ok(Some(SegmentPieces {
+            segment,
+            pieces: pending,
+            spare: slots.close(segment),
+        }))
     };
     decoder.decode_on_lanes(
         lanes,
         gather,
         |segment, plain| sink(&layout, segment, plain),
-        |buf| pool.give(buf),
+        |buf| slots.give(buf),
     )?;
     Ok((meta, failures))
 }

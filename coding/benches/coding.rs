@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use cairn_coding::{CodingError, DataKey, Decoder, Encoder, Params, Protection, piece_cv};
+use cairn_coding::{
+    CodingError, DataKey, Decoder, Encoder, Params, Protection, SegmentPieces, piece_cv,
+};
 use cairn_types::{DealId, Hash};
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use std::num::NonZeroU16;
@@ -243,14 +245,12 @@ fn pipeline(c: &mut Criterion) {
                                     .zip(&long_sinks)
                                     .map(|(i, s)| {
                                         (usize::from(i) >= M)
-                                            .then(|| {
-                                                checker.check(i, segment, s[r.clone()].to_vec())
-                                            })
+                                            .then(|| checker.check(i, segment, &s[r.clone()]))
                                             .transpose()
                                     })
                                     .collect::<Result<Vec<_>, _>>()?;
                                 segment += 1;
-                                Ok(Some((segment - 1, pieces)))
+                                Ok(Some(SegmentPieces::new(segment - 1, pieces)))
                             },
                             |_, plain| {
                                 black_box(plain[0]);

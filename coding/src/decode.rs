@@ -12,6 +12,7 @@ use crate::crypto::{Protection, SegmentCipher};
 use crate::erasure::Erasure;
 use crate::error::{CodingError, ShardFailure};
 use crate::layout::{Layout, PIECE_ROOT_BYTES, TRAILER_HEADER_BYTES};
+use bytes::BytesMut;
 use cairn_types::Hash;
 use cairn_types::tx::BlobMeta;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -71,7 +72,6 @@ pub struct Decoder {
     /// Shard-major piece roots, once a trailer has been checked against every shard root.
     checker: Option<PieceChecker>,
     data: Vec<u8>,
-    parity: Vec<u8>,
 }
 
 impl Decoder {
@@ -90,7 +90,6 @@ impl Decoder {
         Ok(Self {
             erasure: Erasure::new(k, m, piece),
             data: vec![0; k * piece],
-            parity: vec![0; m * piece],
             checker: None,
             cipher,
             meta: meta.clone(),
@@ -211,16 +210,21 @@ impl Decoder {
 
     /// Decodes the segments `next` yields (each with its verified pieces, in increasing
     /// segment order) on `lanes` threads and hands each plaintext to `sink` in that order,
-    /// then each of its pieces' buffers to `recycle` (so the caller can read the next pieces
-    /// into them instead of into fresh, zeroed memory). The caller's thread runs `next`,
-    /// `sink` and `recycle`, so it can gather the following pieces while the lanes decode;
-    /// memory is two segments per lane.
+    /// then every buffer the segment came with (pieces and spares) to `recycle`, joined into
+    /// one where they are adjacent parts of one allocation (so the caller can read the next
+    /// pieces into them instead of into fresh, zeroed memory). The caller's thread runs
+    /// `next`, `sink` and `recycle`, so it can gather the following pieces while the lanes
+    /// decode; memory is two segments per lane.
+    ///
+    /// When a segment's data slots (pieces, or spares where a data piece is missing) are
+    /// adjacent parts of one allocation, it is decoded and decrypted right there: no copy of
+    /// its pieces into a segment buffer, which is a sixth of a read's memory traffic.
     pub fn decode_on_lanes<E>(
         &mut self,
         lanes: usize,
         mut next: impl FnMut() -> Result<Option<SegmentPieces>, E>,
         mut sink: impl FnMut(u64, &[u8]) -> Result<(), E>,
-        mut recycle: impl FnMut(Vec<u8>),
+        mut recycle: impl FnMut(BytesMut),
     ) -> Result<(), E>
     where
         E: From<CodingError> + Send,
@@ -229,45 +233,46 @@ impl Decoder {
         let layout = &self.layout;
         let cipher = self.cipher.as_ref();
         let piece = to_usize(layout.piece_size_bytes)?;
+        let n = layout.shard_count();
         let k = layout.data_shards();
-        let m = layout.shard_count() - k;
+        let m = n - k;
         // More lanes than segments would only start threads that get no job.
         let width = lanes.clamp(1, to_usize(layout.segment_count)?.max(1));
-        let mut workspaces: Vec<(Erasure, Vec<u8>)> = (0..width)
-            .map(|_| (Erasure::new(k, m, piece), vec![0u8; m * piece]))
-            .collect();
+        let mut workspaces: Vec<Erasure> = (0..width).map(|_| Erasure::new(k, m, piece)).collect();
+        // Segment buffers for segments whose pieces are not adjacent (gathered by copying).
         let free: std::cell::RefCell<Vec<Vec<u8>>> = std::cell::RefCell::new(Vec::new());
         crate::pipeline::ordered(
             &mut workspaces,
-            &|(erasure, parity): &mut (Erasure, Vec<u8>),
-              (segment, pieces, mut data): (u64, Vec<Option<VerifiedPiece>>, Vec<u8>)| {
-                let slices = verified_slices(layout, segment, &pieces)?;
-                let len = decode_into(
-                    checker, cipher, erasure, &mut data, parity, segment, &slices,
-                )?;
-                Ok((segment, data, len, pieces))
+            &|erasure: &mut Erasure, mut job: LaneJob| {
+                let len = job.decode(checker, cipher, erasure, piece)?;
+                Ok((job, len))
             },
             || {
-                let Some((segment, pieces)) = next()? else {
+                let Some(given) = next()? else {
                     return Ok(None);
                 };
-                let data = free.borrow_mut().pop().unwrap_or_else(|| vec![0u8; k * piece]);
-                Ok(Some((segment, pieces, data)))
+                let job = LaneJob::assemble(layout, given, k, piece, || {
+                    free.borrow_mut()
+                        .pop()
+                        .unwrap_or_else(|| vec![0u8; k * piece])
+                })?;
+                Ok(Some(job))
             },
-            |(segment, data, len, pieces): (u64, Vec<u8>, usize, Vec<Option<VerifiedPiece>>)| {
-                let result = match data.get(..len) {
+            |(job, len): (LaneJob, usize)| {
+                let segment = job.segment;
+                let result = match job.data().get(..len) {
                     Some(plain) => sink(segment, plain),
                     None => Err(E::from(CodingError::SegmentLength {
                         segment,
                         expected: u64::try_from(len).unwrap_or(u64::MAX),
-                        got: u64::try_from(data.len()).unwrap_or(u64::MAX),
+                        got: u64::try_from(job.data().len()).unwrap_or(u64::MAX),
                     })),
                 };
-                free.borrow_mut().push(data);
-                pieces
-                    .into_iter()
-                    .flatten()
-                    .for_each(|p| recycle(p.into_bytes()));
+                let (own, buffers) = job.into_buffers();
+                if let Some(own) = own {
+                    free.borrow_mut().push(own);
+                }
+                buffers.into_iter().for_each(&mut recycle);
                 result
             },
             || {
@@ -308,13 +313,14 @@ impl Decoder {
         pieces: &[Option<&[u8]>],
     ) -> Result<&[u8], CodingError> {
         let checker = self.checker.as_ref().ok_or(CodingError::TrailerMissing)?;
+        let present: Vec<bool> = pieces.iter().map(Option::is_some).collect();
         let len = decode_into(
             checker,
             self.cipher.as_ref(),
             &mut self.erasure,
             &mut self.data,
-            &mut self.parity,
             segment,
+            &present,
             pieces,
         )?;
         let range = self.layout.segment_plain_range(segment);
@@ -482,8 +488,9 @@ impl PieceChecker {
         &self,
         shard_index: u16,
         segment: u64,
-        bytes: Vec<u8>,
+        bytes: impl Into<BytesMut>,
     ) -> Result<VerifiedPiece, CodingError> {
+        let bytes = bytes.into();
         self.verify(shard_index, segment, &bytes)?;
         Ok(VerifiedPiece {
             shard_index,
@@ -493,16 +500,35 @@ impl PieceChecker {
     }
 }
 
-/// One segment's index and its verified pieces (`None` where a shard gave none), as
-/// [`Decoder::decode_on_lanes`] takes them.
-pub type SegmentPieces = (u64, Vec<Option<VerifiedPiece>>);
+/// One segment's verified pieces, as [`Decoder::decode_on_lanes`] takes them.
+#[derive(Debug)]
+pub struct SegmentPieces {
+    pub segment: u64,
+    /// `pieces[i]` is shard `i`'s piece, `None` where none was fetched.
+    pub pieces: Vec<Option<VerifiedPiece>>,
+    /// Piece-sized buffers for slots without a piece (`spare[i]` for shard `i`; may be
+    /// shorter than `pieces`). They only matter when they are the missing parts of the
+    /// allocation the pieces were read into: the segment is then rebuilt in place.
+    pub spare: Vec<Option<BytesMut>>,
+}
+
+impl SegmentPieces {
+    /// Pieces without spare buffers.
+    pub fn new(segment: u64, pieces: Vec<Option<VerifiedPiece>>) -> Self {
+        Self {
+            segment,
+            pieces,
+            spare: Vec::new(),
+        }
+    }
+}
 
 /// A piece that matched its committed root; only [`PieceChecker::check`] makes one.
 #[derive(Debug)]
 pub struct VerifiedPiece {
     shard_index: u16,
     segment: u64,
-    bytes: Vec<u8>,
+    bytes: BytesMut,
 }
 
 impl VerifiedPiece {
@@ -516,8 +542,155 @@ impl VerifiedPiece {
         &self.bytes
     }
     /// The piece's buffer, for reuse once it is decoded.
-    pub fn into_bytes(self) -> Vec<u8> {
+    pub fn into_bytes(self) -> BytesMut {
         self.bytes
+    }
+}
+
+/// Joins `parts` into one buffer when each follows the previous in one allocation (no
+/// copy); gives them back, unchanged and in order, when they do not.
+fn join(parts: Vec<BytesMut>) -> Result<BytesMut, Vec<BytesMut>> {
+    let adjacent = parts
+        .windows(2)
+        .all(|w| w[0].as_ptr_range().end == w[1].as_ptr());
+    if !adjacent || parts.is_empty() {
+        return Err(parts);
+    }
+    let mut sizes = Vec::with_capacity(parts.len());
+    let mut rest = parts.into_iter();
+    let Some(mut joined) = rest.next() else {
+        return Err(Vec::new());
+    };
+    sizes.push(joined.len());
+    while let Some(part) = rest.next() {
+        let size = part.len();
+        if let Err(part) = joined.try_unsplit(part) {
+            // Adjacent by chance but separate allocations: cut the joined ones apart again.
+            let mut back: Vec<BytesMut> = sizes.iter().map(|&s| joined.split_to(s)).collect();
+            back.push(part);
+            back.extend(rest);
+            return Err(back);
+        }
+        sizes.push(size);
+    }
+    Ok(joined)
+}
+
+/// Where a segment's `k` data pieces are decoded.
+enum SegmentData {
+    /// The data slots joined in place (their pieces already sit where decoding needs them).
+    Joined(BytesMut),
+    /// A buffer of the decoder's own; the used data pieces are copied into it.
+    Own(Vec<u8>),
+}
+
+/// One segment on its way through a lane.
+struct LaneJob {
+    segment: u64,
+    /// Shard `i` gave a verified piece.
+    present: Vec<bool>,
+    data: SegmentData,
+    /// Every buffer not in `data`: per slot, its piece or spare.
+    rest: Vec<Option<BytesMut>>,
+}
+
+impl LaneJob {
+    fn assemble(
+        layout: &Layout,
+        given: SegmentPieces,
+        k: usize,
+        piece: usize,
+        own: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Self, CodingError> {
+        let SegmentPieces {
+            segment,
+            pieces,
+            mut spare,
+        } = given;
+        verified_slices(layout, segment, &pieces)?;
+        let present: Vec<bool> = pieces.iter().map(Option::is_some).collect();
+        spare.resize_with(pieces.len(), || None);
+        let mut rest: Vec<Option<BytesMut>> = pieces
+            .into_iter()
+            .zip(spare)
+            .map(|(piece, spare)| piece.map(VerifiedPiece::into_bytes).or(spare))
+            .collect();
+        let data_slots = rest.get(..k).unwrap_or_default();
+        if data_slots
+            .iter()
+            .all(|slot| slot.as_ref().is_some_and(|b| b.len() == piece))
+        {
+            let parts: Vec<BytesMut> = rest.iter_mut().take(k).filter_map(Option::take).collect();
+            match join(parts) {
+                Ok(data) => {
+                    return Ok(Self {
+                        segment,
+                        present,
+                        data: SegmentData::Joined(data),
+                        rest,
+                    });
+                }
+                Err(parts) => {
+                    for (slot, part) in rest.iter_mut().zip(parts) {
+                        *slot = Some(part);
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            segment,
+            present,
+            data: SegmentData::Own(own()),
+            rest,
+        })
+    }
+
+    fn data(&self) -> &[u8] {
+        match &self.data {
+            SegmentData::Joined(data) => data,
+            SegmentData::Own(data) => data,
+        }
+    }
+
+    fn decode(
+        &mut self,
+        checker: &PieceChecker,
+        cipher: Option<&SegmentCipher>,
+        erasure: &mut Erasure,
+        piece: usize,
+    ) -> Result<usize, CodingError> {
+        let outside: Vec<Option<&[u8]>> = self
+            .rest
+            .iter()
+            .zip(&self.present)
+            .map(|(slot, &present)| slot.as_deref().filter(|b| present && b.len() == piece))
+            .collect();
+        let data: &mut [u8] = match &mut self.data {
+            SegmentData::Joined(data) => data,
+            SegmentData::Own(data) => data,
+        };
+        decode_into(
+            checker,
+            cipher,
+            erasure,
+            data,
+            self.segment,
+            &self.present,
+            &outside,
+        )
+    }
+
+    /// The decoder's own buffer (if used) and the caller's buffers, joined where adjacent.
+    fn into_buffers(self) -> (Option<Vec<u8>>, Vec<BytesMut>) {
+        let (own, mut parts) = match self.data {
+            SegmentData::Joined(data) => (None, vec![data]),
+            SegmentData::Own(data) => (Some(data), Vec::new()),
+        };
+        parts.extend(self.rest.into_iter().flatten());
+        match join(parts) {
+            Ok(whole) => (own, vec![whole]),
+            Err(parts) => (own, parts),
+        }
     }
 }
 
@@ -596,23 +769,26 @@ impl PieceChecker {
 /// Decodes one segment from verified pieces into `data` (`k` pieces long), strictly: the
 /// codeword through the pieces used must be the committed one, the padding zero, and the
 /// ciphertext authentic. Returns the plaintext length, at the start of `data`.
+///
+/// `present[i]`: shard `i`'s piece is verified. Its bytes are `outside[i]`, or, for a data
+/// piece with no `outside` bytes, already in its slot of `data`.
 fn decode_into(
     checker: &PieceChecker,
     cipher: Option<&SegmentCipher>,
     erasure: &mut Erasure,
     data: &mut [u8],
-    parity: &mut [u8],
     segment: u64,
-    pieces: &[Option<&[u8]>],
+    present: &[bool],
+    outside: &[Option<&[u8]>],
 ) -> Result<usize, CodingError> {
     let layout = &checker.layout;
     let k = layout.data_shards();
     let piece = to_usize(layout.piece_size_bytes)?;
     // Use exactly k pieces, data first (no decoding at all when they are all there).
-    let mut used = vec![false; pieces.len()];
+    let mut used = vec![false; present.len()];
     let mut chosen = 0;
-    for (index, piece) in pieces.iter().enumerate() {
-        if chosen < k && piece.is_some() {
+    for (index, &present) in present.iter().enumerate() {
+        if chosen < k && present {
             used[index] = true;
             chosen += 1;
         }
@@ -626,39 +802,45 @@ fn decode_into(
         });
     }
     for (index, out) in data.chunks_exact_mut(piece).enumerate() {
-        if let (true, Some(Some(bytes))) = (used[index], pieces.get(index)) {
+        if let (true, Some(Some(bytes))) = (used[index], outside.get(index)) {
             out.copy_from_slice(bytes);
         }
     }
-    let parity_given: Vec<Option<&[u8]>> = pieces
-        .iter()
-        .zip(&used)
-        .skip(k)
-        .map(|(piece, &used)| if used { *piece } else { None })
-        .collect();
+    let mut parity_given: Vec<Option<&[u8]>> = Vec::with_capacity(present.len() - k);
+    for (index, &used) in used.iter().enumerate().skip(k) {
+        let bytes = outside.get(index).copied().flatten();
+        if used && bytes.is_none() {
+            return Err(CodingError::InvalidParams {
+                detail: format!("segment {segment}: parity piece {index} has no bytes"),
+            });
+        }
+        parity_given.push(bytes.filter(|_| used));
+    }
     erasure.decode(segment, data, &used[..k], &parity_given)?;
     // Strict read: the codeword through the k pieces used must be the committed one, so
     // every piece not used is recomputed and compared with its root. Rebuilt data pieces
     // are at hand; parity is recomputed only when some parity piece went unused (when all
-    // were used, as with m data pieces lost, every piece is already checked).
-    if used[k..].iter().any(|&used| !used) {
-        erasure.encode(segment, data, parity)?;
+    // were used, as with m data pieces lost, every piece is already checked), and hashed
+    // where the encoder left it.
+    let mismatch = |shard_index: usize| CodingError::InconsistentEncoding {
+        segment,
+        shard_index: u16::try_from(shard_index).unwrap_or(u16::MAX),
+    };
+    let root =
+        |shard_index: usize| checker.root(u16::try_from(shard_index).unwrap_or(u16::MAX), segment);
+    for (index, bytes) in data.chunks_exact(piece).enumerate() {
+        if !used[index] && piece_cv(bytes, segment) != root(index)? {
+            return Err(mismatch(index));
+        }
     }
-    for (index, bytes) in data
-        .chunks_exact(piece)
-        .chain(parity.chunks_exact(piece))
-        .enumerate()
-    {
-        if used[index] {
-            continue;
-        }
-        let shard_index = u16::try_from(index).unwrap_or(u16::MAX);
-        if piece_cv(bytes, segment) != checker.root(shard_index, segment)? {
-            return Err(CodingError::InconsistentEncoding {
-                segment,
-                shard_index,
-            });
-        }
+    if used[k..].iter().any(|&used| !used) {
+        erasure.encode_each(segment, data, |parity_index, bytes| {
+            let index = k + parity_index;
+            if !used[index] && piece_cv(bytes, segment) != root(index)? {
+                return Err(mismatch(index));
+            }
+            Ok(())
+        })?;
     }
     let range = layout.segment_plain_range(segment);
     let len = to_usize(range.end - range.start)?;

@@ -44,6 +44,23 @@ impl Erasure {
         data: &[u8],
         parity: &mut [u8],
     ) -> Result<(), CodingError> {
+        let mut outs = parity.chunks_exact_mut(self.piece);
+        self.encode_each(segment, data, |index, recovery| {
+            outs.next()
+                .ok_or_else(|| failed(segment, format!("no room for parity piece {index}")))?
+                .copy_from_slice(recovery);
+            Ok(())
+        })
+    }
+
+    /// Hands each of the `m` parity pieces of `data` to `each` (index, bytes) where the
+    /// encoder computed it, so a check that only hashes them copies nothing.
+    pub(crate) fn encode_each(
+        &mut self,
+        segment: u64,
+        data: &[u8],
+        mut each: impl FnMut(usize, &[u8]) -> Result<(), CodingError>,
+    ) -> Result<(), CodingError> {
         if self.m == 0 {
             return Ok(());
         }
@@ -58,11 +75,11 @@ impl Erasure {
                 .map_err(|e| failed(segment, e))?;
         }
         let result = encoder.encode().map_err(|e| failed(segment, e))?;
-        for (index, out) in parity.chunks_exact_mut(self.piece).enumerate() {
+        for index in 0..self.m {
             let recovery = result
                 .recovery(index)
                 .ok_or_else(|| failed(segment, format!("no recovery piece {index}")))?;
-            out.copy_from_slice(recovery);
+            each(index, recovery)?;
         }
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! Encode then decode gives the bytes back, for every size class and every k-subset.
 
 use crate::support::{bytes, encode_vecs, encrypted, small_params, sources};
+use bytes::BytesMut;
 use cairn_coding::{
-    CodingError, Decoder, Encoder, Layout, Params, Protection, compute_meta, encode,
+    CodingError, Decoder, Encoder, Layout, Params, Protection, SegmentPieces, compute_meta, encode,
 };
 use proptest::prelude::*;
 
@@ -393,7 +394,7 @@ fn lanes_decode_verified_pieces_like_one_thread_and_refuse_misplaced_ones() {
             .zip(&shards)
             .map(|(i, s)| {
                 (!lost.contains(&usize::from(i)))
-                    .then(|| checker.check(i, segment, s[r.clone()].to_vec()).unwrap())
+                    .then(|| checker.check(i, segment, &s[r.clone()]).unwrap())
             })
             .collect::<Vec<_>>()
     };
@@ -418,7 +419,10 @@ fn lanes_decode_verified_pieces_like_one_thread_and_refuse_misplaced_ones() {
                             return Ok(None);
                         }
                         segment += 1;
-                        Ok(Some((segment - 1, pieces_of(&checker, segment - 1, lost))))
+                        Ok(Some(SegmentPieces::new(
+                            segment - 1,
+                            pieces_of(&checker, segment - 1, lost),
+                        )))
                     },
                     |s, plain| {
                         let range = layout.segment_plain_range(s);
@@ -449,7 +453,7 @@ fn lanes_decode_verified_pieces_like_one_thread_and_refuse_misplaced_ones() {
     let mut bad = shards[1][r.clone()].to_vec();
     bad[0] ^= 1;
     assert!(matches!(
-        checker.check(1, 0, bad),
+        checker.check(1, 0, &bad[..]),
         Err(CodingError::PieceMismatch {
             shard_index: 1,
             segment: 0
@@ -470,4 +474,102 @@ fn lanes_decode_verified_pieces_like_one_thread_and_refuse_misplaced_ones() {
         .decode_pieces(0, &pieces_of(&checker, 0, &[]))
         .unwrap();
     assert_eq!(plain, &data[..plain.len()]);
+}
+
+/// Pieces read into one allocation per segment (as the client's download does) are decoded
+/// in place and come back as that one allocation; a slot whose buffer was replaced (a
+/// stream that died and was re-opened) falls back to gathering by copy. Both give the same
+/// bytes, and every buffer handed in comes back.
+#[test]
+fn lanes_decode_in_place_when_pieces_share_one_allocation() {
+    let params = small_params();
+    let protection = encrypted(9);
+    let data = bytes(15, 31_337);
+    let (encoded, shards) = encode_vecs(&data, &params, &protection);
+    let layout = encoded.layout.clone();
+    let n = layout.shard_count();
+    let piece = usize::try_from(layout.piece_size_bytes).unwrap();
+    // (lost shards, slot read into a buffer of its own instead of the segment's)
+    let cases: [(&[usize], Option<usize>); 6] = [
+        (&[], None),
+        (&[0, 2], None),
+        (&[1, 3], None),
+        (&[n - 2, n - 1], None),
+        (&[], Some(1)),
+        (&[2], Some(0)),
+    ];
+    for lanes in [1, 2] {
+        for (lost, replaced) in cases {
+            let mut decoder =
+                Decoder::new(&encoded.meta, params.max_piece_size_bytes, &protection).unwrap();
+            decoder.load_trailer(&encoded.trailer).unwrap();
+            let checker = decoder.piece_checker().unwrap();
+            let mut segment = 0;
+            let mut out = Vec::new();
+            let (mut whole, mut given_bytes, mut recycled_bytes) = (0usize, 0usize, 0usize);
+            decoder
+                .decode_on_lanes::<CodingError>(
+                    lanes,
+                    || {
+                        if segment == layout.segment_count {
+                            return Ok(None);
+                        }
+                        let s = segment;
+                        segment += 1;
+                        let range = layout.piece_range(s);
+                        let r = usize::try_from(range.start).unwrap()
+                            ..usize::try_from(range.end).unwrap();
+                        let mut buffer = BytesMut::zeroed(n * piece);
+                        let mut slots: Vec<BytesMut> =
+                            (0..n).map(|_| buffer.split_to(piece)).collect();
+                        if let Some(i) = replaced {
+                            slots[i] = BytesMut::zeroed(piece);
+                        }
+                        given_bytes += n * piece;
+                        let mut pieces = Vec::new();
+                        let mut spare = Vec::new();
+                        for (i, mut slot) in slots.into_iter().enumerate() {
+                            if lost.contains(&i) {
+                                pieces.push(None);
+                                spare.push(Some(slot));
+                            } else {
+                                slot.copy_from_slice(&shards[i][r.clone()]);
+                                let index = u16::try_from(i).unwrap();
+                                pieces.push(Some(checker.check(index, s, slot).unwrap()));
+                                spare.push(None);
+                            }
+                        }
+                        Ok(Some(SegmentPieces {
+                            segment: s,
+                            pieces,
+                            spare,
+                        }))
+                    },
+                    |s, plain| {
+                        let range = layout.segment_plain_range(s);
+                        out.extend_from_slice(
+                            &plain[..usize::try_from(range.end - range.start).unwrap()],
+                        );
+                        Ok(())
+                    },
+                    |buf| {
+                        recycled_bytes += buf.len();
+                        whole += usize::from(buf.len() == n * piece);
+                    },
+                )
+                .unwrap();
+            let what = format!("{lanes} lanes, lost {lost:?}, replaced {replaced:?}");
+            assert_eq!(out, data, "{what}");
+            assert_eq!(
+                recycled_bytes, given_bytes,
+                "every buffer comes back ({what})"
+            );
+            let segments = usize::try_from(layout.segment_count).unwrap();
+            let expect_whole = if replaced.is_some() { 0 } else { segments };
+            assert_eq!(
+                whole, expect_whole,
+                "joined back into one allocation ({what})"
+            );
+        }
+    }
 }
