@@ -244,7 +244,7 @@ impl Decoder {
         crate::pipeline::ordered(
             &mut workspaces,
             &|erasure: &mut Erasure, mut job: LaneJob| {
-                let len = job.decode(checker, cipher, erasure, piece)?;
+                let len = job.decode(checker, cipher, erasure)?;
                 Ok((job, len))
             },
             || {
@@ -553,7 +553,7 @@ fn join(parts: Vec<BytesMut>) -> Result<BytesMut, Vec<BytesMut>> {
     let adjacent = parts
         .windows(2)
         .all(|w| w[0].as_ptr_range().end == w[1].as_ptr());
-    if !adjacent || parts.is_empty() {
+    if !adjacent {
         return Err(parts);
     }
     let mut sizes = Vec::with_capacity(parts.len());
@@ -657,13 +657,13 @@ impl LaneJob {
         checker: &PieceChecker,
         cipher: Option<&SegmentCipher>,
         erasure: &mut Erasure,
-        piece: usize,
     ) -> Result<usize, CodingError> {
+        // Spares are not pieces: only a verified piece's bytes go to the decoder.
         let outside: Vec<Option<&[u8]>> = self
             .rest
             .iter()
             .zip(&self.present)
-            .map(|(slot, &present)| slot.as_deref().filter(|b| present && b.len() == piece))
+            .map(|(slot, &present)| slot.as_deref().filter(|_| present))
             .collect();
         let data: &mut [u8] = match &mut self.data {
             SegmentData::Joined(data) => data,
