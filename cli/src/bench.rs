@@ -8,6 +8,7 @@ use crate::account::node_url;
 use anyhow::{Context, Result, bail};
 use cairn_client::direct::{DEFAULT_WRITE_BUFFER_BYTES, DirectWriter};
 use cairn_client::{Keystore, NodeClient};
+use cairn_coding::{DataKey, Params, Protection, available_lanes, compute_meta_on_lanes};
 use cairn_types::tx::Transfer;
 use cairn_types::{Amount, BoundedString, Hash, Keypair, SignedTransaction, Transaction, TxBody};
 use clap::{Args, Subcommand};
@@ -343,8 +344,156 @@ fn gb_per_s(bytes: u64, elapsed: Duration) -> f64 {
     bytes / ns
 }
 
-/// `cairn bench store`: writes a file of `size_mib` MiB under `<home>/bench-store`, then per
-/// round puts it, gets it back into a file (all shards; the first m data shards skipped,
+/// What this machine can do right now, measured just before the rounds, in the shapes a put
+/// and a get load it: `n` `O_DIRECT` streams written and synced at once (the providers'
+/// shard writes), `k` of them read back at once (a get's data shards), in the bench
+/// directory (on the devnet the file system of the providers' data); and the client's pass 1
+/// (encrypt, Reed-Solomon, commit) on its lanes from memory. The same kind of VM has shown a
+/// third of the disk rate from one hour to the next, so the end-to-end figures only mean
+/// something beside these.
+struct HostRates {
+    disk_write_gb_per_s: f64,
+    disk_read_gb_per_s: f64,
+    encode_gb_per_s: f64,
+    lanes: usize,
+}
+
+impl HostRates {
+    fn measure(
+        dir: &std::path::Path,
+        bytes: u64,
+        params: &Params,
+        protection: &Protection,
+    ) -> Result<Self> {
+        use cairn_client::direct::{AlignedBuf, DirectReader};
+        use std::io::Write;
+        const CHUNK_BYTES: usize = 4 << 20;
+        let k = usize::from(params.data_shards.max(1));
+        let n = k + usize::from(params.parity_shards);
+        // Each stream carries a shard's share; whole chunks keep the arithmetic simple.
+        let chunks = usize::try_from(bytes)
+            .context("calibration size")?
+            .div_ceil(k * CHUNK_BYTES)
+            .max(1);
+        let stream_bytes = u64::try_from(chunks * CHUNK_BYTES).unwrap_or(u64::MAX);
+        let paths: Vec<_> = (0..n).map(|i| dir.join(format!("calibrate-{i}"))).collect();
+        let mut data = vec![0u8; CHUNK_BYTES];
+        fill(&mut data, &mut 0x2545_f491_4f6c_dd1du64);
+        let start = Instant::now();
+        std::thread::scope(|scope| -> Result<()> {
+            let writers: Vec<_> = paths
+                .iter()
+                .map(|path| {
+                    let data = &data;
+                    scope.spawn(move || -> Result<()> {
+                        let mut w = DirectWriter::create(path, false, DEFAULT_WRITE_BUFFER_BYTES)
+                            .with_context(|| format!("creating {}", path.display()))?;
+                        for _ in 0..chunks {
+                            w.write_all(data)?;
+                        }
+                        w.finish(true)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        Ok(())
+                    })
+                })
+                .collect();
+            for writer in writers {
+                writer
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a calibration writer panicked"))??;
+            }
+            Ok(())
+        })?;
+        let written = stream_bytes.saturating_mul(u64::try_from(n).unwrap_or(u64::MAX));
+        let disk_write_gb_per_s = gb_per_s(written, start.elapsed());
+        let start = Instant::now();
+        std::thread::scope(|scope| -> Result<()> {
+            let readers: Vec<_> = paths[..k]
+                .iter()
+                .map(|path| {
+                    scope.spawn(move || -> Result<()> {
+                        let mut r = DirectReader::open(path)
+                            .with_context(|| format!("opening {}", path.display()))?;
+                        let mut buf = AlignedBuf::new(DirectReader::buffer_bytes_for(CHUNK_BYTES));
+                        for chunk in 0..chunks {
+                            let at = u64::try_from(chunk * CHUNK_BYTES).unwrap_or(u64::MAX);
+                            r.read_into(&mut buf, at, CHUNK_BYTES)
+                                .with_context(|| format!("reading {}", path.display()))?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for reader in readers {
+                reader
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a calibration reader panicked"))??;
+            }
+            Ok(())
+        })?;
+        let read = stream_bytes.saturating_mul(u64::try_from(k).unwrap_or(u64::MAX));
+        let disk_read_gb_per_s = gb_per_s(read, start.elapsed());
+        for path in &paths {
+            let _ = std::fs::remove_file(path);
+        }
+        // Pass 1 of a put on the same lanes, from memory, after one short warm-up run (the
+        // first run pays for fresh pages and cold code).
+        let lanes = available_lanes(8);
+        let plain = vec![0x5au8; usize::try_from(bytes.min(256 << 20)).unwrap_or(0)];
+        let plain_bytes = u64::try_from(plain.len()).unwrap_or(0);
+        let warm = plain.len().min(16 << 20);
+        compute_meta_on_lanes(
+            &plain[..warm],
+            u64::try_from(warm).unwrap_or(0),
+            params,
+            protection,
+            lanes,
+        )
+        .context("encoding the calibration buffer")?;
+        let start = Instant::now();
+        compute_meta_on_lanes(&plain[..], plain_bytes, params, protection, lanes)
+            .context("encoding the calibration buffer")?;
+        let encode_gb_per_s = gb_per_s(plain_bytes, start.elapsed());
+        Ok(Self {
+            disk_write_gb_per_s,
+            disk_read_gb_per_s,
+            encode_gb_per_s,
+            lanes,
+        })
+    }
+
+    /// The fastest put this machine allows: pass 1 is CPU alone, pass 2 at best hides the
+    /// encoding behind the shard writes (`n / k` bytes per byte put). Finality waits and the
+    /// providers' hashing come on top.
+    fn put_ceiling(&self, data_shards: u16, parity_shards: u16) -> f64 {
+        let k = f64::from(data_shards.max(1));
+        let n = k + f64::from(parity_shards);
+        let per_byte = 1.0 / self.encode_gb_per_s
+            + (1.0 / self.encode_gb_per_s).max(n / (k * self.disk_write_gb_per_s));
+        1.0 / per_byte
+    }
+
+    /// The fastest get into a file: the providers read every byte from the same device the
+    /// output is written to, so the two transfers share it.
+    fn get_file_ceiling(&self) -> f64 {
+        1.0 / (1.0 / self.disk_read_gb_per_s + 1.0 / self.disk_write_gb_per_s)
+    }
+
+    fn json(&self, data_shards: u16, parity_shards: u16) -> Value {
+        json!({
+            "disk_write_gb_per_s": self.disk_write_gb_per_s,
+            "disk_read_gb_per_s": self.disk_read_gb_per_s,
+            "encode_gb_per_s": self.encode_gb_per_s,
+            "lanes": self.lanes,
+            "put_ceiling_gb_per_s": self.put_ceiling(data_shards, parity_shards),
+            "get_file_ceiling_gb_per_s": self.get_file_ceiling(),
+        })
+    }
+}
+
+/// `cairn bench store`: writes a file of `size_mib` MiB under `<home>/bench-store`, measures
+/// what the machine can do right now ([`HostRates`]: the disk, the coding pipeline alone and
+/// the ceilings they put on a put and a get), then per round puts it, gets it back into a file (all shards; the first m data shards skipped,
 /// each copy checked) and into nothing, and reports every round and the medians. Rounds
 /// tame this kind of machine's noise: a VM pays the host for every page it touches first.
 fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
@@ -359,8 +508,30 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
     let params = crate::store::chain_params(global)?;
     let dir = home.join("bench-store");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let input = dir.join("input");
     let size = args.size_mib << 20;
+    let (k, m) = match args.redundancy {
+        Some(r) => r,
+        None => flows::default_redundancy(flows::live_storage_providers(&node)?.len()),
+    };
+    let protection = if args.public {
+        Protection::Public
+    } else {
+        Protection::Encrypted(DataKey::from_bytes([7u8; 32]))
+    };
+    let host = HostRates::measure(&dir, size.min(512 << 20), &Params::new(k, m), &protection)?;
+    if !global.json {
+        eprintln!(
+            "this machine now: O_DIRECT write {:.3} GB/s, read {:.3} GB/s; encode on {} lane(s) {:.3} GB/s; \
+             which allow a put of at most {:.3} GB/s and a get into a file of {:.3} GB/s",
+            host.disk_write_gb_per_s,
+            host.disk_read_gb_per_s,
+            host.lanes,
+            host.encode_gb_per_s,
+            host.put_ceiling(k, m),
+            host.get_file_ceiling()
+        );
+    }
+    let input = dir.join("input");
     {
         let file = std::fs::File::create(&input)
             .with_context(|| format!("creating {}", input.display()))?;
@@ -488,6 +659,7 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
     let doc = json!({
         "size_bytes": size,
         "public": args.public,
+        "host": host.json(k, m),
         "rounds": rounds,
         "median": medians,
     });

@@ -875,5 +875,42 @@ fn slow_store_round_trips_one_gib() {
     );
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    // The benchmark of docs/benchmarks.md runs on the same network, with this machine's
+    // rates beside its figures and the ceilings they imply.
+    let bench = run_ok(
+        &net,
+        &[
+            "bench",
+            "store",
+            "--size-mib",
+            "8",
+            "--rounds",
+            "1",
+            "--json",
+        ],
+    );
+    let host = &bench["host"];
+    for rate in [
+        "disk_write_gb_per_s",
+        "disk_read_gb_per_s",
+        "encode_gb_per_s",
+        "put_ceiling_gb_per_s",
+        "get_file_ceiling_gb_per_s",
+    ] {
+        let value = host[rate].as_f64().unwrap_or(0.0);
+        assert!(value > 0.0 && value.is_finite(), "{rate}: {host}");
+    }
+    let write = host["disk_write_gb_per_s"].as_f64().unwrap();
+    let encode = host["encode_gb_per_s"].as_f64().unwrap();
+    // A put writes 1.5 bytes of shards per byte (4+2) and encodes twice.
+    let ceiling = host["put_ceiling_gb_per_s"].as_f64().unwrap();
+    assert!(
+        ceiling <= write / 1.5 && ceiling <= encode / 2.0 + 1e-9,
+        "{host}"
+    );
+    assert!(
+        bench["median"]["put_gb_per_s"].as_f64().unwrap() > 0.0,
+        "{bench}"
+    );
     net.kill9();
 }
