@@ -491,11 +491,12 @@ impl HostRates {
     }
 }
 
-/// `cairn bench store`: writes a file of `size_mib` MiB under `<home>/bench-store`, measures
-/// what the machine can do right now ([`HostRates`]: the disk, the coding pipeline alone and
-/// the ceilings they put on a put and a get), then per round puts it, gets it back into a file (all shards; the first m data shards skipped,
-/// each copy checked) and into nothing, and reports every round and the medians. Rounds
-/// tame this kind of machine's noise: a VM pays the host for every page it touches first.
+/// `cairn bench store`: writes a file of `size_mib` MiB under `<home>/bench-store`, then per
+/// round measures what the machine can do right now ([`HostRates`]: the disk, the coding
+/// pipeline alone and the ceilings they put on a put and a get), puts the file, gets it back
+/// into a file (all shards; the first m data shards skipped, each copy checked) and into
+/// nothing, and reports every round and the medians. Rounds tame this kind of machine's
+/// noise: a VM pays the host for every page it touches first.
 fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
     use cairn_client::store::{self as flows, PutOptions};
     use std::io::Write;
@@ -518,19 +519,7 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
     } else {
         Protection::Encrypted(DataKey::from_bytes([7u8; 32]))
     };
-    let host = HostRates::measure(&dir, size.min(512 << 20), &Params::new(k, m), &protection)?;
-    if !global.json {
-        eprintln!(
-            "this machine now: O_DIRECT write {:.3} GB/s, read {:.3} GB/s; encode on {} lane(s) {:.3} GB/s; \
-             which allow a put of at most {:.3} GB/s and a get into a file of {:.3} GB/s",
-            host.disk_write_gb_per_s,
-            host.disk_read_gb_per_s,
-            host.lanes,
-            host.encode_gb_per_s,
-            host.put_ceiling(k, m),
-            host.get_file_ceiling()
-        );
-    }
+    let coding = Params::new(k, m);
     let input = dir.join("input");
     {
         let file = std::fs::File::create(&input)
@@ -558,6 +547,21 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
     // hash afterwards) and into nothing (network, verification and decoding alone, counted).
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
+        // Measured again each round: the host drifts within a run as well.
+        let host = HostRates::measure(&dir, size.min(512 << 20), &coding, &protection)?;
+        if !global.json {
+            eprintln!(
+                "round {round}, this machine now: O_DIRECT write {:.3} GB/s, read {:.3} GB/s; \
+                 encode on {} lane(s) {:.3} GB/s; which allow a put of at most {:.3} GB/s and a \
+                 get into a file of {:.3} GB/s",
+                host.disk_write_gb_per_s,
+                host.disk_read_gb_per_s,
+                host.lanes,
+                host.encode_gb_per_s,
+                host.put_ceiling(k, m),
+                host.get_file_ceiling()
+            );
+        }
         let start = Instant::now();
         let put = flows::put_file(
             &node,
@@ -570,7 +574,7 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
             &mut |_| {},
         )?;
         let put_time = start.elapsed();
-        let protection = flows::protection_of(&node, &records, &put.blob, Some(&key))?;
+        let stored = flows::protection_of(&node, &records, &put.blob, Some(&key))?;
         let lost: Vec<usize> = (0..usize::from(put.parity_shards)).collect();
         let to_file = |skip: &[usize], name: &str| -> Result<Duration> {
             let out = dir.join(name);
@@ -578,7 +582,7 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
             let mut w = DirectWriter::create(&out, false, DEFAULT_WRITE_BUFFER_BYTES)
                 .with_context(|| format!("creating {}", out.display()))?;
             let start = Instant::now();
-            flows::read_blob_without(&node, &put.blob, &protection, skip, &mut w, &mut |_| {})?;
+            flows::read_blob_without(&node, &put.blob, &stored, skip, &mut w, &mut |_| {})?;
             w.finish(false)
                 .with_context(|| format!("writing {}", out.display()))?;
             let elapsed = start.elapsed();
@@ -593,7 +597,7 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
             let got = flows::read_blob_without(
                 &node,
                 &put.blob,
-                &protection,
+                &stored,
                 skip,
                 &mut std::io::sink(),
                 &mut |_| {},
@@ -619,11 +623,15 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
             "parity_shards": put.parity_shards,
             "lost_shards": lost.len(),
             "put_phases": put.phases,
+            "host": host.json(k, m),
         });
         for (name, elapsed) in figures {
             doc[format!("{name}_ms")] = json!(elapsed.as_millis());
             doc[format!("{name}_gb_per_s")] = json!(gb_per_s(size, elapsed));
         }
+        // How close each came to what the machine allowed in this round.
+        doc["put_of_ceiling"] = json!(gb_per_s(size, put_time) / host.put_ceiling(k, m));
+        doc["get_of_ceiling"] = json!(gb_per_s(size, figures[1].1) / host.get_file_ceiling());
         if !global.json {
             eprintln!(
                 "round {round}: {}",
@@ -637,13 +645,16 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
         rounds.push(doc);
     }
     let _ = std::fs::remove_file(&input);
+    let middle = |values: &mut Vec<f64>| -> f64 {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    };
     let median = |name: &str| -> f64 {
         let mut values: Vec<f64> = rounds
             .iter()
             .filter_map(|r| r[format!("{name}_gb_per_s")].as_f64())
             .collect();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied().unwrap_or(0.0)
+        middle(&mut values)
     };
     let names = [
         "put",
@@ -656,10 +667,28 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
     for name in names {
         medians[format!("{name}_gb_per_s")] = json!(median(name));
     }
+    for ratio in ["put_of_ceiling", "get_of_ceiling"] {
+        let mut values: Vec<f64> = rounds.iter().filter_map(|r| r[ratio].as_f64()).collect();
+        medians[ratio] = json!(middle(&mut values));
+    }
+    let mut host = json!({});
+    for rate in [
+        "disk_write_gb_per_s",
+        "disk_read_gb_per_s",
+        "encode_gb_per_s",
+        "put_ceiling_gb_per_s",
+        "get_file_ceiling_gb_per_s",
+    ] {
+        let mut values: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| r["host"][rate].as_f64())
+            .collect();
+        host[rate] = json!(middle(&mut values));
+    }
     let doc = json!({
         "size_bytes": size,
         "public": args.public,
-        "host": host.json(k, m),
+        "host": host,
         "rounds": rounds,
         "median": medians,
     });
