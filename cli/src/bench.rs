@@ -344,6 +344,25 @@ fn gb_per_s(bytes: u64, elapsed: Duration) -> f64 {
     bytes / ns
 }
 
+/// Runs `f` on every path at once, one thread each; the first error wins.
+fn on_each(
+    paths: &[std::path::PathBuf],
+    f: impl Fn(&std::path::Path) -> Result<()> + Sync,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        let f = &f;
+        let running: Vec<_> = paths
+            .iter()
+            .map(|path| scope.spawn(move || f(path)))
+            .collect();
+        running.into_iter().try_for_each(|thread| {
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a calibration thread panicked"))?
+        })
+    })
+}
+
 /// What this machine can do right now, measured just before the rounds, in the shapes a put
 /// and a get load it: `n` `O_DIRECT` streams written and synced at once (the providers'
 /// shard writes), `k` of them read back at once (a get's data shards), in the bench
@@ -379,63 +398,40 @@ impl HostRates {
         let paths: Vec<_> = (0..n).map(|i| dir.join(format!("calibrate-{i}"))).collect();
         let mut data = vec![0u8; CHUNK_BYTES];
         fill(&mut data, &mut 0x2545_f491_4f6c_dd1du64);
-        let start = Instant::now();
-        std::thread::scope(|scope| -> Result<()> {
-            let writers: Vec<_> = paths
-                .iter()
-                .map(|path| {
-                    let data = &data;
-                    scope.spawn(move || -> Result<()> {
-                        let mut w = DirectWriter::create(path, false, DEFAULT_WRITE_BUFFER_BYTES)
-                            .with_context(|| format!("creating {}", path.display()))?;
-                        for _ in 0..chunks {
-                            w.write_all(data)?;
-                        }
-                        w.finish(true)
-                            .with_context(|| format!("writing {}", path.display()))?;
-                        Ok(())
-                    })
-                })
-                .collect();
-            for writer in writers {
-                writer
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("a calibration writer panicked"))??;
-            }
-            Ok(())
-        })?;
-        let written = stream_bytes.saturating_mul(u64::try_from(n).unwrap_or(u64::MAX));
-        let disk_write_gb_per_s = gb_per_s(written, start.elapsed());
-        let start = Instant::now();
-        std::thread::scope(|scope| -> Result<()> {
-            let readers: Vec<_> = paths[..k]
-                .iter()
-                .map(|path| {
-                    scope.spawn(move || -> Result<()> {
-                        let mut r = DirectReader::open(path)
-                            .with_context(|| format!("opening {}", path.display()))?;
-                        let mut buf = AlignedBuf::new(DirectReader::buffer_bytes_for(CHUNK_BYTES));
-                        for chunk in 0..chunks {
-                            let at = u64::try_from(chunk * CHUNK_BYTES).unwrap_or(u64::MAX);
-                            r.read_into(&mut buf, at, CHUNK_BYTES)
-                                .with_context(|| format!("reading {}", path.display()))?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            for reader in readers {
-                reader
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("a calibration reader panicked"))??;
-            }
-            Ok(())
-        })?;
-        let read = stream_bytes.saturating_mul(u64::try_from(k).unwrap_or(u64::MAX));
-        let disk_read_gb_per_s = gb_per_s(read, start.elapsed());
+        // The files go whatever happens to the measurement.
+        let disk = (|| -> Result<(f64, f64)> {
+            let start = Instant::now();
+            on_each(&paths, |path| {
+                let mut w = DirectWriter::create(path, false, DEFAULT_WRITE_BUFFER_BYTES)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                for _ in 0..chunks {
+                    w.write_all(&data)?;
+                }
+                w.finish(true)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Ok(())
+            })?;
+            let written = stream_bytes.saturating_mul(u64::try_from(n).unwrap_or(u64::MAX));
+            let write = gb_per_s(written, start.elapsed());
+            let start = Instant::now();
+            on_each(&paths[..k], |path| {
+                let mut r = DirectReader::open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                let mut buf = AlignedBuf::new(DirectReader::buffer_bytes_for(CHUNK_BYTES));
+                for chunk in 0..chunks {
+                    let at = u64::try_from(chunk * CHUNK_BYTES).unwrap_or(u64::MAX);
+                    r.read_into(&mut buf, at, CHUNK_BYTES)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                }
+                Ok(())
+            })?;
+            let read = stream_bytes.saturating_mul(u64::try_from(k).unwrap_or(u64::MAX));
+            Ok((write, gb_per_s(read, start.elapsed())))
+        })();
         for path in &paths {
             let _ = std::fs::remove_file(path);
         }
+        let (disk_write_gb_per_s, disk_read_gb_per_s) = disk?;
         // Pass 1 of a put on the same lanes, from memory, after one short warm-up run (the
         // first run pays for fresh pages and cold code).
         let lanes = available_lanes(8);
