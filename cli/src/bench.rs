@@ -434,7 +434,7 @@ impl HostRates {
         let (disk_write_gb_per_s, disk_read_gb_per_s) = disk?;
         // Pass 1 of a put on the same lanes, from memory, after one short warm-up run (the
         // first run pays for fresh pages and cold code).
-        let lanes = available_lanes(8);
+        let lanes = available_lanes(cairn_client::store::MAX_CODING_LANES);
         let plain = vec![0x5au8; usize::try_from(bytes.min(256 << 20)).unwrap_or(0)];
         let plain_bytes = u64::try_from(plain.len()).unwrap_or(0);
         let warm = plain.len().min(16 << 20);
@@ -475,15 +475,34 @@ impl HostRates {
         1.0 / (1.0 / self.disk_read_gb_per_s + 1.0 / self.disk_write_gb_per_s)
     }
 
+    /// The names of [`HostRates::rates`], in order.
+    const RATE_NAMES: [&'static str; 5] = [
+        "disk_write_gb_per_s",
+        "disk_read_gb_per_s",
+        "encode_gb_per_s",
+        "put_ceiling_gb_per_s",
+        "get_file_ceiling_gb_per_s",
+    ];
+
+    fn rates(&self, data_shards: u16, parity_shards: u16) -> [f64; 5] {
+        [
+            self.disk_write_gb_per_s,
+            self.disk_read_gb_per_s,
+            self.encode_gb_per_s,
+            self.put_ceiling(data_shards, parity_shards),
+            self.get_file_ceiling(),
+        ]
+    }
+
     fn json(&self, data_shards: u16, parity_shards: u16) -> Value {
-        json!({
-            "disk_write_gb_per_s": self.disk_write_gb_per_s,
-            "disk_read_gb_per_s": self.disk_read_gb_per_s,
-            "encode_gb_per_s": self.encode_gb_per_s,
-            "lanes": self.lanes,
-            "put_ceiling_gb_per_s": self.put_ceiling(data_shards, parity_shards),
-            "get_file_ceiling_gb_per_s": self.get_file_ceiling(),
-        })
+        let mut doc = json!({ "lanes": self.lanes });
+        for (name, rate) in Self::RATE_NAMES
+            .iter()
+            .zip(self.rates(data_shards, parity_shards))
+        {
+            doc[*name] = json!(rate);
+        }
+        doc
     }
 }
 
@@ -604,9 +623,10 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
             }
             Ok(elapsed)
         };
+        let get_time = to_file(&[], "get-all")?;
         let figures = [
             ("put", put_time),
-            ("get", to_file(&[], "get-all")?),
+            ("get", get_time),
             ("get_lost", to_file(&lost, "get-lost")?),
             ("get_no_output", to_nothing(&[], "get-all")?),
             ("get_lost_no_output", to_nothing(&lost, "get-lost")?),
@@ -627,7 +647,7 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
         }
         // How close each came to what the machine allowed in this round.
         doc["put_of_ceiling"] = json!(gb_per_s(size, put_time) / host.put_ceiling(k, m));
-        doc["get_of_ceiling"] = json!(gb_per_s(size, figures[1].1) / host.get_file_ceiling());
+        doc["get_of_ceiling"] = json!(gb_per_s(size, get_time) / host.get_file_ceiling());
         if !global.json {
             eprintln!(
                 "round {round}: {}",
@@ -641,17 +661,13 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
         rounds.push(doc);
     }
     let _ = std::fs::remove_file(&input);
-    let middle = |values: &mut Vec<f64>| -> f64 {
+    // The median over the rounds of whatever `pick` reads from each.
+    let median_of = |pick: &dyn Fn(&Value) -> &Value| -> f64 {
+        let mut values: Vec<f64> = rounds.iter().filter_map(|r| pick(r).as_f64()).collect();
         values.sort_by(f64::total_cmp);
         values.get(values.len() / 2).copied().unwrap_or(0.0)
     };
-    let median = |name: &str| -> f64 {
-        let mut values: Vec<f64> = rounds
-            .iter()
-            .filter_map(|r| r[format!("{name}_gb_per_s")].as_f64())
-            .collect();
-        middle(&mut values)
-    };
+    let median = |name: &str| median_of(&|r| &r[format!("{name}_gb_per_s")]);
     let names = [
         "put",
         "get",
@@ -664,22 +680,11 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
         medians[format!("{name}_gb_per_s")] = json!(median(name));
     }
     for ratio in ["put_of_ceiling", "get_of_ceiling"] {
-        let mut values: Vec<f64> = rounds.iter().filter_map(|r| r[ratio].as_f64()).collect();
-        medians[ratio] = json!(middle(&mut values));
+        medians[ratio] = json!(median_of(&|r| &r[ratio]));
     }
     let mut host = json!({});
-    for rate in [
-        "disk_write_gb_per_s",
-        "disk_read_gb_per_s",
-        "encode_gb_per_s",
-        "put_ceiling_gb_per_s",
-        "get_file_ceiling_gb_per_s",
-    ] {
-        let mut values: Vec<f64> = rounds
-            .iter()
-            .filter_map(|r| r["host"][rate].as_f64())
-            .collect();
-        host[rate] = json!(middle(&mut values));
+    for rate in HostRates::RATE_NAMES {
+        host[rate] = json!(median_of(&|r| &r["host"][rate]));
     }
     let doc = json!({
         "size_bytes": size,

@@ -42,7 +42,7 @@ const FINALITY_TIMEOUT: Duration = Duration::from_secs(120);
 /// A shard stream that has not delivered a piece for this long is hedged by another.
 const HEDGE_AFTER: Duration = Duration::from_secs(5);
 /// Most threads a put or get codes segments on (the machine's cores, up to this).
-const MAX_CODING_LANES: usize = 8;
+pub const MAX_CODING_LANES: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
