@@ -24,6 +24,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Where the init program appears inside the sandbox (on its private `/run`).
+const SANDBOX_INIT_PATH: &str = "/run/cairn-init";
+
 /// Runs workloads under bubblewrap; `init` is the program (this binary) that runs first in
 /// the sandbox as the forwarder and workload parent (see [`sandbox_init`]).
 #[derive(Clone, Debug)]
@@ -169,8 +172,16 @@ impl Runtime for ProcessRuntime {
             }
         }
         cmd.args(gpu_args(gpus, |p| Path::new(p).exists()));
+        // The init program is bound in at a fixed path: where it is installed may be under
+        // a directory the sandbox hides (a binary built under /tmp sat beneath the /tmp
+        // tmpfs, and every lease exited at once).
+        let (program, init_args) = self.init.split_first().ok_or_else(|| RuntimeError::Start {
+            lease,
+            reason: "no sandbox init program".into(),
+        })?;
+        cmd.arg("--ro-bind").arg(program).arg(SANDBOX_INIT_PATH);
         cmd.arg("--");
-        cmd.args(&self.init);
+        cmd.arg(SANDBOX_INIT_PATH).args(init_args);
         cmd.args(["--socket", "/run/cairn/ingress.sock"]);
         if let Some(port) = m.ingress_port() {
             cmd.args(["--port", &port.to_string()]);
