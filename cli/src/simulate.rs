@@ -187,6 +187,7 @@ fn print_human(r: &Report) {
             .burned_fees
             .checked_add(e.burned_take)
             .and_then(|v| v.checked_add(e.burned_slash))
+            .and_then(|v| v.checked_add(e.burned_forfeit))
             .unwrap_or_default();
         println!(
             "{:>5} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>6} {:>3}/{}/{}",

@@ -40,8 +40,40 @@ pub enum StoreCommand {
         #[command(flatten)]
         key: KeyArgs,
     },
+    /// Check that a deal's shards are one Reed-Solomon codeword; where they are not, post
+    /// the inconsistency proof (signed by --from) that marks the deal invalid. Needs no data
+    /// key: anyone may audit any deal.
+    Audit {
+        /// Deal id (a number; `cairn store status BLOB` lists a blob's deals).
+        deal: u64,
+        /// Only bytes START..END of every shard (default: the whole shard).
+        #[arg(long, value_name = "START..END", value_parser = parse_byte_range)]
+        range: Option<std::ops::Range<u64>>,
+        /// Key that signs (and pays the fee of) the report, from the home's keystore.
+        #[arg(long, default_value = "default")]
+        from: String,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
     /// Run a storage provider: shard API, proof responder, garbage collection.
     Serve(ServeArgs),
+}
+
+/// `START..END` in bytes, START < END.
+fn parse_byte_range(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let (start, end) = text
+        .split_once("..")
+        .ok_or_else(|| format!("{text:?} is not START..END"))?;
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{s:?} in {text:?} is not a byte offset"))
+    };
+    let (start, end) = (number(start)?, number(end)?);
+    if start >= end {
+        return Err(format!("{text:?} is empty: START must be below END"));
+    }
+    Ok(start..end)
 }
 
 #[derive(Args, Debug)]
@@ -178,6 +210,12 @@ pub fn run(global: &Global, command: StoreCommand) -> Result<()> {
         StoreCommand::Get { id, output, key } => get(global, &id, &output, &key),
         StoreCommand::Status { id } => status(global, &id),
         StoreCommand::Ls { key } => ls(global, &key),
+        StoreCommand::Audit {
+            deal,
+            range,
+            from,
+            passphrase,
+        } => audit(global, deal, range, &from, &passphrase),
         StoreCommand::Serve(args) => serve(global, args),
     }
 }
@@ -232,8 +270,25 @@ fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> R
     let node = NodeClient::new(&node_url(global)?);
     let records = records_dir(global)?;
     let owner = load_key(global, &key.from, &key.passphrase).ok();
+    // The deal first: a blob proven inconsistent is refused as such, whatever its key.
+    let (meta, deal) = flows::blob_deal(&node, id)?;
     let protection = flows::protection_of(&node, &records, id, owner.as_ref())?;
-    let (meta, _) = flows::blob_deal(&node, id)?;
+    let deal_id = deal["id"].as_u64().unwrap_or_default();
+    // A strict read that finds two contents is evidence: say how to put it on chain.
+    let hint = move |e: flows::StoreError| -> anyhow::Error {
+        let inconsistent = matches!(
+            e,
+            flows::StoreError::Coding(cairn_coding::CodingError::InconsistentEncoding { .. })
+        );
+        let e = anyhow::Error::from(e);
+        if inconsistent {
+            e.context(format!(
+                "the blob's shards are not one codeword: `cairn store audit {deal_id}` proves it on chain and ends the deal"
+            ))
+        } else {
+            e
+        }
+    };
     let mut bar = progress_bar(global, meta.size_bytes, "get");
     let kind = std::fs::metadata(output).ok().map(|m| m.file_type());
     if kind.is_some_and(|t| t.is_dir()) {
@@ -247,7 +302,7 @@ fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> R
             .open(output)
             .with_context(|| format!("opening {}", output.display()))?;
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, device);
-        flows::read_blob(&node, id, &protection, &mut writer, &mut bar)?
+        flows::read_blob(&node, id, &protection, &mut writer, &mut bar).map_err(hint)?
     } else {
         // A temp file beside the output, renamed at the end: a failed read leaves no half
         // file. Written around the page cache (cairn_client::direct): a large download
@@ -256,7 +311,7 @@ fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> R
         let mut writer = DirectWriter::create(&tmp, false, DEFAULT_WRITE_BUFFER_BYTES)
             .with_context(|| format!("creating {}", tmp.display()))?;
         let result = flows::read_blob(&node, id, &protection, &mut writer, &mut bar)
-            .map_err(anyhow::Error::from)
+            .map_err(hint)
             .and_then(|o| {
                 writer
                     .finish(false)
@@ -302,6 +357,34 @@ fn status(global: &Global, id: &Hash) -> Result<()> {
         deals.push(node.get(&format!("/v1/deals/{deal_id}"))?);
     }
     print(global, &json!({ "blob": blob["blob"], "deals": deals }))
+}
+
+fn audit(
+    global: &Global,
+    deal: u64,
+    range: Option<std::ops::Range<u64>>,
+    from: &str,
+    passphrase: &PassphraseArgs,
+) -> Result<()> {
+    let node = NodeClient::new(&node_url(global)?);
+    let reporter = load_key(global, from, passphrase)?;
+    let outcome = cairn_client::audit::audit(&node, &reporter, cairn_types::DealId(deal), range)?;
+    if global.json {
+        return print(global, &serde_json::to_value(&outcome)?);
+    }
+    match outcome {
+        cairn_client::audit::Audit::Consistent {
+            scanned_bytes,
+            shards_read,
+            ..
+        } => println!(
+            "deal {deal}: consistent ({scanned_bytes} bytes of each of {shards_read} shards checked)"
+        ),
+        cairn_client::audit::Audit::Reported { leaf_index, tx, .. } => println!(
+            "deal {deal}: shards are not one codeword at leaf {leaf_index}; proof posted in {tx}, the deal is now invalid"
+        ),
+    }
+    Ok(())
 }
 
 fn ls(global: &Global, key: &KeyArgs) -> Result<()> {

@@ -2,6 +2,7 @@
 //!
 //! The CLI stays thin by calling into this crate; other Rust programs can do the same.
 
+pub mod audit;
 pub mod direct;
 pub mod keystore;
 pub mod node;

@@ -81,6 +81,10 @@ pub enum StoreError {
     SealedToOthers { blob: Hash, owners: String },
     #[error("cannot read blob {blob}: {detail}")]
     Unreadable { blob: Hash, detail: String },
+    #[error(
+        "blob {blob} was proven inconsistent (deal {deal}, at height {height}): its shards are not one codeword, so it has no single content to return"
+    )]
+    InvalidBlob { blob: Hash, deal: u64, height: u64 },
     #[error("bad answer from the node: {0}")]
     BadAnswer(String),
 }
@@ -428,7 +432,7 @@ pub fn place(
 }
 
 /// Sends one transaction and waits for it to finalize without error.
-fn send_and_wait(
+pub(crate) fn send_and_wait(
     node: &NodeClient,
     key: &Keypair,
     body: TxBody,
@@ -809,13 +813,21 @@ pub fn blob_deal(node: &NodeClient, blob: &Hash) -> Result<(BlobMeta, Value), St
             .max_by_key(|d| d["id"].as_u64())
             .cloned()
     };
-    let deal =
-        pick("active")
-            .or_else(|| pick("pending"))
-            .ok_or_else(|| StoreError::Unreadable {
+    let Some(deal) = pick("active").or_else(|| pick("pending")) else {
+        // An inconsistency proof is a verdict on the blob itself, not on one deal: say so
+        // rather than "no deal stores it", which would invite storing it again.
+        if let Some(invalid) = pick("invalid") {
+            return Err(StoreError::InvalidBlob {
                 blob: *blob,
-                detail: "no active or pending deal stores it".to_string(),
-            })?;
+                deal: invalid["id"].as_u64().unwrap_or_default(),
+                height: invalid["status"]["height"].as_u64().unwrap_or_default(),
+            });
+        }
+        return Err(StoreError::Unreadable {
+            blob: *blob,
+            detail: "no active or pending deal stores it".to_string(),
+        });
+    };
     Ok((meta, deal))
 }
 

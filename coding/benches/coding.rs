@@ -304,9 +304,68 @@ fn storage_proofs(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a validator pays per `ReportInconsistency`: k + 1 leaf openings and the header's
+/// checked against their roots, one Reed-Solomon decode of k one-leaf shards and the
+/// comparison. A 10 + 4 blob of 4 segments whose parity shard 12 has one changed piece.
+fn inconsistency_proofs(c: &mut Criterion) {
+    use cairn_proofs::inconsistency::{build, data_leaves, open_leaf, verify};
+    let params = Params::new(u16::try_from(K).unwrap(), u16::try_from(M).unwrap());
+    let data = pattern(K * PIECE * 4 - 1000);
+    let mut shards: Vec<Vec<u8>> = vec![Vec::new(); K + M];
+    let honest = cairn_coding::encode(
+        &data[..],
+        data.len() as u64,
+        &params,
+        &Protection::Public,
+        &mut shards,
+    )
+    .unwrap();
+    let layout = honest.layout.clone();
+    let piece = usize::try_from(layout.piece_size_bytes).unwrap();
+    let segments = usize::try_from(layout.segment_count).unwrap();
+    shards[12][3 * piece..4 * piece].copy_from_slice(&pattern(piece)[..]);
+    let mut trailer = layout.trailer_header().to_vec();
+    for shard in &shards {
+        for segment in 0..segments {
+            let cv = piece_cv(
+                &shard[segment * piece..(segment + 1) * piece],
+                segment as u64,
+            );
+            trailer.extend_from_slice(cv.as_bytes());
+        }
+    }
+    let start = usize::try_from(layout.trailer_range().start).unwrap();
+    for shard in &mut shards {
+        shard.truncate(start);
+        shard.extend_from_slice(&trailer);
+    }
+    let roots = shards
+        .iter()
+        .map(|s| cairn_proofs::storage::shard_root(s))
+        .collect();
+    let meta = layout.blob_meta(roots).unwrap();
+    let piece_size = u32::try_from(piece).unwrap();
+    let header_leaf = data_leaves(&meta, piece_size).unwrap();
+    let header = (0u16, open_leaf(&shards[0], 1024, header_leaf).unwrap());
+    let leaf = 3 * (piece as u64 / 1024) + 7;
+    // Parity in the decode set too (the harder case): shards 1..=10, witness 12.
+    let order: Vec<u16> = (1..=10).chain([12]).collect();
+    let openings: Vec<_> = order
+        .iter()
+        .map(|&i| (i, open_leaf(&shards[usize::from(i)], 1024, leaf).unwrap()))
+        .collect();
+    let proof = build(&meta, DealId(1), leaf, piece_size, &header, &openings).unwrap();
+    let mut group = c.benchmark_group("inconsistency_proof_verify");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("10+4", |b| {
+        b.iter(|| verify(black_box(&meta), black_box(&proof)).unwrap())
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
-    targets = primitives, erasure, pipeline, storage_proofs
+    targets = primitives, erasure, pipeline, storage_proofs, inconsistency_proofs
 }
 criterion_main!(benches);

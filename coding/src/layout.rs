@@ -22,12 +22,12 @@ use std::ops::Range;
 
 /// AES-256-GCM tag length, appended to every encrypted segment.
 pub const AEAD_TAG_BYTES: u64 = 16;
-/// Bytes of one piece root in the trailer.
-pub const PIECE_ROOT_BYTES: u64 = 32;
-/// The trailer opens with `"cairnc02"` (02: piece entries are BLAKE3 chaining values), a protection byte (1 = encrypted), three zero bytes
-/// and the piece size (u32 BE), so a reader with the wrong mode or piece size is told so.
-pub const TRAILER_HEADER_BYTES: u64 = 16;
-const TRAILER_MAGIC: &[u8; 8] = b"cairnc02";
+use cairn_proofs::inconsistency::TRAILER_MAGIC;
+/// The trailer opens with `"cairnc02"` (02: piece entries are BLAKE3 chaining values), a
+/// protection byte (1 = encrypted), three zero bytes and the piece size (u32 BE), so a
+/// reader with the wrong mode or piece size is told so. The constants live beside the
+/// inconsistency proof, whose verifier finds the end of the data by this header.
+pub use cairn_proofs::inconsistency::{PIECE_ROOT_BYTES, TRAILER_HEADER_BYTES};
 /// Default leaf of the shard tree (what storage proofs open).
 pub const DEFAULT_LEAF_SIZE_BYTES: u32 = 1024;
 /// Default (and largest) piece: bytes of one shard per segment. Memory while coding is about
@@ -242,7 +242,7 @@ impl Layout {
     /// The first [`TRAILER_HEADER_BYTES`] of the trailer for this layout.
     pub fn trailer_header(&self) -> [u8; 16] {
         let mut header = [0u8; 16];
-        header[..8].copy_from_slice(TRAILER_MAGIC);
+        header[..8].copy_from_slice(&TRAILER_MAGIC);
         header[8] = u8::from(self.encrypted);
         let piece = u32::try_from(self.piece_size_bytes).unwrap_or(u32::MAX);
         header[12..].copy_from_slice(&piece.to_be_bytes());

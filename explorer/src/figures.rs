@@ -322,7 +322,7 @@ pub fn emission(index: &Index) -> Value {
                 "compute_rewards": r.compute_rewards,
                 "validator_rewards": r.validator_rewards,
                 "delegator_rewards": r.delegator_rewards,
-                "burned": add(add(r.burned_fees, r.burned_take), r.burned_slash),
+                "burned": add(add(add(r.burned_fees, r.burned_take), r.burned_slash), r.burned_forfeit),
             })
         })
         .collect();

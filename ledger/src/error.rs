@@ -117,6 +117,8 @@ pub enum TxError {
     NotDealOwner { deal: DealId, sender: Address },
     #[error("deal {deal} is {status}")]
     DealWrongStatus { deal: DealId, status: String },
+    #[error("the inconsistency proof against deal {deal} does not hold: {detail}")]
+    BadInconsistencyProof { deal: DealId, detail: String },
     #[error("{got} valid receipts, the certificate needs {needed}")]
     NotEnoughReceipts { got: usize, needed: usize },
     #[error("receipt for shard {shard_index}: {detail}")]

@@ -609,6 +609,7 @@ impl Ledger {
             TxBody::CommitCompute(b) => self.commit_compute(ctx, b),
             TxBody::OpenCompute(b) => self.open_compute(ctx, b),
             TxBody::RepairShard(b) => self.repair_shard(ctx, b),
+            TxBody::ReportInconsistency(b) => self.report_inconsistency(ctx, b),
         }
     }
 }

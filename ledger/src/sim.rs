@@ -891,7 +891,7 @@ impl Simulation {
         let lease = LeaseId(self.rng.below(state.counters.lease + 2));
         let challenge = ChallengeId(self.rng.below(state.counters.challenge + 2));
         let epoch = self.ledger.current_epoch();
-        let body = match self.rng.below(22) {
+        let body = match self.rng.below(23) {
             0 => TxBody::Transfer(Transfer { to: other, amount }),
             1 => TxBody::Bond(StakeAmount { amount }),
             2 => TxBody::Unbond(StakeAmount { amount }),
@@ -977,6 +977,24 @@ impl Simulation {
                 bond: amount,
                 claimed_int8_ops: 0,
             }),
+            21 => {
+                // A report against a random deal: the simulated blobs are random bytes
+                // (inconsistent everywhere) but not laid out as the writer lays them out,
+                // so every report is refused on its piece size, never wrongly accepted.
+                let leaf = cairn_types::proof::StripeLeaf {
+                    shard_index: u16::try_from(self.rng.below(4)).unwrap_or(0),
+                    opening: cairn_types::proof::LeafOpening::default(),
+                };
+                TxBody::ReportInconsistency(cairn_types::tx::ReportInconsistency {
+                    proof: cairn_types::proof::InconsistencyProof {
+                        deal,
+                        leaf_index: self.rng.below(4),
+                        piece_size_bytes: 1024,
+                        header: leaf.clone(),
+                        leaves: BoundedVec::new(vec![leaf; 3]).unwrap_or_default(),
+                    },
+                })
+            }
             _ => match self.new_deal(&key, true) {
                 Some(tx) => return tx,
                 None => TxBody::Transfer(Transfer { to: other, amount }),

@@ -131,6 +131,12 @@ pub enum DealStatus {
     Active,
     Expired,
     Cancelled,
+    /// Proven inconsistent (its shards are not one codeword): never challenged, paid or
+    /// repaired again, and what was left of its escrow and endowment was burned.
+    Invalid {
+        height: Height,
+        reporter: Address,
+    },
 }
 
 impl DealStatus {
@@ -140,6 +146,7 @@ impl DealStatus {
             Self::Active => "active",
             Self::Expired => "expired",
             Self::Cancelled => "cancelled",
+            Self::Invalid { .. } => "invalid",
         }
     }
 }
@@ -388,6 +395,9 @@ pub struct EpochReport {
     pub burned_fees: Amount,
     pub burned_take: Amount,
     pub burned_slash: Amount,
+    /// Escrow and endowment of deals proven inconsistent, burned rather than refunded.
+    #[serde(default)]
+    pub burned_forfeit: Amount,
     pub to_treasury: Amount,
     /// Paid into permanent-deal endowments this epoch (revenue is recognized as it pays out).
     pub endowment_funded: Amount,

@@ -6,8 +6,8 @@ use crate::error::{TxError, overflow};
 use crate::state::{Deal, DealStatus, Verdict, epoch_cost};
 use crate::{Ctx, Ledger};
 use cairn_types::tx::{
-    ActivateDeal, CreateDeal, ExtendDeal, RepairShard, SEALED_KEY_BYTES, SHARD_RECEIPT_NAMESPACE,
-    SubmitStorageProofs, shard_receipt_message,
+    ActivateDeal, CreateDeal, ExtendDeal, RepairShard, ReportInconsistency, SEALED_KEY_BYTES,
+    SHARD_RECEIPT_NAMESPACE, SubmitStorageProofs, shard_receipt_message,
 };
 use cairn_types::{Address, Amount, DealId};
 use std::collections::BTreeSet;
@@ -510,6 +510,67 @@ impl Ledger {
             *slot = body.new_provider;
         }
         deal.repair_needed.retain(|i| *i != body.shard_index);
+        Ok(())
+    }
+
+    /// Marks a deal whose blob is proven inconsistent invalid (design §10). Anyone may report:
+    /// the proof is checked against the deal's own shard roots, so it cannot hit an honest
+    /// blob. A pending deal can be reported too, so an uploader cannot get its escrow back
+    /// by letting the certificate lapse. The deal's shards stop being challenged, paid and
+    /// repaired, their capacity is freed, and the escrow and endowment left are burned: a
+    /// refund would make an inconsistent upload free, and a bounty to the reporter would let
+    /// the uploader report itself and get the money back.
+    pub(crate) fn report_inconsistency(
+        &mut self,
+        ctx: &Ctx,
+        body: &ReportInconsistency,
+    ) -> Result<(), TxError> {
+        let id = body.proof.deal;
+        let deal = self.deal(id)?;
+        if !matches!(deal.status, DealStatus::Active | DealStatus::Pending { .. }) {
+            return Err(TxError::DealWrongStatus {
+                deal: id,
+                status: deal.status.name().to_string(),
+            });
+        }
+        cairn_proofs::inconsistency::verify(&deal.blob, &body.proof).map_err(|e| {
+            TxError::BadInconsistencyProof {
+                deal: id,
+                detail: e.to_string(),
+            }
+        })?;
+        let (shard_bytes, providers) = (deal.blob.shard_size_bytes, deal.providers.clone());
+        let shards = u16::try_from(providers.len()).unwrap_or(u16::MAX);
+        let deal = self
+            .state
+            .deals
+            .get_mut(&id)
+            .ok_or(TxError::UnknownDeal { deal: id })?;
+        let forfeit = deal
+            .escrow
+            .checked_add(deal.endowment)
+            .ok_or_else(|| overflow("deal escrow"))?;
+        deal.escrow = Amount::ZERO;
+        deal.endowment = Amount::ZERO;
+        deal.repair_needed.clear();
+        deal.status = DealStatus::Invalid {
+            height: ctx.height,
+            reporter: ctx.sender,
+        };
+        for address in &providers {
+            if let Some(p) = self.state.providers.get_mut(address) {
+                p.assigned_storage_bytes = p.assigned_storage_bytes.saturating_sub(shard_bytes);
+            }
+        }
+        for index in 0..shards {
+            self.state.storage_challenges.remove(&(id, index));
+        }
+        self.burn(forfeit)?;
+        let report = self.report_mut(ctx.epoch);
+        report.burned_forfeit = report
+            .burned_forfeit
+            .checked_add(forfeit)
+            .ok_or_else(|| overflow("burned forfeit"))?;
         Ok(())
     }
 

@@ -4,7 +4,8 @@
 //! cannot disagree about what a valid answer is. [`storage`] draws chained leaf challenges
 //! over a shard and checks the openings against the shard root recorded in the blob
 //! metadata; [`compute`] sizes and generates int8 GEMM challenges, commits to a product and
-//! checks random entries of it against a recomputation from the seed; [`shard`] is the
+//! checks random entries of it against a recomputation from the seed; [`inconsistency`]
+//! proves that a blob's shards are not one Reed-Solomon codeword; [`shard`] is the
 //! shard commitment (BLAKE3's own chunk tree) and [`merkle`] the tree compute proofs rest on. Everything is pure and deterministic: no clock, no I/O, no randomness
 //! beyond the seeds passed in, and no floating point in any verdict, so every validator
 //! reaches the same result bit for bit.
@@ -15,9 +16,11 @@
 //! are the yardstick they are checked against.
 
 pub mod compute;
+pub mod inconsistency;
 pub mod merkle;
 pub mod shard;
 pub mod storage;
 
 pub use compute::{ComputeProofError, GemmShape};
+pub use inconsistency::InconsistencyError;
 pub use storage::StorageProofError;

@@ -238,7 +238,7 @@ fn leaf_bytes(shard: &[u8], leaf_size: usize, index: u64) -> &[u8] {
 }
 
 /// Length leaf `index` must have in a shard of the blob's declared size.
-fn expected_leaf_len(blob: &BlobMeta, index: u64) -> u64 {
+pub(crate) fn expected_leaf_len(blob: &BlobMeta, index: u64) -> u64 {
     let leaf_size = u64::from(blob.leaf_size_bytes.max(1));
     let start = index.saturating_mul(leaf_size);
     blob.shard_size_bytes.saturating_sub(start).min(leaf_size)

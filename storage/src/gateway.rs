@@ -155,6 +155,9 @@ impl From<StoreError> for HttpError {
             StoreError::UnknownBlob { .. } => {
                 HttpError::new(StatusCode::NOT_FOUND, "unknown_blob", e.to_string())
             }
+            StoreError::InvalidBlob { .. } => {
+                HttpError::new(StatusCode::GONE, "invalid_blob", e.to_string())
+            }
             StoreError::Node(_) => {
                 HttpError::new(StatusCode::BAD_GATEWAY, "node_unavailable", e.to_string())
             }

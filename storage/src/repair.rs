@@ -4,10 +4,16 @@
 //!
 //! Rebuilding re-encodes decoded segments, so the repairer needs the blob's protection: any
 //! repairer for public blobs, the owner (its data key in `records`) for encrypted ones.
+//!
+//! A rebuild that finds the shards are not one codeword (an inconsistent upload) cannot
+//! succeed however often it is tried: the repairer then audits the failing segment and posts
+//! the inconsistency proof, which marks the deal invalid so nobody is paid to keep it.
 
 use crate::chain;
 use cairn_client::NodeClient;
-use cairn_client::store::{live_storage_providers, place, protection_of, repair_shard};
+use cairn_client::audit::{Audit, audit};
+use cairn_client::store::{StoreError, live_storage_providers, place, protection_of, repair_shard};
+use cairn_coding::{CodingError, DEFAULT_MAX_PIECE_SIZE_BYTES, Layout};
 use cairn_types::{DealId, Keypair};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,6 +93,24 @@ pub fn pass(
                         "deal {id} shard {lost} rebuilt onto {} (tx {hash})",
                         target.address
                     ));
+                }
+                Err(StoreError::Coding(CodingError::InconsistentEncoding { segment, .. })) => {
+                    let range = Layout::from_meta(
+                        &deal.blob,
+                        DEFAULT_MAX_PIECE_SIZE_BYTES,
+                        protection.is_encrypted(),
+                    )
+                    .map(|layout| layout.piece_range(segment))
+                    .ok();
+                    match audit(node, key, deal.id, range) {
+                        Ok(Audit::Reported { leaf_index, tx, .. }) => log(format!(
+                            "deal {id}: shards are not one codeword at leaf {leaf_index} (segment {segment}); proof posted in {tx}"
+                        )),
+                        Ok(Audit::Consistent { .. }) => log(format!(
+                            "deal {id} shard {lost}: segment {segment} decoded inconsistently but no leaf could be proven"
+                        )),
+                        Err(e) => log(format!("deal {id}: auditing segment {segment}: {e}")),
+                    }
                 }
                 Err(e) => log(format!("deal {id} shard {lost}: {e}")),
             }

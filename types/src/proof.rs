@@ -53,3 +53,40 @@ codec_struct!(ComputeOpening {
     leaf,
     path
 });
+
+/// One shard's leaf at a stripe of an [`InconsistencyProof`], opened against that shard's
+/// root on chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripeLeaf {
+    pub shard_index: u16,
+    pub opening: LeafOpening,
+}
+codec_struct!(StripeLeaf {
+    shard_index,
+    opening
+});
+
+/// Evidence that a blob's shards are not one Reed-Solomon codeword (design §10,
+/// "Inconsistent encoding"): `k + 1` leaves at the same leaf index of distinct shards,
+/// each opening to its shard root, where decoding the first `k` predicts bytes for the
+/// last one that differ from what its shard holds. Leaf `leaf_index` of every shard lies in
+/// one stripe because all pieces have the same size; `header` opens the leaf where the
+/// trailer starts under the claimed piece size, proving that `leaf_index` is a data leaf.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InconsistencyProof {
+    pub deal: DealId,
+    pub leaf_index: u64,
+    /// The blob's piece size, as its trailer header records it.
+    pub piece_size_bytes: u32,
+    /// The leaf of one shard that opens with the trailer header.
+    pub header: StripeLeaf,
+    /// The decode set (`k` leaves) followed by the witness that disagrees with it.
+    pub leaves: BoundedVec<StripeLeaf, 256>,
+}
+codec_struct!(InconsistencyProof {
+    deal,
+    leaf_index,
+    piece_size_bytes,
+    header,
+    leaves
+});

@@ -9,7 +9,7 @@ use crate::codec::{BoundedBytes, BoundedString, BoundedVec};
 use crate::hash::Hash;
 use crate::ids::{Capacity, ChallengeId, DealId, Hardware, LeaseId, OrderId, Resources};
 use crate::keys::{Address, Keypair, PublicKey, Signature};
-use crate::proof::{ComputeOpening, StorageProof};
+use crate::proof::{ComputeOpening, InconsistencyProof, StorageProof};
 use crate::{codec_enum, codec_struct};
 use commonware_codec::{Decode, Encode, EncodeSize};
 use serde::{Deserialize, Serialize};
@@ -253,6 +253,16 @@ codec_struct!(RepairShard {
     receipt
 });
 
+/// Proves a deal's blob inconsistent (its shards are not one codeword). Anyone may send it;
+/// the chain verifies the proof against the deal's shard roots, marks the deal invalid
+/// (no more challenges, payments or repairs) and burns what is left of its escrow and
+/// endowment: the uploader who encoded it inconsistently gets nothing back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportInconsistency {
+    pub proof: InconsistencyProof,
+}
+codec_struct!(ReportInconsistency { proof });
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateOrder {
     pub manifest_hash: Hash,
@@ -365,6 +375,7 @@ pub enum TxBody {
     CommitCompute(CommitCompute),
     OpenCompute(OpenCompute),
     RepairShard(RepairShard),
+    ReportInconsistency(ReportInconsistency),
 }
 codec_enum!(TxBody {
     0 => Transfer,
@@ -391,6 +402,7 @@ codec_enum!(TxBody {
     21 => CommitCompute,
     22 => OpenCompute,
     23 => RepairShard,
+    24 => ReportInconsistency,
 });
 
 impl TxBody {
@@ -421,6 +433,7 @@ impl TxBody {
             Self::CommitCompute(_) => "commit_compute",
             Self::OpenCompute(_) => "open_compute",
             Self::RepairShard(_) => "repair_shard",
+            Self::ReportInconsistency(_) => "report_inconsistency",
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::devnet::Devnet;
 use cairn_client::NodeClient;
 use cairn_types::{Hash, Keypair};
 use serde_json::Value;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -400,7 +401,207 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     assert_eq!(status["blob"]["id"], blob.to_string());
     let ls = run_ok(&net, &["store", "ls", "--json"]);
     assert_eq!(ls["deals"].as_array().unwrap().len(), stored.len());
+
+    // 6. An `InconsistentUploader`: real HTTP uploads of shards that each match their root
+    // but are not one codeword. Reads refuse it; anyone's audit proves it on chain; the deal
+    // turns invalid, reads and the gateway say so, and the providers drop its shards.
+    inconsistent_upload_is_proven_invalid(&net, &client, dir.path());
     net.kill9();
+}
+
+/// Encodes a public 600 kB file honestly, replaces piece 0 of parity shard 4, commits to
+/// the changed shards (trailer, roots, blob id) and stores them through the shard API under
+/// a real deal with a real certificate, as a cheating uploader would.
+fn upload_inconsistently(net: &Devnet, client: &NodeClient, dir: &Path) -> (Hash, u64) {
+    use cairn_coding::{Params, Protection, encode, piece_cv};
+    use cairn_types::tx::{ActivateDeal, CreateDeal, ShardReceipt};
+    use cairn_types::{Amount, BoundedBytes, BoundedVec, DealId, TxBody};
+    let data = bytes(600_000, 606);
+    std::fs::write(dir.join("inconsistent"), &data).unwrap();
+    let mut shards: Vec<Vec<u8>> = vec![Vec::new(); 6];
+    let honest = encode(
+        &data[..],
+        data.len() as u64,
+        &Params::new(4, 2),
+        &Protection::Public,
+        &mut shards,
+    )
+    .unwrap();
+    let layout = honest.layout.clone();
+    let piece = usize::try_from(layout.piece_size_bytes).unwrap();
+    let segments = usize::try_from(layout.segment_count).unwrap();
+    shards[4][..piece].copy_from_slice(&bytes(piece, 4444));
+    let mut trailer = layout.trailer_header().to_vec();
+    for shard in &shards {
+        for segment in 0..segments {
+            let cv = piece_cv(
+                &shard[segment * piece..(segment + 1) * piece],
+                segment as u64,
+            );
+            trailer.extend_from_slice(cv.as_bytes());
+        }
+    }
+    let start = usize::try_from(layout.trailer_range().start).unwrap();
+    for shard in &mut shards {
+        shard.truncate(start);
+        shard.extend_from_slice(&trailer);
+    }
+    let roots = shards
+        .iter()
+        .map(|s| cairn_proofs::storage::shard_root(s))
+        .collect();
+    let meta = layout.blob_meta(roots).unwrap();
+    let owner = cairn_client::Keystore::open(&net.home)
+        .load("default", None)
+        .unwrap();
+    let candidates = cairn_client::store::live_storage_providers(client).unwrap();
+    let placement = cairn_client::store::place(&candidates, 6, meta.shard_size_bytes, &[]).unwrap();
+    let send = |body: TxBody| {
+        let hash = client.send(&owner, body, None).unwrap();
+        let record = client
+            .wait_finalized(&hash, Duration::from_secs(30))
+            .unwrap();
+        assert!(record["receipt"]["error"].is_null(), "{record}");
+    };
+    send(TxBody::CreateDeal(CreateDeal {
+        blob: meta.clone(),
+        providers: BoundedVec(placement.iter().map(|p| p.address).collect()),
+        permanent: false,
+        epochs: 50,
+        price_per_gib_epoch: "1 CRN".parse().unwrap(),
+        escrow: "1 CRN".parse::<Amount>().unwrap(),
+        sealed_key: BoundedBytes::default(),
+    }));
+    let deal_id = client.get(&format!("/v1/blobs/{}", meta.id)).unwrap()["deals"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let receipts: Vec<ShardReceipt> = (0u16..)
+        .zip(&placement)
+        .map(|(index, provider)| {
+            let shard = &shards[usize::from(index)];
+            // Each shard matches its own root: the provider's check passes and it signs.
+            let receipt = cairn_client::ShardClient::new(&provider.endpoint)
+                .put(
+                    &owner,
+                    &provider.address,
+                    DealId(deal_id),
+                    &meta.id,
+                    index,
+                    &meta.shard_roots.0[usize::from(index)],
+                    meta.shard_size_bytes,
+                    &mut |out| out.write_all(shard),
+                )
+                .unwrap();
+            ShardReceipt {
+                shard_index: index,
+                signature: receipt.signature,
+            }
+        })
+        .collect();
+    send(TxBody::ActivateDeal(ActivateDeal {
+        deal: DealId(deal_id),
+        receipts: BoundedVec(receipts),
+    }));
+    (meta.id, deal_id)
+}
+
+fn inconsistent_upload_is_proven_invalid(net: &Devnet, client: &NodeClient, dir: &Path) {
+    let (blob, deal_id) = upload_inconsistently(net, client, dir);
+    assert_eq!(deal(client, deal_id)["deal"]["status"]["status"], "active");
+    let holders: Vec<usize> = (0..6).map(|i| holder(net, client, deal_id, i)).collect();
+    // The strict read refuses it rather than return either of its two possible contents.
+    let out = dir.join("out-inconsistent");
+    let refused = net.cli(&[
+        "store",
+        "get",
+        &blob.to_string(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("inconsistent encoding in segment 0"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "a refused read leaves no output file");
+    // A consistent deal audits clean; this one is proven, by a key that is not the owner's.
+    let clean = run_ok(net, &["store", "audit", "0", "--json"]);
+    assert_eq!(clean["outcome"], "consistent", "{clean}");
+    let reporter = net.cli(&["keys", "new", "auditor", "--unencrypted-devnet", "--json"]);
+    assert!(
+        reporter.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reporter.stderr)
+    );
+    let auditor: Value = serde_json::from_slice(&reporter.stdout).unwrap();
+    let funded = net.cli(&[
+        "account",
+        "transfer",
+        auditor["address"].as_str().unwrap(),
+        "10 CRN",
+        "--json",
+    ]);
+    assert!(
+        funded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&funded.stderr)
+    );
+    let audit = run_ok(
+        net,
+        &[
+            "store",
+            "audit",
+            &deal_id.to_string(),
+            "--from",
+            "auditor",
+            "--json",
+        ],
+    );
+    assert_eq!(audit["outcome"], "reported", "{audit}");
+    // Piece 0 of every shard is the first leaves: the first of them disagrees already.
+    assert_eq!(audit["leaf_index"], 0, "{audit}");
+    let status = &deal(client, deal_id)["deal"]["status"];
+    assert_eq!(status["status"], "invalid", "{status}");
+    assert_eq!(status["reporter"], auditor["address"], "{status}");
+    let refused = net.cli(&[
+        "store",
+        "get",
+        &blob.to_string(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("proven inconsistent"), "{stderr}");
+    // A second audit is refused on chain: the deal is no longer active.
+    let again = net.cli(&["store", "audit", &deal_id.to_string(), "--json"]);
+    assert!(!again.status.success());
+    // The gateway answers 410 Gone, naming why.
+    let port = crate::devnet::free_port();
+    let _gateway = Killed(
+        super::cairn()
+            .arg("--home")
+            .arg(&net.home)
+            .args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn cairn gateway"),
+    );
+    let url = format!("http://127.0.0.1:{port}/v1/blobs/{blob}");
+    wait_for("the gateway", Duration::from_secs(30), || {
+        agent().get(&url).call().is_ok()
+    });
+    let mut response = agent().get(&url).call().unwrap();
+    assert_eq!(response.status().as_u16(), 410);
+    let body: Value = response.body_mut().read_json().unwrap();
+    assert_eq!(body["error"]["code"], "invalid_blob");
+    // Nobody is paid to keep it: the holders collect its shards.
+    wait_for(
+        "the invalid blob's shards to go",
+        Duration::from_secs(60),
+        || (0..6).all(|i| !shard_file(&net.home, holders[i], &blob, i).exists()),
+    );
 }
 
 /// Kills the child on drop (a test that fails must not leave servers behind).
@@ -538,6 +739,12 @@ fn store_put_names_bad_arguments() {
             "direct or cached",
         ),
         (vec!["devnet", "--shard-io", "mmap"], "direct or cached"),
+        (vec!["store", "audit", "seven"], "DEAL"),
+        (
+            vec!["store", "audit", "7", "--range", "900..100"],
+            "START must be below END",
+        ),
+        (vec!["store", "audit", "7", "--range", "0-100"], "START..END"),
     ] {
         let out = cairn().args(&args).output().expect("run cairn");
         assert!(!out.status.success(), "{args:?} succeeded");

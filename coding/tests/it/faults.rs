@@ -327,3 +327,67 @@ fn segment_api_checks_every_piece_before_decoding() {
         Err(CodingError::NotEnoughShards { available: 3, .. })
     ));
 }
+
+/// The writer's real layout against the inconsistency proof (design §10): from the honest
+/// encoding no data leaf yields a proof, and the trailer header sits exactly where the
+/// verifier looks for it; from the `InconsistentUploader`'s shards the proof is found in the
+/// changed piece only, verifies, and names the shard that disagrees.
+#[test]
+fn inconsistent_uploader_is_proven_and_the_honest_encoding_is_not() {
+    use cairn_proofs::inconsistency::{build, data_leaves, open_leaf, verify};
+    use cairn_types::DealId;
+    let leaf_of = |encoded: &EncodedBlob| u64::from(encoded.meta.leaf_size_bytes);
+    let (_, _, _, honest, honest_shards) = setup();
+    let piece = u32::try_from(honest.layout.piece_size_bytes).unwrap();
+    let leaves = data_leaves(&honest.meta, piece).unwrap();
+    assert_eq!(
+        leaves * leaf_of(&honest),
+        honest.layout.trailer_range().start
+    );
+    // No other piece size lays these shards out.
+    for other in (10..24).map(|b| 1u32 << b).filter(|p| *p != piece) {
+        assert_eq!(data_leaves(&honest.meta, other), None, "{other}");
+    }
+    let leaf = honest.meta.leaf_size_bytes;
+    let all: Vec<u16> = (0..6).collect();
+    let open = |shards: &[Vec<u8>], at: u64| -> Vec<(u16, _)> {
+        all.iter()
+            .map(|&i| (i, open_leaf(&shards[usize::from(i)], leaf, at).unwrap()))
+            .collect()
+    };
+    let header = (3u16, open_leaf(&honest_shards[3], leaf, leaves).unwrap());
+    for at in 0..leaves {
+        assert!(
+            build(
+                &honest.meta,
+                DealId(0),
+                at,
+                piece,
+                &header,
+                &open(&honest_shards, at)
+            )
+            .is_none()
+        );
+    }
+
+    let (_, _, bad, bad_shards) = inconsistent_upload();
+    assert_eq!(data_leaves(&bad.meta, piece), Some(leaves));
+    let header = (0u16, open_leaf(&bad_shards[0], leaf, leaves).unwrap());
+    let piece_leaves = u64::from(piece) / leaf_of(&bad);
+    for at in 0..leaves {
+        let proof = build(
+            &bad.meta,
+            DealId(0),
+            at,
+            piece,
+            &header,
+            &open(&bad_shards, at),
+        );
+        // Piece 0 of parity shard 4 was replaced: every leaf of segment 0 disagrees.
+        assert_eq!(proof.is_some(), at < piece_leaves, "leaf {at}");
+        if let Some(proof) = proof {
+            assert_eq!(verify(&bad.meta, &proof), Ok(()));
+            assert_eq!(proof.leaves.0.last().map(|l| l.shard_index), Some(4));
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 mod common;
 mod fuzz;
+mod inconsistency;
 mod props;
 mod purity;
 mod rejections;

@@ -93,8 +93,10 @@ proptest! {
 /// somewhere in a long run, so the invariant checks above are not vacuous.
 #[test]
 fn workload_covers_every_module() {
+    // The seed is one whose run reaches every kind below (most do; a change to the
+    // generator's draws can move a rare one, such as a successful unjail, out of a seed).
     let config = SimConfig {
-        seed: 3,
+        seed: 4,
         chaos_percent: 60,
         chaos_per_block: 6,
         ..SimConfig::default()
@@ -134,6 +136,7 @@ fn workload_covers_every_module() {
         "open_compute:err",
         "register_provider:err",
         "leave_provider:ok",
+        "report_inconsistency:err",
     ] {
         assert!(
             kinds.contains(kind),

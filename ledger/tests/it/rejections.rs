@@ -51,6 +51,7 @@ fn tx_error_test(e: &TxError) -> &'static str {
         TxError::UnknownDeal { .. } => "unknown_deal",
         TxError::NotDealOwner { .. } => "not_deal_owner",
         TxError::DealWrongStatus { .. } => "deal_wrong_status",
+        TxError::BadInconsistencyProof { .. } => "inconsistency::an_honest_blob_cannot_be_reported",
         TxError::NotEnoughReceipts { .. } => "not_enough_receipts",
         TxError::BadReceipt { .. } => "bad_receipt",
         TxError::NotAwaitingRepair { .. } => {

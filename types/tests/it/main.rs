@@ -18,12 +18,14 @@ mod keys;
 mod vectors;
 
 use cairn_types::ids::blob_id;
-use cairn_types::proof::{ComputeOpening, LeafOpening, StorageProof};
+use cairn_types::proof::{
+    ComputeOpening, InconsistencyProof, LeafOpening, StorageProof, StripeLeaf,
+};
 use cairn_types::tx::{
     AcceptBid, ActivateDeal, BlobMeta, CloseLease, CommitCompute, CreateDeal, CreateOrder, DealRef,
     Delegation, Empty, ExtendDeal, LeaseRef, OpenCompute, OrderRef, PlaceBid, RegisterProvider,
-    RepairShard, ShardReceipt, StakeAmount, SubmitStorageProofs, TopUpLease, Transfer,
-    UpdateProvider,
+    RepairShard, ReportInconsistency, ShardReceipt, StakeAmount, SubmitStorageProofs, TopUpLease,
+    Transfer, UpdateProvider,
 };
 use cairn_types::{
     Address, Amount, Block, BoundedBytes, BoundedString, BoundedVec, Capacity, ChallengeId, DealId,
@@ -32,7 +34,7 @@ use cairn_types::{
 };
 
 /// Number of `TxBody` variants; `every_body` builds one of each.
-pub const TX_BODY_VARIANTS: usize = 24;
+pub const TX_BODY_VARIANTS: usize = 25;
 
 /// The chain id every fixture signs for.
 pub const CHAIN_ID: &str = "cairn-vector-1";
@@ -256,6 +258,31 @@ pub fn every_body() -> Vec<TxBody> {
             new_provider: addr("vector-erin"),
             receipt: key("vector-erin").sign(b"_CAIRN_SHARD_RECEIPT", b"shard 3"),
         }),
+        TxBody::ReportInconsistency(ReportInconsistency {
+            proof: InconsistencyProof {
+                deal: DealId(1),
+                leaf_index: 5,
+                piece_size_bytes: 4096,
+                header: StripeLeaf {
+                    shard_index: 2,
+                    opening: LeafOpening {
+                        data: BoundedBytes(b"cairnc02\x01\0\0\0\0\0\x10\0".to_vec()),
+                        path: BoundedVec(vec![h("header-sibling")]),
+                    },
+                },
+                leaves: BoundedVec(
+                    (0u16..3)
+                        .map(|shard_index| StripeLeaf {
+                            shard_index,
+                            opening: LeafOpening {
+                                data: BoundedBytes(vec![u8::try_from(shard_index).unwrap(); 1024]),
+                                path: BoundedVec(vec![h("sibling"), h("uncle")]),
+                            },
+                        })
+                        .collect(),
+                ),
+            },
+        }),
     ];
     assert_eq!(bodies.len(), TX_BODY_VARIANTS);
     bodies
@@ -288,6 +315,7 @@ pub fn variant_index(body: &TxBody) -> usize {
         TxBody::CommitCompute(_) => 21,
         TxBody::OpenCompute(_) => 22,
         TxBody::RepairShard(_) => 23,
+        TxBody::ReportInconsistency(_) => 24,
     }
 }
 
