@@ -451,19 +451,21 @@ mod tests {
     use cairn_types::Hash;
 
     const LEAF: u32 = 1024;
-    const PIECE: usize = 4 * LEAF as usize;
+    const PIECE_BYTES: u32 = 4 * LEAF;
+    const PIECE: usize = 4 * 1024;
+    const LEAF_BYTES: usize = 1024;
 
     /// `k + m` shards of `segments` pieces of [`PIECE`] bytes, the parity coded per segment
     /// as the writer does, then the trailer every shard carries: the header and `n` piece
     /// roots per segment (arbitrary bytes here), so the last leaf is short.
     fn shards(k: usize, m: usize, segments: usize) -> Vec<Vec<u8>> {
         let mut out = vec![Vec::new(); k + m];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ (k * 31 + m) as u64;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::try_from(k * 31 + m).unwrap();
         let mut next = move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            state as u8
+            state.to_le_bytes()[0]
         };
         for _ in 0..segments {
             let data: Vec<Vec<u8>> = (0..k)
@@ -483,7 +485,7 @@ mod tests {
         }
         let mut trailer = TRAILER_MAGIC.to_vec();
         trailer.extend_from_slice(&[1, 0, 0, 0]);
-        trailer.extend_from_slice(&u32::try_from(PIECE).unwrap().to_be_bytes());
+        trailer.extend_from_slice(&PIECE_BYTES.to_be_bytes());
         trailer.extend((0..(k + m) * segments * 32).map(|_| next()));
         for shard in &mut out {
             shard.extend_from_slice(&trailer);
@@ -497,7 +499,7 @@ mod tests {
             size_bytes: 1,
             data_shards: u16::try_from(k).unwrap(),
             parity_shards: u16::try_from(m).unwrap(),
-            shard_size_bytes: shards[0].len() as u64,
+            shard_size_bytes: u64::try_from(shards[0].len()).unwrap(),
             leaf_size_bytes: LEAF,
             shard_roots: BoundedVec(shards.iter().map(|s| shard::shard_root(s)).collect()),
         }
@@ -516,7 +518,7 @@ mod tests {
     }
 
     fn header(shards: &[Vec<u8>], meta: &BlobMeta, shard: usize) -> (u16, LeafOpening) {
-        let at = data_leaves(meta, PIECE as u32).unwrap();
+        let at = data_leaves(meta, PIECE_BYTES).unwrap();
         (
             u16::try_from(shard).unwrap(),
             open_leaf(&shards[shard], LEAF, at).unwrap(),
@@ -534,7 +536,7 @@ mod tests {
         InconsistencyProof {
             deal: DealId(1),
             leaf_index: leaf,
-            piece_size_bytes: PIECE as u32,
+            piece_size_bytes: PIECE_BYTES,
             header: StripeLeaf {
                 shard_index,
                 opening,
@@ -563,7 +565,7 @@ mod tests {
         assert_ne!(encoder.encode().unwrap().recovery(0).unwrap(), &piece[..]);
         let shards = shards(4, 2, 3);
         let meta = meta(4, 2, &shards);
-        assert_eq!(data_leaves(&meta, PIECE as u32), Some(12));
+        assert_eq!(data_leaves(&meta, PIECE_BYTES), Some(12));
         // Every other power of two fails to lay these shards out.
         for piece in [1024u32, 2048, 8192, 1 << 18] {
             assert_eq!(data_leaves(&meta, piece), None, "{piece}");
@@ -595,11 +597,11 @@ mod tests {
                 (1..n).chain(std::iter::once(0)).collect(),
             ];
             let head = header(&shards, &meta, n - 1);
-            for leaf in 0..data_leaves(&meta, PIECE as u32).unwrap() {
+            for leaf in 0..data_leaves(&meta, PIECE_BYTES).unwrap() {
                 for order in &orders {
                     let openings = openings(&shards, order, leaf);
                     assert!(
-                        build(&meta, DealId(1), leaf, PIECE as u32, &head, &openings).is_none(),
+                        build(&meta, DealId(1), leaf, PIECE_BYTES, &head, &openings).is_none(),
                         "{k}+{m} leaf {leaf}"
                     );
                     let proof = hand_made(&shards, &meta, order, leaf, k);
@@ -626,23 +628,24 @@ mod tests {
         for bad in 0..k + m {
             let mut shards = shards(k, m, 2);
             let leaf = 5u64;
-            shards[bad][leaf as usize * LEAF as usize + 17] ^= 0x40;
+            shards[bad][usize::try_from(leaf).unwrap() * LEAF_BYTES + 17] ^= 0x40;
             let meta = meta(k, m, &shards);
             let head = header(&shards, &meta, bad);
             // The changed shard last, so it is the witness.
             let order: Vec<usize> = (0..k + m).filter(|&i| i != bad).chain([bad]).collect();
-            for at in 0..data_leaves(&meta, PIECE as u32).unwrap() {
+            for at in 0..data_leaves(&meta, PIECE_BYTES).unwrap() {
                 let found = build(
                     &meta,
                     DealId(3),
                     at,
-                    PIECE as u32,
+                    PIECE_BYTES,
                     &head,
                     &openings(&shards, &order, at),
                 );
                 assert_eq!(found.is_some(), at == leaf, "shard {bad} leaf {at}");
                 // The reporter's scan over raw bytes points at the same leaf and shard.
-                let range = at as usize * LEAF as usize..(at as usize + 1) * LEAF as usize;
+                let start = usize::try_from(at).unwrap() * LEAF_BYTES;
+                let range = start..start + LEAF_BYTES;
                 let raw: Vec<(u16, &[u8])> = order
                     .iter()
                     .map(|&i| (u16::try_from(i).unwrap(), &shards[i][range.clone()]))
@@ -686,7 +689,7 @@ mod tests {
             &meta,
             DealId(1),
             0,
-            PIECE as u32,
+            PIECE_BYTES,
             &head,
             &openings(&shards, &order, 0),
         )
@@ -740,7 +743,7 @@ mod tests {
         ));
 
         let mut other_piece = proof.clone();
-        other_piece.piece_size_bytes = 2 * PIECE as u32;
+        other_piece.piece_size_bytes = 2 * PIECE_BYTES;
         assert!(matches!(
             verify(&meta, &other_piece),
             Err(InconsistencyError::BadPieceSize { .. })

@@ -7,7 +7,6 @@ use crate::devnet::Devnet;
 use cairn_client::NodeClient;
 use cairn_types::{Hash, Keypair};
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -489,7 +488,7 @@ fn upload_inconsistently(net: &Devnet, client: &NodeClient, dir: &Path) -> (Hash
                     index,
                     &meta.shard_roots.0[usize::from(index)],
                     meta.shard_size_bytes,
-                    &mut |out| out.write_all(shard),
+                    &mut |out| std::io::Write::write_all(out, shard),
                 )
                 .unwrap();
             ShardReceipt {
@@ -744,7 +743,10 @@ fn store_put_names_bad_arguments() {
             vec!["store", "audit", "7", "--range", "900..100"],
             "START must be below END",
         ),
-        (vec!["store", "audit", "7", "--range", "0-100"], "START..END"),
+        (
+            vec!["store", "audit", "7", "--range", "0-100"],
+            "START..END",
+        ),
     ] {
         let out = cairn().args(&args).output().expect("run cairn");
         assert!(!out.status.success(), "{args:?} succeeded");
