@@ -322,28 +322,10 @@ fn inconsistency_proofs(c: &mut Criterion) {
     .unwrap();
     let layout = honest.layout.clone();
     let piece = usize::try_from(layout.piece_size_bytes).unwrap();
-    let segments = usize::try_from(layout.segment_count).unwrap();
     shards[12][3 * piece..4 * piece].copy_from_slice(&pattern(piece)[..]);
-    let mut trailer = layout.trailer_header().to_vec();
-    for shard in &shards {
-        for segment in 0..segments {
-            let cv = piece_cv(
-                &shard[segment * piece..(segment + 1) * piece],
-                segment as u64,
-            );
-            trailer.extend_from_slice(cv.as_bytes());
-        }
-    }
-    let start = usize::try_from(layout.trailer_range().start).unwrap();
-    for shard in &mut shards {
-        shard.truncate(start);
-        shard.extend_from_slice(&trailer);
-    }
-    let roots = shards
-        .iter()
-        .map(|s| cairn_proofs::storage::shard_root(s))
-        .collect();
-    let meta = layout.blob_meta(roots).unwrap();
+    let meta = cairn_coding::commit_shards(&layout, &mut shards)
+        .unwrap()
+        .meta;
     let piece_size = u32::try_from(piece).unwrap();
     let header_leaf = data_leaves(&meta, piece_size).unwrap();
     let header = (0u16, open_leaf(&shards[0], 1024, header_leaf).unwrap());

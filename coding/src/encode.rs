@@ -266,6 +266,46 @@ fn seal_blob(layout: Layout, piece_roots: &[Hash]) -> Result<EncodedBlob, Coding
     })
 }
 
+/// Commits to whole shards held in memory as they are: computes every piece root, writes
+/// the trailer over each shard's tail (the bytes after its last piece) and returns the
+/// blob's metadata. The writer never needs this (it commits while it encodes); it is how a
+/// tool re-seals shards it changed, and how the tests' `InconsistentUploader` commits to
+/// pieces that are no longer one codeword, so each shard still matches its own root.
+pub fn commit_shards(layout: &Layout, shards: &mut [Vec<u8>]) -> Result<EncodedBlob, CodingError> {
+    let piece = usize_of(layout.piece_size_bytes, "a piece")?;
+    let segments = usize_of(layout.segment_count, "a segment count")?;
+    let data_end = usize_of(layout.trailer_range().start, "a shard")?;
+    if shards.len() != layout.shard_count() {
+        return Err(CodingError::InvalidParams {
+            detail: format!(
+                "{} shards for {} in the layout",
+                shards.len(),
+                layout.shard_count()
+            ),
+        });
+    }
+    let mut piece_roots = Vec::with_capacity(shards.len().saturating_mul(segments));
+    for shard in shards.iter() {
+        let pieces = shard.get(..data_end).ok_or(CodingError::InvalidParams {
+            detail: format!(
+                "a shard of {} bytes holds no {segments} pieces",
+                shard.len()
+            ),
+        })?;
+        piece_roots.extend(
+            (0u64..)
+                .zip(pieces.chunks_exact(piece))
+                .map(|(segment, bytes)| piece_cv(bytes, segment)),
+        );
+    }
+    let sealed = seal_blob(layout.clone(), &piece_roots)?;
+    for shard in shards.iter_mut() {
+        shard.truncate(data_end);
+        shard.extend_from_slice(&sealed.trailer);
+    }
+    Ok(sealed)
+}
+
 /// Reads until `buf` is full or the reader ends; returns the bytes read.
 pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;

@@ -36,8 +36,8 @@ pub use decode::{
     VerifiedPiece,
 };
 pub use encode::{
-    EncodedBlob, Encoder, Pieces, compute_meta, compute_meta_on_lanes, encode, encode_again,
-    encode_on_lanes,
+    EncodedBlob, Encoder, Pieces, commit_shards, compute_meta, compute_meta_on_lanes, encode,
+    encode_again, encode_on_lanes,
 };
 pub use error::{CodingError, ShardFailure};
 pub use layout::{

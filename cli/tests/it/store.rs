@@ -412,7 +412,7 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
 /// the changed shards (trailer, roots, blob id) and stores them through the shard API under
 /// a real deal with a real certificate, as a cheating uploader would.
 fn upload_inconsistently(net: &Devnet, client: &NodeClient, dir: &Path) -> (Hash, u64) {
-    use cairn_coding::{Params, Protection, encode, piece_cv};
+    use cairn_coding::{Params, Protection, encode};
     use cairn_types::tx::{ActivateDeal, CreateDeal, ShardReceipt};
     use cairn_types::{Amount, BoundedBytes, BoundedVec, DealId, TxBody};
     let data = bytes(600_000, 606);
@@ -428,28 +428,10 @@ fn upload_inconsistently(net: &Devnet, client: &NodeClient, dir: &Path) -> (Hash
     .unwrap();
     let layout = honest.layout.clone();
     let piece = usize::try_from(layout.piece_size_bytes).unwrap();
-    let segments = usize::try_from(layout.segment_count).unwrap();
     shards[4][..piece].copy_from_slice(&bytes(piece, 4444));
-    let mut trailer = layout.trailer_header().to_vec();
-    for shard in &shards {
-        for segment in 0..segments {
-            let cv = piece_cv(
-                &shard[segment * piece..(segment + 1) * piece],
-                segment as u64,
-            );
-            trailer.extend_from_slice(cv.as_bytes());
-        }
-    }
-    let start = usize::try_from(layout.trailer_range().start).unwrap();
-    for shard in &mut shards {
-        shard.truncate(start);
-        shard.extend_from_slice(&trailer);
-    }
-    let roots = shards
-        .iter()
-        .map(|s| cairn_proofs::storage::shard_root(s))
-        .collect();
-    let meta = layout.blob_meta(roots).unwrap();
+    let meta = cairn_coding::commit_shards(&layout, &mut shards)
+        .unwrap()
+        .meta;
     let owner = cairn_client::Keystore::open(&net.home)
         .load("default", None)
         .unwrap();

@@ -3,7 +3,7 @@
 
 use crate::support::{bytes, encode_vecs, encrypted, small_params, sources};
 use cairn_coding::{
-    CodingError, Decoder, EncodedBlob, Params, Protection, ShardSource, SliceSource, piece_cv,
+    CodingError, Decoder, EncodedBlob, Params, Protection, ShardSource, SliceSource, commit_shards,
 };
 use cairn_proofs::storage::shard_root;
 
@@ -156,34 +156,10 @@ fn inconsistent_upload() -> (Params, Protection, EncodedBlob, Vec<Vec<u8>>) {
     let (params, protection, _, honest, mut shards) = setup();
     let layout = honest.layout.clone();
     let piece = usize::try_from(layout.piece_size_bytes).unwrap();
-    let segments = usize::try_from(layout.segment_count).unwrap();
     // Replace piece 0 of parity shard 4 with other bytes.
     shards[4][..piece].copy_from_slice(&bytes(99, piece));
-    // Rebuild the trailer and roots for these shards, as a cheating uploader would.
-    let mut trailer = layout.trailer_header().to_vec();
-    for shard in &shards {
-        for segment in 0..segments {
-            trailer.extend_from_slice(
-                piece_cv(
-                    &shard[segment * piece..(segment + 1) * piece],
-                    u64::try_from(segment).unwrap(),
-                )
-                .as_bytes(),
-            );
-        }
-    }
-    let start = usize::try_from(layout.trailer_range().start).unwrap();
-    for shard in &mut shards {
-        shard.truncate(start);
-        shard.extend_from_slice(&trailer);
-    }
-    let roots = shards.iter().map(|s| shard_root(s)).collect();
-    let meta = layout.blob_meta(roots).unwrap();
-    let encoded = EncodedBlob {
-        meta,
-        layout,
-        trailer,
-    };
+    // Commit to these shards (trailer, roots, id), as a cheating uploader would.
+    let encoded = commit_shards(&layout, &mut shards).unwrap();
     (params, protection, encoded, shards)
 }
 
@@ -338,6 +314,14 @@ fn inconsistent_uploader_is_proven_and_the_honest_encoding_is_not() {
     use cairn_types::DealId;
     let leaf_of = |encoded: &EncodedBlob| u64::from(encoded.meta.leaf_size_bytes);
     let (_, _, _, honest, honest_shards) = setup();
+    // Committing to the honest shards again reproduces the writer's trailer and metadata.
+    let mut again = honest_shards.clone();
+    let resealed = commit_shards(&honest.layout, &mut again).unwrap();
+    assert_eq!(
+        (&resealed.meta, &resealed.trailer),
+        (&honest.meta, &honest.trailer)
+    );
+    assert_eq!(again, honest_shards);
     let piece = u32::try_from(honest.layout.piece_size_bytes).unwrap();
     let leaves = data_leaves(&honest.meta, piece).unwrap();
     assert_eq!(
@@ -390,31 +374,6 @@ fn inconsistent_uploader_is_proven_and_the_honest_encoding_is_not() {
             assert_eq!(proof.leaves.0.last().map(|l| l.shard_index), Some(4));
         }
     }
-}
-
-/// Trailer, roots and metadata for `shards` as they now are: what an uploader that changed
-/// some pieces after encoding would commit to.
-fn recommit(layout: &cairn_coding::Layout, shards: &mut [Vec<u8>]) -> cairn_types::tx::BlobMeta {
-    let piece = usize::try_from(layout.piece_size_bytes).unwrap();
-    let segments = usize::try_from(layout.segment_count).unwrap();
-    let mut trailer = layout.trailer_header().to_vec();
-    for shard in shards.iter() {
-        for segment in 0..segments {
-            let cv = piece_cv(
-                &shard[segment * piece..(segment + 1) * piece],
-                u64::try_from(segment).unwrap(),
-            );
-            trailer.extend_from_slice(cv.as_bytes());
-        }
-    }
-    let start = usize::try_from(layout.trailer_range().start).unwrap();
-    for shard in shards.iter_mut() {
-        shard.truncate(start);
-        shard.extend_from_slice(&trailer);
-    }
-    layout
-        .blob_meta(shards.iter().map(|s| shard_root(s)).collect())
-        .unwrap()
 }
 
 /// The first data leaf whose stripe (all shards' bytes) is not a codeword, as an auditor
@@ -490,8 +449,8 @@ proptest::proptest! {
                 changed.push(shard);
             }
         }
-        let meta = recommit(&layout, &mut shards);
-        let bad = EncodedBlob { meta: meta.clone(), layout: layout.clone(), trailer: Vec::new() };
+        let bad = commit_shards(&layout, &mut shards).unwrap();
+        let meta = bad.meta.clone();
 
         // Reads: any k shards give the original bytes or an error, never other bytes.
         let mut keep = vec![false; n];
