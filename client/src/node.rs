@@ -23,6 +23,14 @@ pub enum NodeError {
     BadAnswer { url: String, reason: String },
     #[error("transaction {hash} was not finalized within {waited_ms} ms (it may still be)")]
     Timeout { hash: Hash, waited_ms: u128 },
+    #[error(
+        "transaction {hash} will never land: {sender}'s nonce {nonce} was taken by another transaction (is another process signing with the same key?)"
+    )]
+    Displaced {
+        hash: Hash,
+        sender: Address,
+        nonce: u64,
+    },
 }
 
 /// The node API at one base URL.
@@ -185,10 +193,23 @@ impl NodeClient {
         body: TxBody,
         fee: Option<Amount>,
     ) -> Result<Hash, NodeError> {
-        let hashes = self.send_all(key, vec![body], fee)?;
+        self.send_numbered(key, body, fee).map(|(hash, _)| hash)
+    }
+
+    /// [`NodeClient::send`], also returning the nonce the transaction took, for
+    /// [`NodeClient::wait_landed`].
+    pub fn send_numbered(
+        &self,
+        key: &Keypair,
+        body: TxBody,
+        fee: Option<Amount>,
+    ) -> Result<(Hash, u64), NodeError> {
+        let nonce = self.nonce(&key.address())?;
+        let hashes = self.send_from(key, vec![body], fee, nonce)?;
         hashes
             .into_iter()
             .next()
+            .map(|hash| (hash, nonce))
             .ok_or_else(|| NodeError::BadAnswer {
                 url: format!("{}/v1/txs", self.base),
                 reason: "no transaction was submitted".to_string(),
@@ -204,6 +225,18 @@ impl NodeClient {
         bodies: Vec<TxBody>,
         fee: Option<Amount>,
     ) -> Result<Vec<Hash>, NodeError> {
+        let nonce = self.nonce(&key.address())?;
+        self.send_from(key, bodies, fee, nonce)
+    }
+
+    /// [`NodeClient::send_all`] from a given first nonce.
+    fn send_from(
+        &self,
+        key: &Keypair,
+        bodies: Vec<TxBody>,
+        fee: Option<Amount>,
+        mut nonce: u64,
+    ) -> Result<Vec<Hash>, NodeError> {
         let status = self.status()?;
         let bad = |reason: &str| NodeError::BadAnswer {
             url: format!("{}/v1/status", self.base),
@@ -215,7 +248,6 @@ impl NodeClient {
         let chain_id = BoundedString::new(chain_id).ok_or_else(|| bad("chain id too long"))?;
         let min_fee: Amount = serde_json::from_value(status["min_tx_fee"].clone())
             .map_err(|_| bad("no min_tx_fee"))?;
-        let mut nonce = self.nonce(&key.address())?;
         let mut hashes = Vec::with_capacity(bodies.len());
         for body in bodies {
             let tx = Transaction {
@@ -237,6 +269,49 @@ impl NodeClient {
         self.get(&format!("/v1/txs/{hash}"))
     }
 
+    /// [`NodeClient::wait_finalized`] for a transaction `sender` sent with `nonce`, failing
+    /// at once (instead of at the timeout) when another transaction of the same sender
+    /// took that nonce: then this one can never land.
+    pub fn wait_landed(
+        &self,
+        hash: &Hash,
+        sender: &Address,
+        nonce: u64,
+        timeout: Duration,
+    ) -> Result<Value, NodeError> {
+        let start = Instant::now();
+        let mut looked = Instant::now();
+        loop {
+            match self.tx(hash) {
+                Ok(record) if record["status"] == "finalized" => return Ok(record),
+                Ok(_) | Err(NodeError::Refused { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+            // Once a second, whether the sender's nonce moved on without this transaction.
+            if looked.elapsed() >= Duration::from_secs(1) {
+                looked = Instant::now();
+                if self.nonce(sender)? > nonce {
+                    // Ours may have landed in the very block that moved it: look once more.
+                    return match self.tx(hash) {
+                        Ok(record) if record["status"] == "finalized" => Ok(record),
+                        _ => Err(NodeError::Displaced {
+                            hash: *hash,
+                            sender: *sender,
+                            nonce,
+                        }),
+                    };
+                }
+            }
+            if start.elapsed() >= timeout {
+                return Err(NodeError::Timeout {
+                    hash: *hash,
+                    waited_ms: start.elapsed().as_millis(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(poll_pause_ms(start.elapsed())));
+        }
+    }
+
     /// Polls until the transaction is finalized; returns its record.
     pub fn wait_finalized(&self, hash: &Hash, timeout: Duration) -> Result<Value, NodeError> {
         let start = Instant::now();
@@ -253,14 +328,17 @@ impl NodeClient {
                     waited_ms: start.elapsed().as_millis(),
                 });
             }
-            // Finality is usually a block or two away: look often at first (each look is
-            // one small GET), then back off so a long wait does not hammer the node.
-            let pause_ms = if start.elapsed() < Duration::from_secs(2) {
-                20
-            } else {
-                100
-            };
-            std::thread::sleep(Duration::from_millis(pause_ms));
+            std::thread::sleep(Duration::from_millis(poll_pause_ms(start.elapsed())));
         }
+    }
+}
+
+/// Finality is usually a block or two away: look often at first (each look is one small
+/// GET), then back off so a long wait does not hammer the node.
+fn poll_pause_ms(waited: Duration) -> u64 {
+    if waited < Duration::from_secs(2) {
+        20
+    } else {
+        100
     }
 }

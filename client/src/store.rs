@@ -438,8 +438,8 @@ pub(crate) fn send_and_wait(
     body: TxBody,
 ) -> Result<(Hash, Value), StoreError> {
     let kind = body.kind();
-    let hash = node.send(key, body, None)?;
-    let record = node.wait_finalized(&hash, FINALITY_TIMEOUT)?;
+    let (hash, nonce) = node.send_numbered(key, body, None)?;
+    let record = node.wait_landed(&hash, &key.address(), nonce, FINALITY_TIMEOUT)?;
     let error = &record["receipt"]["error"];
     if !error.is_null() {
         return Err(StoreError::TxFailed {

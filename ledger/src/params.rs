@@ -57,6 +57,11 @@ pub struct Params {
     pub storage_leaves_per_challenge: u16,
     /// Blocks after the epoch start by which storage proofs must land.
     pub storage_proof_deadline_blocks: u64,
+    /// Share of a deal's remaining escrow and endowment paid to whoever proves its blob
+    /// inconsistent; the rest is burned. An owner who reports itself gets this share back,
+    /// less than cancelling would refund, so the bounty pays auditors without making an
+    /// inconsistent upload cheaper.
+    pub inconsistency_bounty_bps: u16,
 
     /// Wall time a compute challenge should take at the claimed rate.
     pub compute_challenge_ms: u64,
@@ -126,6 +131,7 @@ impl Default for Params {
             endowment_payout_bps: 5,
             storage_leaves_per_challenge: 8,
             storage_proof_deadline_blocks: 30,
+            inconsistency_bounty_bps: 1_000,
             compute_challenge_ms: 4_000,
             compute_challenge_interval_epochs: 12,
             max_gemm_dim: 16_384,
@@ -226,6 +232,7 @@ impl Params {
             ("endowment_payout_bps", self.endowment_payout_bps),
             ("slash_bps", self.slash_bps),
             ("compute_proven_floor_bps", self.compute_proven_floor_bps),
+            ("inconsistency_bounty_bps", self.inconsistency_bounty_bps),
         ] {
             if v > 10_000 {
                 return Err(param(field, format!("{v} is above 10000 bps")));

@@ -132,7 +132,8 @@ pub enum DealStatus {
     Expired,
     Cancelled,
     /// Proven inconsistent (its shards are not one codeword): never challenged, paid or
-    /// repaired again, and what was left of its escrow and endowment was burned.
+    /// repaired again; what was left of its escrow and endowment went to the reporter's
+    /// bounty and the burn.
     Invalid {
         height: Height,
         reporter: Address,
@@ -395,7 +396,8 @@ pub struct EpochReport {
     pub burned_fees: Amount,
     pub burned_take: Amount,
     pub burned_slash: Amount,
-    /// Escrow and endowment of deals proven inconsistent, burned rather than refunded.
+    /// Escrow and endowment of deals proven inconsistent, burned rather than refunded (less
+    /// the reporters' bounties).
     #[serde(default)]
     pub burned_forfeit: Amount,
     pub to_treasury: Amount,

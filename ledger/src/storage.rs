@@ -517,9 +517,10 @@ impl Ledger {
     /// the proof is checked against the deal's own shard roots, so it cannot hit an honest
     /// blob. A pending deal can be reported too, so an uploader cannot get its escrow back
     /// by letting the certificate lapse. The deal's shards stop being challenged, paid and
-    /// repaired, their capacity is freed, and the escrow and endowment left are burned: a
-    /// refund would make an inconsistent upload free, and a bounty to the reporter would let
-    /// the uploader report itself and get the money back.
+    /// repaired, and their capacity is freed. Of the escrow and endowment left, the reporter
+    /// gets `inconsistency_bounty_bps` and the rest is burned: a refund would make an
+    /// inconsistent upload free, and the bounty is below what cancelling would refund, so
+    /// an owner gains nothing by reporting itself.
     pub(crate) fn report_inconsistency(
         &mut self,
         ctx: &Ctx,
@@ -565,11 +566,16 @@ impl Ledger {
         for index in 0..shards {
             self.state.storage_challenges.remove(&(id, index));
         }
-        self.burn(forfeit)?;
+        let bounty = forfeit.bps(self.params.inconsistency_bounty_bps);
+        let burned = forfeit
+            .checked_sub(bounty)
+            .ok_or_else(|| overflow("burned forfeit"))?;
+        self.state.credit(ctx.sender, bounty)?;
+        self.burn(burned)?;
         let report = self.report_mut(ctx.epoch);
         report.burned_forfeit = report
             .burned_forfeit
-            .checked_add(forfeit)
+            .checked_add(burned)
             .ok_or_else(|| overflow("burned forfeit"))?;
         Ok(())
     }

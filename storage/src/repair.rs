@@ -15,6 +15,7 @@ use cairn_client::audit::{Audit, audit};
 use cairn_client::store::{StoreError, live_storage_providers, place, protection_of, repair_shard};
 use cairn_coding::{CodingError, DEFAULT_MAX_PIECE_SIZE_BYTES, Layout};
 use cairn_types::{DealId, Keypair};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,12 +23,55 @@ use std::time::{Duration, Instant};
 /// Most deals one pass looks at (deal ids are dense from 0).
 const MAX_DEALS_PER_PASS: u64 = 10_000;
 
-/// One pass over the chain's deals; returns how many shards were repaired.
+/// Audits a deal whose rebuild failed: if its shards are not one codeword, no rebuild can
+/// ever succeed, and the proof ends the deal. A strict read names the segment where it met
+/// the inconsistency, and only that segment is scanned; any other failure (which can be an
+/// inconsistency met on a path that reports it otherwise, or just unreachable shards)
+/// scans the whole shard, once per deal in this repairer's life unless the audit itself
+/// could not finish.
+fn audit_after_failure(
+    node: &NodeClient,
+    key: &Keypair,
+    deal: &chain::DealView,
+    protection: &cairn_coding::Protection,
+    error: &StoreError,
+    audited: &mut BTreeSet<DealId>,
+    log: &mut dyn FnMut(String),
+) {
+    let id = deal.id.0;
+    let range = match error {
+        StoreError::Coding(CodingError::InconsistentEncoding { segment, .. }) => Layout::from_meta(
+            &deal.blob,
+            DEFAULT_MAX_PIECE_SIZE_BYTES,
+            protection.is_encrypted(),
+        )
+        .map(|layout| layout.piece_range(*segment))
+        .ok(),
+        _ if audited.contains(&deal.id) => return,
+        _ => None,
+    };
+    match audit(node, key, deal.id, range) {
+        Ok(Audit::Reported { leaf_index, tx, .. }) => log(format!(
+            "deal {id}: shards are not one codeword at leaf {leaf_index}; proof posted in {tx}"
+        )),
+        Ok(Audit::Consistent { scanned_bytes, .. }) => {
+            audited.insert(deal.id);
+            log(format!(
+                "deal {id}: {scanned_bytes} bytes of every shard are one codeword; the rebuild failed for another reason"
+            ));
+        }
+        Err(e) => log(format!("deal {id}: auditing after a failed rebuild: {e}")),
+    }
+}
+
+/// One pass over the chain's deals; returns how many shards were repaired. `audited` holds
+/// the deals already found consistent after a failed rebuild (kept across passes).
 pub fn pass(
     node: &NodeClient,
     key: &Keypair,
     records: &Path,
     spool: &Path,
+    audited: &mut BTreeSet<DealId>,
     log: &mut dyn FnMut(String),
 ) -> usize {
     let mut repaired = 0;
@@ -94,25 +138,10 @@ pub fn pass(
                         target.address
                     ));
                 }
-                Err(StoreError::Coding(CodingError::InconsistentEncoding { segment, .. })) => {
-                    let range = Layout::from_meta(
-                        &deal.blob,
-                        DEFAULT_MAX_PIECE_SIZE_BYTES,
-                        protection.is_encrypted(),
-                    )
-                    .map(|layout| layout.piece_range(segment))
-                    .ok();
-                    match audit(node, key, deal.id, range) {
-                        Ok(Audit::Reported { leaf_index, tx, .. }) => log(format!(
-                            "deal {id}: shards are not one codeword at leaf {leaf_index} (segment {segment}); proof posted in {tx}"
-                        )),
-                        Ok(Audit::Consistent { .. }) => log(format!(
-                            "deal {id} shard {lost}: segment {segment} decoded inconsistently but no leaf could be proven"
-                        )),
-                        Err(e) => log(format!("deal {id}: auditing segment {segment}: {e}")),
-                    }
+                Err(e) => {
+                    log(format!("deal {id} shard {lost}: {e}"));
+                    audit_after_failure(node, key, &deal, &protection, &e, audited, log);
                 }
-                Err(e) => log(format!("deal {id} shard {lost}: {e}")),
             }
             // One repair per deal per pass: the deal's providers changed.
             break;
@@ -132,8 +161,9 @@ pub fn run(
     mut log: impl FnMut(String),
 ) {
     let node = NodeClient::new(node_url);
+    let mut audited = BTreeSet::new();
     while !stop.load(Ordering::Relaxed) {
-        pass(&node, key, records, spool, &mut log);
+        pass(&node, key, records, spool, &mut audited, &mut log);
         let until = Instant::now() + poll;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));

@@ -1,6 +1,6 @@
 //! Inconsistency proofs on chain (design §10, "Inconsistent encoding"): a deal whose shards
-//! are not one codeword is marked invalid by anyone's proof, its escrow is burned (not
-//! refunded), its shards stop being challenged, paid and repaired; an honest blob can never
+//! are not one codeword is marked invalid by anyone's proof, its escrow goes to the
+//! reporter's bounty and the burn (never back to the owner), its shards stop being challenged, paid and repaired; an honest blob can never
 //! be reported, and every refused report changes nothing but fee and nonce.
 
 use crate::common::*;
@@ -142,7 +142,7 @@ fn open_deal(chain: &mut Chain, b: &Blob, keys: &[Keypair], activate_it: bool) -
 }
 
 #[test]
-fn an_inconsistent_deal_is_invalidated_and_its_escrow_burned() {
+fn an_inconsistent_deal_is_invalidated_and_its_escrow_forfeited() {
     let mut chain = Chain::sim(0);
     let three: Vec<Keypair> = (0..3).map(storage).collect();
     let b = inconsistent_blob(31, 2);
@@ -156,6 +156,7 @@ fn an_inconsistent_deal_is_invalidated_and_its_escrow_burned() {
         assert!(find(&b, deal, &[0, 1, 2], leaf).is_none());
     }
     let burned_before = chain.state().supply.burned;
+    let bob_before = chain.balance(&bob().address());
     let alice_before = chain.balance(&alice().address());
     let assigned_before: Vec<u64> = three
         .iter()
@@ -175,15 +176,27 @@ fn an_inconsistent_deal_is_invalidated_and_its_escrow_burned() {
     assert_eq!(d.endowment, Amount::ZERO);
     assert!(d.repair_needed.is_empty());
     let (fee_burn, _) = fee_split(chain.params(), fee);
+    // The reporter's bounty; the rest of the escrow is burned, none goes back to the owner.
+    let bounty = escrow.bps(chain.params().inconsistency_bounty_bps);
+    assert!(!bounty.is_zero());
+    assert_eq!(
+        chain.balance(&bob().address()),
+        bob_before
+            .checked_add(bounty)
+            .unwrap()
+            .checked_sub(fee)
+            .unwrap()
+    );
+    let burned = escrow.checked_sub(bounty).unwrap();
     assert_eq!(
         chain.state().supply.burned,
         burned_before
-            .checked_add(escrow)
+            .checked_add(burned)
             .unwrap()
             .checked_add(fee_burn)
             .unwrap()
     );
-    assert_eq!(chain.state().epochs[&epoch].burned_forfeit, escrow);
+    assert_eq!(chain.state().epochs[&epoch].burned_forfeit, burned);
     assert!(
         !chain
             .state()
