@@ -25,10 +25,10 @@
 //! appear in hash output.
 
 use crate::shard;
-use crate::storage::{expected_leaf_len, verify_leaf};
+use crate::storage::{expected_leaf_len, leaf_len, open_in, verify_leaf};
 use cairn_types::proof::{InconsistencyProof, LeafOpening, StripeLeaf};
 use cairn_types::tx::BlobMeta;
-use cairn_types::{BoundedBytes, BoundedVec, DealId};
+use cairn_types::{BoundedVec, DealId};
 use commonware_cryptography::reed_solomon::{Decoder, Encoder};
 
 /// The trailer (after the last piece of every shard) opens with these eight bytes, then a
@@ -126,17 +126,27 @@ pub fn is_header(data: &[u8], piece_size_bytes: u32) -> bool {
         && data.get(12..16) == Some(&piece_size_bytes.to_be_bytes()[..])
 }
 
-/// Checks `proof` against `blob` (the deal's metadata, looked up by `proof.deal`). `Ok(())`
-/// means the blob is proven inconsistent. Pure: every validator reaches the same verdict.
-pub fn verify(blob: &BlobMeta, proof: &InconsistencyProof) -> Result<(), InconsistencyError> {
-    let (k, m) = (
-        usize::from(blob.data_shards),
-        usize::from(blob.parity_shards),
-    );
+/// `(k, m)` of a code an inconsistency can be proven in: one with parity, that the
+/// Reed-Solomon code supports.
+fn code(data_shards: u16, parity_shards: u16) -> Result<(usize, usize), InconsistencyError> {
+    let (k, m) = (usize::from(data_shards), usize::from(parity_shards));
     if m == 0 {
         return Err(InconsistencyError::NoParity);
     }
-    if !Encoder::supports(k, m) || blob.shard_roots.len() != k.saturating_add(m) {
+    if !Encoder::supports(k, m) {
+        return Err(InconsistencyError::UnsupportedCode {
+            data_shards,
+            parity_shards,
+        });
+    }
+    Ok((k, m))
+}
+
+/// Checks `proof` against `blob` (the deal's metadata, looked up by `proof.deal`). `Ok(())`
+/// means the blob is proven inconsistent. Pure: every validator reaches the same verdict.
+pub fn verify(blob: &BlobMeta, proof: &InconsistencyProof) -> Result<(), InconsistencyError> {
+    let (k, m) = code(blob.data_shards, blob.parity_shards)?;
+    if blob.shard_roots.len() != k.saturating_add(m) {
         return Err(InconsistencyError::UnsupportedCode {
             data_shards: blob.data_shards,
             parity_shards: blob.parity_shards,
@@ -147,7 +157,6 @@ pub fn verify(blob: &BlobMeta, proof: &InconsistencyProof) -> Result<(), Inconsi
             leaf_size_bytes: blob.leaf_size_bytes,
         });
     }
-    let leaf_count = blob.leaf_count();
     let data_leaves =
         data_leaves(blob, proof.piece_size_bytes).ok_or(InconsistencyError::BadPieceSize {
             piece_size_bytes: proof.piece_size_bytes,
@@ -204,22 +213,7 @@ pub fn verify(blob: &BlobMeta, proof: &InconsistencyProof) -> Result<(), Inconsi
                 got,
             });
         }
-        let root = blob
-            .shard_roots
-            .0
-            .get(index)
-            .ok_or(InconsistencyError::UnknownShard {
-                shard_index: leaf.shard_index,
-                shard_count: n,
-            })?;
-        if !verify_leaf(
-            root,
-            blob.leaf_size_bytes,
-            leaf_count,
-            proof.leaf_index,
-            data,
-            &leaf.opening.path.0,
-        ) {
+        if !opens(blob, leaf.shard_index, proof.leaf_index, &leaf.opening) {
             return Err(InconsistencyError::BadPath {
                 shard_index: leaf.shard_index,
                 leaf_index: proof.leaf_index,
@@ -328,16 +322,7 @@ pub fn disagreement(
     parity_shards: u16,
     leaves: &[(u16, &[u8])],
 ) -> Result<Option<usize>, InconsistencyError> {
-    let (k, m) = (usize::from(data_shards), usize::from(parity_shards));
-    if m == 0 {
-        return Err(InconsistencyError::NoParity);
-    }
-    if !Encoder::supports(k, m) {
-        return Err(InconsistencyError::UnsupportedCode {
-            data_shards,
-            parity_shards,
-        });
-    }
+    let (k, m) = code(data_shards, parity_shards)?;
     let Some((decode_set, rest)) = leaves.split_at_checked(k) else {
         return Ok(None);
     };
@@ -382,31 +367,43 @@ pub fn build(
     header: &(u16, LeafOpening),
     openings: &[(u16, LeafOpening)],
 ) -> Option<InconsistencyProof> {
-    let k = usize::from(blob.data_shards);
+    let (k, m) = code(blob.data_shards, blob.parity_shards).ok()?;
     let (decode_set, rest) = openings.split_at_checked(k)?;
     // All the openings lie on one codeword exactly when every one outside the first k
-    // agrees with their decoding, so trying each remaining one as the witness is enough.
-    rest.iter().find_map(|witness| {
-        let leaves: Vec<StripeLeaf> = decode_set
-            .iter()
-            .chain(std::iter::once(witness))
-            .map(|(shard_index, opening)| StripeLeaf {
-                shard_index: *shard_index,
-                opening: opening.clone(),
-            })
-            .collect();
-        let proof = InconsistencyProof {
-            deal,
-            leaf_index,
-            piece_size_bytes,
-            header: StripeLeaf {
-                shard_index: header.0,
-                opening: header.1.clone(),
-            },
-            leaves: BoundedVec(leaves),
-        };
-        verify(blob, &proof).is_ok().then_some(proof)
-    })
+    // agrees with their decoding: one decoding names every candidate witness, and the
+    // first whose proof verifies (an unchecked opening may not) is the answer.
+    let bytes: Vec<(u16, &[u8])> = decode_set
+        .iter()
+        .map(|(shard_index, opening)| (*shard_index, opening.data.0.as_slice()))
+        .collect();
+    let stripe = codeword(k, m, &bytes).ok()?;
+    rest.iter()
+        .filter(|(shard_index, opening)| {
+            stripe
+                .get(usize::from(*shard_index))
+                .is_some_and(|expected| *expected != padded(&opening.data.0))
+        })
+        .find_map(|witness| {
+            let leaves: Vec<StripeLeaf> = decode_set
+                .iter()
+                .chain(std::iter::once(witness))
+                .map(|(shard_index, opening)| StripeLeaf {
+                    shard_index: *shard_index,
+                    opening: opening.clone(),
+                })
+                .collect();
+            let proof = InconsistencyProof {
+                deal,
+                leaf_index,
+                piece_size_bytes,
+                header: StripeLeaf {
+                    shard_index: header.0,
+                    opening: header.1.clone(),
+                },
+                leaves: BoundedVec(leaves),
+            };
+            verify(blob, &proof).is_ok().then_some(proof)
+        })
 }
 
 /// Whether `opening` is leaf `leaf_index` of shard `shard_index` of `blob`, so a reporter can
@@ -431,17 +428,8 @@ pub fn opens(blob: &BlobMeta, shard_index: u16, leaf_index: u64, opening: &LeafO
 /// and tests that hold shards; providers open leaves from disk instead.
 pub fn open_leaf(shard: &[u8], leaf_size: u32, leaf_index: u64) -> Option<LeafOpening> {
     let tree = shard::ShardTree::build(shard, leaf_size)?;
-    let leaf = usize::try_from(leaf_size).ok()?;
-    let start = usize::try_from(leaf_index).ok()?.checked_mul(leaf)?;
-    let end = start.saturating_add(leaf).min(shard.len());
-    let data = shard.get(start..end)?;
-    let block = tree.block_of(leaf_index);
-    let block = shard.get(usize::try_from(block.start).ok()?..usize::try_from(block.end).ok()?)?;
-    let path = tree.path(leaf_index, block)?;
-    Some(LeafOpening {
-        data: BoundedBytes(data.to_vec()),
-        path,
-    })
+    (leaf_index < tree.leaf_count())
+        .then(|| open_in(shard, Some(&tree), leaf_len(leaf_size), leaf_index))
 }
 
 #[cfg(test)]

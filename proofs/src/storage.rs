@@ -92,23 +92,36 @@ pub fn prove(
     let mut index = first_index(seed, deal, shard_index, leaf_count);
     let mut openings = Vec::with_capacity(leaves.min(MAX_PROOF_LEAVES));
     for step in (1u32..).take(leaves.min(MAX_PROOF_LEAVES)) {
-        let data = leaf_bytes(shard, leaf_size, index);
-        let path = tree.as_ref().and_then(|tree| {
-            let block = tree.block_of(index);
-            let block =
-                shard.get(usize::try_from(block.start).ok()?..usize::try_from(block.end).ok()?)?;
-            tree.path(index, block)
-        });
-        openings.push(LeafOpening {
-            data: BoundedBytes(data.to_vec()),
-            path: path.unwrap_or_default(),
-        });
-        index = next_index(seed, step, data, leaf_count);
+        let opening = open_in(shard, tree.as_ref(), leaf_size, index);
+        index = next_index(seed, step, &opening.data.0, leaf_count);
+        openings.push(opening);
     }
     StorageProof {
         deal,
         shard_index,
         leaves: BoundedVec::<LeafOpening, MAX_PROOF_LEAVES>(openings),
+    }
+}
+
+/// Leaf `index` of `shard` (held whole in memory) with its sibling chaining values in
+/// `tree`; no path without a tree. The reference prover and in-memory reporters open leaves
+/// this way.
+pub(crate) fn open_in(
+    shard: &[u8],
+    tree: Option<&ShardTree>,
+    leaf_size: usize,
+    index: u64,
+) -> LeafOpening {
+    let data = leaf_bytes(shard, leaf_size, index);
+    let path = tree.and_then(|tree| {
+        let block = tree.block_of(index);
+        let block =
+            shard.get(usize::try_from(block.start).ok()?..usize::try_from(block.end).ok()?)?;
+        tree.path(index, block)
+    });
+    LeafOpening {
+        data: BoundedBytes(data.to_vec()),
+        path: path.unwrap_or_default(),
     }
 }
 
@@ -222,7 +235,7 @@ pub enum StorageProofError {
 }
 
 /// The leaf size as a chunk length; 0 is read as 1 so chunking never panics.
-fn leaf_len(leaf_size: u32) -> usize {
+pub(crate) fn leaf_len(leaf_size: u32) -> usize {
     usize::try_from(leaf_size.max(1)).unwrap_or(usize::MAX)
 }
 
