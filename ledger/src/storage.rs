@@ -335,13 +335,20 @@ impl Ledger {
 
     /// Ends a deal: refunds what is left in escrow, frees provider capacity, drops challenges.
     pub(crate) fn end_deal(&mut self, id: DealId, status: DealStatus) -> Result<(), TxError> {
+        let (owner, refund) = self.close_deal(id, status)?;
+        self.state.credit(owner, refund)
+    }
+
+    /// What ending a deal always does: sets its status, takes its escrow out (returned with
+    /// the owner, for the caller to refund or forfeit), frees its providers' capacity and
+    /// drops its open challenges.
+    fn close_deal(&mut self, id: DealId, status: DealStatus) -> Result<(Address, Amount), TxError> {
         let deal = self
             .state
             .deals
             .get_mut(&id)
             .ok_or(TxError::UnknownDeal { deal: id })?;
-        let refund = deal.escrow;
-        deal.escrow = Amount::ZERO;
+        let escrow = std::mem::replace(&mut deal.escrow, Amount::ZERO);
         deal.status = status;
         let owner = deal.owner;
         let shard_bytes = deal.blob.shard_size_bytes;
@@ -355,7 +362,7 @@ impl Ledger {
         for index in 0..shards {
             self.state.storage_challenges.remove(&(id, index));
         }
-        self.state.credit(owner, refund)
+        Ok((owner, escrow))
     }
 
     pub(crate) fn submit_storage_proofs(
@@ -540,32 +547,22 @@ impl Ledger {
                 detail: e.to_string(),
             }
         })?;
-        let (shard_bytes, providers) = (deal.blob.shard_size_bytes, deal.providers.clone());
-        let shards = u16::try_from(providers.len()).unwrap_or(u16::MAX);
+        // The endowment is forfeit as well: `close_deal` takes out only the escrow.
         let deal = self
             .state
             .deals
             .get_mut(&id)
             .ok_or(TxError::UnknownDeal { deal: id })?;
-        let forfeit = deal
-            .escrow
-            .checked_add(deal.endowment)
-            .ok_or_else(|| overflow("deal escrow"))?;
-        deal.escrow = Amount::ZERO;
-        deal.endowment = Amount::ZERO;
+        let endowment = std::mem::replace(&mut deal.endowment, Amount::ZERO);
         deal.repair_needed.clear();
-        deal.status = DealStatus::Invalid {
+        let status = DealStatus::Invalid {
             height: ctx.height,
             reporter: ctx.sender,
         };
-        for address in &providers {
-            if let Some(p) = self.state.providers.get_mut(address) {
-                p.assigned_storage_bytes = p.assigned_storage_bytes.saturating_sub(shard_bytes);
-            }
-        }
-        for index in 0..shards {
-            self.state.storage_challenges.remove(&(id, index));
-        }
+        let (_, escrow) = self.close_deal(id, status)?;
+        let forfeit = escrow
+            .checked_add(endowment)
+            .ok_or_else(|| overflow("deal escrow"))?;
         let bounty = forfeit.bps(self.params.inconsistency_bounty_bps);
         let burned = forfeit
             .checked_sub(bounty)
