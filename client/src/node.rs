@@ -279,6 +279,22 @@ impl NodeClient {
         nonce: u64,
         timeout: Duration,
     ) -> Result<Value, NodeError> {
+        self.wait(hash, timeout, Some((sender, nonce)))
+    }
+
+    /// Polls until the transaction is finalized; returns its record.
+    pub fn wait_finalized(&self, hash: &Hash, timeout: Duration) -> Result<Value, NodeError> {
+        self.wait(hash, timeout, None)
+    }
+
+    /// The poll behind both waits; with `numbered`, once a second it also looks whether the
+    /// sender's nonce moved on without this transaction.
+    fn wait(
+        &self,
+        hash: &Hash,
+        timeout: Duration,
+        numbered: Option<(&Address, u64)>,
+    ) -> Result<Value, NodeError> {
         let start = Instant::now();
         let mut looked = Instant::now();
         loop {
@@ -287,8 +303,9 @@ impl NodeClient {
                 Ok(_) | Err(NodeError::Refused { status: 404, .. }) => {}
                 Err(e) => return Err(e),
             }
-            // Once a second, whether the sender's nonce moved on without this transaction.
-            if looked.elapsed() >= Duration::from_secs(1) {
+            if let Some((sender, nonce)) = numbered
+                && looked.elapsed() >= Duration::from_secs(1)
+            {
                 looked = Instant::now();
                 if self.nonce(sender)? > nonce {
                     // Ours may have landed in the very block that moved it: look once more.
@@ -308,37 +325,14 @@ impl NodeClient {
                     waited_ms: start.elapsed().as_millis(),
                 });
             }
-            std::thread::sleep(Duration::from_millis(poll_pause_ms(start.elapsed())));
+            // Finality is usually a block or two away: look often at first (each look is
+            // one small GET), then back off so a long wait does not hammer the node.
+            let pause_ms = if start.elapsed() < Duration::from_secs(2) {
+                20
+            } else {
+                100
+            };
+            std::thread::sleep(Duration::from_millis(pause_ms));
         }
-    }
-
-    /// Polls until the transaction is finalized; returns its record.
-    pub fn wait_finalized(&self, hash: &Hash, timeout: Duration) -> Result<Value, NodeError> {
-        let start = Instant::now();
-        loop {
-            match self.tx(hash) {
-                Ok(record) if record["status"] == "finalized" => return Ok(record),
-                Ok(_) => {}
-                Err(NodeError::Refused { status: 404, .. }) => {}
-                Err(e) => return Err(e),
-            }
-            if start.elapsed() >= timeout {
-                return Err(NodeError::Timeout {
-                    hash: *hash,
-                    waited_ms: start.elapsed().as_millis(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(poll_pause_ms(start.elapsed())));
-        }
-    }
-}
-
-/// Finality is usually a block or two away: look often at first (each look is one small
-/// GET), then back off so a long wait does not hammer the node.
-fn poll_pause_ms(waited: Duration) -> u64 {
-    if waited < Duration::from_secs(2) {
-        20
-    } else {
-        100
     }
 }
