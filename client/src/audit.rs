@@ -39,6 +39,14 @@ pub enum Audit {
     },
 }
 
+/// Where the shards' data ends, as a provider's opening of the trailer header proves it.
+struct TrailerHeader {
+    piece_size_bytes: u32,
+    /// The shard it was opened in, and the opening.
+    opening: (u16, LeafOpening),
+    data_leaves: u64,
+}
+
 /// The deal's metadata and its JSON view (for the providers' endpoints).
 fn deal_view(node: &NodeClient, deal: DealId) -> Result<(BlobMeta, Value), StoreError> {
     let view = node.get(&format!("/v1/deals/{deal}"))?;
@@ -69,7 +77,7 @@ pub fn audit(
         .collect();
     let header = trailer_header(&meta, &clients)?;
     // Only the pieces are stripes of the code; the trailer is the same bytes everywhere.
-    let data_end = header.2.saturating_mul(leaf);
+    let data_end = header.data_leaves.saturating_mul(leaf);
     let range = range.unwrap_or(0..data_end);
     let start = range.start - range.start % leaf;
     let end = range.end.min(data_end);
@@ -153,13 +161,12 @@ fn opening(
     opens(meta, index, leaf_index, &opening).then_some(opening)
 }
 
-/// The shards' piece size, the opening of a trailer header that records it, and the number
-/// of data leaves it implies: every power-of-two piece size that lays the shards out is
+/// The shards' trailer header: every power-of-two piece size that lays the shards out is
 /// tried, and the first whose header leaf some provider opens to the root wins.
 fn trailer_header(
     meta: &BlobMeta,
     clients: &[(u16, ShardClient)],
-) -> Result<(u32, (u16, LeafOpening), u64), StoreError> {
+) -> Result<TrailerHeader, StoreError> {
     let mut piece = meta.leaf_size_bytes.max(1);
     while piece <= MAX_PIECE_BYTES {
         if let Some(leaves) = data_leaves(meta, piece) {
@@ -167,7 +174,11 @@ fn trailer_header(
                 if let Some(found) = opening(meta, client, *index, leaves)
                     && is_header(&found.data.0, piece)
                 {
-                    return Ok((piece, (*index, found), leaves));
+                    return Ok(TrailerHeader {
+                        piece_size_bytes: piece,
+                        opening: (*index, found),
+                        data_leaves: leaves,
+                    });
                 }
             }
         }
@@ -190,7 +201,7 @@ fn prove_and_post(
     clients: &[(u16, ShardClient)],
     order: &[u16],
     leaf_index: u64,
-    header: &(u32, (u16, LeafOpening), u64),
+    header: &TrailerHeader,
 ) -> Result<Option<Hash>, StoreError> {
     let openings: Vec<(u16, LeafOpening)> = order
         .iter()
@@ -199,7 +210,14 @@ fn prove_and_post(
             Some((*index, opening(meta, client, *index, leaf_index)?))
         })
         .collect();
-    let Some(proof) = build(meta, deal, leaf_index, header.0, &header.1, &openings) else {
+    let Some(proof) = build(
+        meta,
+        deal,
+        leaf_index,
+        header.piece_size_bytes,
+        &header.opening,
+        &openings,
+    ) else {
         return Ok(None);
     };
     let (hash, _) = send_and_wait(

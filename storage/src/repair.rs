@@ -5,9 +5,9 @@
 //! Rebuilding re-encodes decoded segments, so the repairer needs the blob's protection: any
 //! repairer for public blobs, the owner (its data key in `records`) for encrypted ones.
 //!
-//! A rebuild that finds the shards are not one codeword (an inconsistent upload) cannot
-//! succeed however often it is tried: the repairer then audits the failing segment and posts
-//! the inconsistency proof, which marks the deal invalid so nobody is paid to keep it.
+//! A rebuild of an inconsistent upload (shards that are not one codeword) cannot succeed
+//! however often it is tried: after a failed rebuild the repairer audits the deal and posts
+//! the inconsistency proof, which marks it invalid so nobody is paid to keep it.
 
 use crate::chain;
 use cairn_client::NodeClient;
@@ -25,10 +25,11 @@ const MAX_DEALS_PER_PASS: u64 = 10_000;
 
 /// Audits a deal whose rebuild failed: if its shards are not one codeword, no rebuild can
 /// ever succeed, and the proof ends the deal. A strict read names the segment where it met
-/// the inconsistency, and only that segment is scanned; any other failure (which can be an
-/// inconsistency met on a path that reports it otherwise, or just unreachable shards)
-/// scans the whole shard, once per deal in this repairer's life unless the audit itself
-/// could not finish.
+/// the inconsistency, and only that segment is scanned; any other failure of the rebuild
+/// (which can be an inconsistency met on a path that reports it otherwise, or just
+/// unreachable shards) scans the whole shard, once per deal in this repairer's life unless
+/// the audit itself could not finish. Failures after the rebuild (the new provider refusing
+/// the shard, the node, the repair transaction) say nothing about the encoding.
 fn audit_after_failure(
     node: &NodeClient,
     key: &Keypair,
@@ -47,6 +48,7 @@ fn audit_after_failure(
         )
         .map(|layout| layout.piece_range(*segment))
         .ok(),
+        StoreError::Placement(_) | StoreError::Node(_) | StoreError::TxFailed { .. } => return,
         _ if audited.contains(&deal.id) => return,
         _ => None,
     };

@@ -564,17 +564,7 @@ fn inconsistent_upload_is_proven_invalid(net: &Devnet, client: &NodeClient, dir:
     ]);
     assert!(!again.status.success());
     // The gateway answers 410 Gone, naming why.
-    let port = crate::devnet::free_port();
-    let _gateway = Killed(
-        super::cairn()
-            .arg("--home")
-            .arg(&net.home)
-            .args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn cairn gateway"),
-    );
+    let (_gateway, port) = spawn_gateway(net);
     let url = format!("http://127.0.0.1:{port}/v1/blobs/{blob}");
     wait_for("the gateway", Duration::from_secs(30), || {
         agent().get(&url).call().is_ok()
@@ -627,11 +617,10 @@ impl Drop for Killed {
     }
 }
 
-/// `cairn gateway` against the devnet on a free port: full and ranged reads of a public
-/// blob, its ETag and immutable caching, 304 on a matching If-None-Match, and refusals.
-fn check_gateway(net: &Devnet, public: &(Hash, u64, Vec<u8>), encrypted: &Hash, unknown: &Hash) {
+/// `cairn gateway` for the devnet on a free port (stopped when the guard drops).
+fn spawn_gateway(net: &Devnet) -> (Killed, u16) {
     let port = crate::devnet::free_port();
-    let _gateway = Killed(
+    let gateway = Killed(
         super::cairn()
             .arg("--home")
             .arg(&net.home)
@@ -641,6 +630,13 @@ fn check_gateway(net: &Devnet, public: &(Hash, u64, Vec<u8>), encrypted: &Hash, 
             .spawn()
             .expect("spawn cairn gateway"),
     );
+    (gateway, port)
+}
+
+/// `cairn gateway` against the devnet on a free port: full and ranged reads of a public
+/// blob, its ETag and immutable caching, 304 on a matching If-None-Match, and refusals.
+fn check_gateway(net: &Devnet, public: &(Hash, u64, Vec<u8>), encrypted: &Hash, unknown: &Hash) {
+    let (_gateway, port) = spawn_gateway(net);
     let base = format!("http://127.0.0.1:{port}/v1/blobs");
     wait_for("the gateway", Duration::from_secs(30), || {
         agent().get(&format!("{base}/zz")).call().is_ok()
