@@ -120,7 +120,9 @@ fn main() {
     let cli = Cli::parse();
     let json = cli.global.json;
     if let Err(error) = run(cli) {
-        if json {
+        if json && error.downcast_ref::<Reported>().is_some() {
+            // The command's own JSON document already says what failed: one document only.
+        } else if json {
             let doc = serde_json::json!({ "error": format!("{error:#}") });
             println!("{doc}");
         } else {
@@ -129,6 +131,19 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+/// A failure the command already reported in its `--json` document (and on stderr): exit
+/// non-zero without a second document.
+#[derive(Debug)]
+pub struct Reported(pub String);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {

@@ -8,6 +8,7 @@ use cairn_client::NodeClient;
 use cairn_client::direct::{DEFAULT_WRITE_BUFFER_BYTES, DirectWriter};
 use cairn_client::store::{self as flows, PutOptions};
 use cairn_ledger::{Genesis, Params};
+use cairn_proofs::timed::AuditRule;
 use cairn_types::{Amount, Hash};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -54,6 +55,26 @@ pub enum StoreCommand {
         from: String,
         #[command(flatten)]
         passphrase: PassphraseArgs,
+    },
+    /// Time each holder of a deal answering a long chained challenge (a timed audit): a
+    /// provider that rebuilds its shard from peers instead of keeping it answers too late.
+    /// Needs no key; exits non-zero when a holder fails. The verdict is this machine's
+    /// measurement and is not posted on chain.
+    Challenge {
+        /// Deal id (a number; `cairn store status BLOB` lists a blob's deals).
+        deal: u64,
+        /// Only this shard's holder (default: every holder, one after another).
+        #[arg(long)]
+        shard: Option<u16>,
+        /// Dependent leaf reads per challenge (1..=4096).
+        #[arg(long, default_value_t = AuditRule::default().steps)]
+        steps: u32,
+        /// Time allowed per read, in microseconds.
+        #[arg(long, default_value_t = AuditRule::default().step_budget_us)]
+        step_budget_us: u32,
+        /// Fixed time for the round trip and the answer's transfer, in milliseconds.
+        #[arg(long, default_value_t = AuditRule::default().allowance_ms)]
+        allowance_ms: u32,
     },
     /// Run a storage provider: shard API, proof responder, garbage collection.
     Serve(ServeArgs),
@@ -216,6 +237,22 @@ pub fn run(global: &Global, command: StoreCommand) -> Result<()> {
             from,
             passphrase,
         } => audit(global, deal, range, &from, &passphrase),
+        StoreCommand::Challenge {
+            deal,
+            shard,
+            steps,
+            step_budget_us,
+            allowance_ms,
+        } => challenge(
+            global,
+            deal,
+            shard,
+            AuditRule {
+                steps,
+                step_budget_us,
+                allowance_ms,
+            },
+        ),
         StoreCommand::Serve(args) => serve(global, args),
     }
 }
@@ -383,6 +420,46 @@ fn audit(
         cairn_client::audit::Audit::Reported { leaf_index, tx, .. } => println!(
             "deal {deal}: shards are not one codeword at leaf {leaf_index}; proof posted in {tx}, the deal is now invalid"
         ),
+    }
+    Ok(())
+}
+
+fn challenge(global: &Global, deal: u64, shard: Option<u16>, rule: AuditRule) -> Result<()> {
+    // Refuse a bad rule before touching the network, naming the flag.
+    if let Err(e) = rule.check() {
+        bail!("--steps {}: {e}", rule.steps);
+    }
+    let node = NodeClient::new(&node_url(global)?);
+    let verdicts = cairn_client::audit::timed_audit(&node, cairn_types::DealId(deal), shard, rule)?;
+    let failed = verdicts.iter().filter(|v| v.failure.is_some()).count();
+    if global.json {
+        print(
+            global,
+            &json!({ "deal": deal, "rule": rule, "failed": failed, "holders": verdicts }),
+        )?;
+    } else {
+        for v in &verdicts {
+            match &v.failure {
+                None => println!(
+                    "deal {deal} shard {}: passed, {} reads in {} ms (deadline {} ms) at {}",
+                    v.shard_index, v.steps, v.elapsed_ms, v.deadline_ms, v.endpoint
+                ),
+                Some(why) => println!(
+                    "deal {deal} shard {}: FAILED after {} ms (deadline {} ms) at {}: {why}",
+                    v.shard_index, v.elapsed_ms, v.deadline_ms, v.endpoint
+                ),
+            }
+        }
+    }
+    if failed > 0 {
+        let why = format!(
+            "{failed} of {} holders of deal {deal} failed the timed audit",
+            verdicts.len()
+        );
+        if global.json {
+            eprintln!("error: {why}");
+        }
+        return Err(crate::Reported(why).into());
     }
     Ok(())
 }

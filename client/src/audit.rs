@@ -3,11 +3,16 @@
 //! encoding"). Needs no data key: the code runs over the stored bytes, encrypted or not, and
 //! needs no layout either (see `cairn_proofs::inconsistency`), so any provider, repairer or
 //! reader can audit any blob.
+//!
+//! [`timed_audit`] is the other audit: it times each holder's answer to a long chained
+//! challenge (`cairn_proofs::timed`), which a provider that regenerates its shard from peers
+//! instead of keeping it cannot answer in time.
 
 use crate::node::NodeClient;
-use crate::shards::ShardClient;
+use crate::shards::{ChainChallenge, ShardClient};
 use crate::store::{StoreError, send_and_wait, shard_endpoints};
 use cairn_proofs::inconsistency::{build, data_leaves, disagreement, is_header, opens};
+use cairn_proofs::timed::AuditRule;
 use cairn_types::proof::LeafOpening;
 use cairn_types::tx::{BlobMeta, ReportInconsistency};
 use cairn_types::{DealId, Hash, Keypair, TxBody};
@@ -15,6 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::io::Read;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 /// Bytes of every shard fetched and checked at a time (a whole number of leaves).
 pub const SCAN_CHUNK_BYTES: u64 = 1 << 20;
@@ -37,6 +43,97 @@ pub enum Audit {
         leaf_index: u64,
         tx: Hash,
     },
+}
+
+/// One holder's result in a timed audit (`cairn_proofs::timed`).
+#[derive(Clone, Debug, Serialize)]
+pub struct TimedVerdict {
+    pub shard_index: u16,
+    pub endpoint: String,
+    pub steps: u32,
+    /// The whole exchange as this client's monotonic clock measured it.
+    pub elapsed_ms: u64,
+    pub deadline_ms: u64,
+    /// Why it failed; `None` when the answer was right and in time.
+    pub failure: Option<String>,
+}
+
+/// Times one chained audit of each holder of `deal` (only `shard` when given) under `rule`,
+/// with a fresh random seed per holder, one holder after another so they do not share the
+/// client's link. A holder that is unreachable, refuses, answers wrongly or late fails; the
+/// verdicts are this client's own measurement and change nothing on chain.
+pub fn timed_audit(
+    node: &NodeClient,
+    deal: DealId,
+    shard: Option<u16>,
+    rule: AuditRule,
+) -> Result<Vec<TimedVerdict>, StoreError> {
+    rule.check()
+        .map_err(|e| StoreError::BadAnswer(format!("audit rule: {e}")))?;
+    let (meta, deal_json) = deal_view(node, deal)?;
+    let endpoints = shard_endpoints(node, &deal_json)?;
+    if let Some(shard) = shard
+        && usize::from(shard) >= endpoints.len()
+    {
+        return Err(StoreError::BadAnswer(format!(
+            "deal {deal} has shards 0..{}, not {shard}",
+            endpoints.len()
+        )));
+    }
+    // The largest honest answer: every opening a whole leaf with the deepest path.
+    let per_leaf = u64::from(meta.leaf_size_bytes)
+        .saturating_add(8)
+        .saturating_add(32 * u64::try_from(cairn_types::proof::MAX_PATH_DEPTH).unwrap_or(64));
+    let max_bytes = per_leaf
+        .saturating_mul(u64::from(rule.steps))
+        .saturating_add(16);
+    let deadline = Duration::from_millis(rule.deadline_ms());
+    let mut verdicts = Vec::new();
+    for (index, endpoint) in (0u16..).zip(endpoints) {
+        if shard.is_some_and(|s| s != index) {
+            continue;
+        }
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed)
+            .map_err(|e| StoreError::BadAnswer(format!("drawing an audit seed: {e}")))?;
+        let seed = Hash(seed);
+        let Some(endpoint) = endpoint else {
+            verdicts.push(TimedVerdict {
+                shard_index: index,
+                endpoint: String::new(),
+                steps: rule.steps,
+                elapsed_ms: 0,
+                deadline_ms: rule.deadline_ms(),
+                failure: Some("no provider endpoint on chain for this shard".into()),
+            });
+            continue;
+        };
+        let client = ShardClient::new(&endpoint);
+        let start = Instant::now();
+        let challenge = ChainChallenge {
+            deal,
+            seed,
+            steps: rule.steps,
+        };
+        let answer = client.chain(&meta.id, index, &challenge, deadline, max_bytes);
+        let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let failure = match answer {
+            Ok(leaves) => rule
+                .judge(&meta, &seed, deal, index, &leaves, elapsed_ms)
+                .err()
+                .map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        verdicts.push(TimedVerdict {
+            shard_index: index,
+            endpoint,
+            steps: rule.steps,
+            elapsed_ms,
+            deadline_ms: rule.deadline_ms(),
+            failure,
+        });
+    }
+    Ok(verdicts)
 }
 
 /// Where the shards' data ends, as a provider's opening of the trailer header proves it.

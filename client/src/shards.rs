@@ -63,6 +63,15 @@ pub struct Receipt {
     pub signature: Signature,
 }
 
+/// A timed audit's challenge to one shard: the chain starts from `deal` and `seed` and runs
+/// `steps` links (`cairn_proofs::timed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainChallenge {
+    pub deal: DealId,
+    pub seed: Hash,
+    pub steps: u32,
+}
+
 /// The shard API of one provider.
 #[derive(Clone, Debug)]
 pub struct ShardClient {
@@ -264,6 +273,43 @@ impl ShardClient {
             .as_str()
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| self.bad("no address in /v1/provider"))
+    }
+
+    /// `GET /v1/shards/{blob}/{index}/chain`: the first `steps` leaves of the shard's chain
+    /// under `seed` (a timed audit's answer, `cairn_proofs::timed`), within `timeout` for the
+    /// whole exchange and at most `max_bytes` of answer. The caller verifies and times it.
+    pub fn chain(
+        &self,
+        blob: &Hash,
+        index: u16,
+        challenge: &ChainChallenge,
+        timeout: Duration,
+        max_bytes: u64,
+    ) -> Result<Vec<cairn_types::proof::LeafOpening>, ShardError> {
+        let ChainChallenge { deal, seed, steps } = challenge;
+        let url = format!(
+            "{}/v1/shards/{blob}/{index}/chain?deal={}&seed={seed}&steps={steps}",
+            self.endpoint, deal.0
+        );
+        let mut response = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            return Err(self.refused(status, &mut response));
+        }
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(max_bytes)
+            .read_to_vec()
+            .map_err(|e| self.unreachable(e))?;
+        cairn_types::proof::decode_audit_answer(&body).map_err(|e| self.bad(e))
     }
 
     /// `GET /v1/shards/{blob}/{index}/proof?leaves=...` as JSON.

@@ -312,6 +312,48 @@ fn codeword(
     Ok(stripe)
 }
 
+/// Leaf `target` of a stripe, rebuilt from `decode_set`: `k` leaves `(shard index, bytes)` of
+/// one data leaf index from distinct shards, all the same length. This is what makes
+/// regeneration cheap (design §10, "Regeneration"): one leaf of any shard costs one stripe
+/// from `k` peers, not their whole shards. The timed audit ([`crate::timed`]) is the answer.
+pub fn rebuild_leaf(
+    data_shards: u16,
+    parity_shards: u16,
+    decode_set: &[(u16, &[u8])],
+    target: u16,
+) -> Result<Vec<u8>, InconsistencyError> {
+    let (k, m) = code(data_shards, parity_shards)?;
+    let n = k.saturating_add(m);
+    let decode_set = decode_set.get(..k).unwrap_or(decode_set);
+    if decode_set.len() < k {
+        return Err(InconsistencyError::Decode {
+            detail: format!("{} leaves given, {k} needed", decode_set.len()),
+        });
+    }
+    if let Some(bad) = decode_set
+        .iter()
+        .map(|(i, _)| *i)
+        .chain(std::iter::once(target))
+        .find(|i| usize::from(*i) >= n)
+    {
+        return Err(InconsistencyError::UnknownShard {
+            shard_index: bad,
+            shard_count: n,
+        });
+    }
+    let len = decode_set.first().map_or(0, |(_, data)| data.len());
+    let stripe = codeword(k, m, decode_set)?;
+    let mut leaf =
+        stripe
+            .into_iter()
+            .nth(usize::from(target))
+            .ok_or_else(|| InconsistencyError::Decode {
+                detail: format!("no shard {target} in the stripe"),
+            })?;
+    leaf.truncate(len);
+    Ok(leaf)
+}
+
 /// Where a stripe seen by a reporter stops being a codeword: `leaves` are `(shard index,
 /// bytes)` of one leaf index from distinct shards, at least `k + 1` of them; the first `k`
 /// are decoded, and the position in `leaves` of the first later one that disagrees is
@@ -491,6 +533,44 @@ mod tests {
             leaf_size_bytes: LEAF,
             shard_roots: BoundedVec(shards.iter().map(|s| shard::shard_root(s)).collect()),
         }
+    }
+
+    #[test]
+    fn any_data_leaf_of_any_shard_rebuilds_from_k_others() {
+        let (k, m) = (4, 2);
+        let shards = shards(k, m, 3);
+        let meta = meta(k, m, &shards);
+        let data = data_leaves(&meta, PIECE_BYTES).unwrap();
+        let leaf = |s: usize, i: u64| open_leaf(&shards[s], LEAF, i).unwrap().data.0;
+        for index in 0..data {
+            for target in 0..k + m {
+                // The k shards after the target, wrapping: data and parity mixed.
+                let others: Vec<usize> = (1..=k).map(|d| (target + d) % (k + m)).collect();
+                let bytes: Vec<Vec<u8>> = others.iter().map(|&s| leaf(s, index)).collect();
+                let set: Vec<(u16, &[u8])> = others
+                    .iter()
+                    .zip(&bytes)
+                    .map(|(&s, b)| (u16::try_from(s).unwrap(), b.as_slice()))
+                    .collect();
+                let rebuilt = rebuild_leaf(4, 2, &set, u16::try_from(target).unwrap()).unwrap();
+                assert_eq!(
+                    rebuilt,
+                    leaf(target, index),
+                    "leaf {index} of shard {target}"
+                );
+            }
+        }
+        let one = leaf(0, 0);
+        let short = [(1u16, one.as_slice())];
+        assert!(matches!(
+            rebuild_leaf(4, 2, &short, 0),
+            Err(InconsistencyError::Decode { .. })
+        ));
+        let set: Vec<(u16, &[u8])> = (0..4).map(|s| (s, one.as_slice())).collect();
+        assert!(matches!(
+            rebuild_leaf(4, 2, &set, 6),
+            Err(InconsistencyError::UnknownShard { shard_index: 6, .. })
+        ));
     }
 
     fn openings(shards: &[Vec<u8>], order: &[usize], leaf: u64) -> Vec<(u16, LeafOpening)> {

@@ -6,7 +6,8 @@
 //! metadata; [`compute`] sizes and generates int8 GEMM challenges, commits to a product and
 //! checks random entries of it against a recomputation from the seed; [`inconsistency`]
 //! proves that a blob's shards are not one Reed-Solomon codeword; [`shard`] is the
-//! shard commitment (BLAKE3's own chunk tree) and [`merkle`] the tree compute proofs rest on. Everything is pure and deterministic: no clock, no I/O, no randomness
+//! shard commitment (BLAKE3's own chunk tree) and [`merkle`] the tree compute proofs rest on; [`timed`] is the off-chain timed audit
+//! (a long chain against a clock) that catches a provider regenerating its shard from peers. Everything is pure and deterministic: no clock, no I/O, no randomness
 //! beyond the seeds passed in, and no floating point in any verdict, so every validator
 //! reaches the same result bit for bit.
 //!
@@ -20,7 +21,9 @@ pub mod inconsistency;
 pub mod merkle;
 pub mod shard;
 pub mod storage;
+pub mod timed;
 
 pub use compute::{ComputeProofError, GemmShape};
 pub use inconsistency::InconsistencyError;
 pub use storage::StorageProofError;
+pub use timed::{AuditFailure, AuditRule};

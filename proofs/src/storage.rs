@@ -86,21 +86,43 @@ pub fn prove(
     shard_index: u16,
     leaves: usize,
 ) -> StorageProof {
-    let tree = shard_tree(shard, leaf_size);
-    let leaf_count = tree.as_ref().map_or(1, ShardTree::leaf_count);
-    let leaf_size = leaf_len(leaf_size);
-    let mut index = first_index(seed, deal, shard_index, leaf_count);
-    let mut openings = Vec::with_capacity(leaves.min(MAX_PROOF_LEAVES));
-    for step in (1u32..).take(leaves.min(MAX_PROOF_LEAVES)) {
-        let opening = open_in(shard, tree.as_ref(), leaf_size, index);
-        index = next_index(seed, step, &opening.data.0, leaf_count);
-        openings.push(opening);
-    }
+    let openings = prove_chain(
+        shard,
+        leaf_size,
+        seed,
+        deal,
+        shard_index,
+        leaves.min(MAX_PROOF_LEAVES),
+    );
     StorageProof {
         deal,
         shard_index,
         leaves: BoundedVec::<LeafOpening, MAX_PROOF_LEAVES>(openings),
     }
+}
+
+/// The first `steps` leaves of a shard's chain (held whole in memory), of any length: the
+/// reference for the off-chain timed audit ([`crate::timed`]) as [`prove`] is for the
+/// on-chain proof.
+pub fn prove_chain(
+    shard: &[u8],
+    leaf_size: u32,
+    seed: &Hash,
+    deal: DealId,
+    shard_index: u16,
+    steps: usize,
+) -> Vec<LeafOpening> {
+    let tree = shard_tree(shard, leaf_size);
+    let leaf_count = tree.as_ref().map_or(1, ShardTree::leaf_count);
+    let leaf_size = leaf_len(leaf_size);
+    let mut index = first_index(seed, deal, shard_index, leaf_count);
+    let mut openings = Vec::with_capacity(steps);
+    for step in (1u32..).take(steps) {
+        let opening = open_in(shard, tree.as_ref(), leaf_size, index);
+        index = next_index(seed, step, &opening.data.0, leaf_count);
+        openings.push(opening);
+    }
+    openings
 }
 
 /// Leaf `index` of `shard` (held whole in memory) with its sibling chaining values in
@@ -163,28 +185,46 @@ pub fn verify(
     proof: &StorageProof,
     leaves_required: usize,
 ) -> Result<(), StorageProofError> {
-    let root = blob
-        .shard_roots
-        .0
-        .get(usize::from(proof.shard_index))
-        .ok_or(StorageProofError::UnknownShard {
-            shard_index: proof.shard_index,
+    verify_chain(
+        blob,
+        seed,
+        proof.deal,
+        proof.shard_index,
+        &proof.leaves.0,
+        leaves_required,
+    )
+}
+
+/// [`verify`] for a chain of any length: the on-chain proof and the off-chain timed audit
+/// ([`crate::timed`]) check their leaves here, so the two cannot drift apart.
+pub fn verify_chain(
+    blob: &BlobMeta,
+    seed: &Hash,
+    deal: DealId,
+    shard_index: u16,
+    leaves: &[LeafOpening],
+    leaves_required: usize,
+) -> Result<(), StorageProofError> {
+    let root = blob.shard_roots.0.get(usize::from(shard_index)).ok_or(
+        StorageProofError::UnknownShard {
+            shard_index,
             shard_count: blob.shard_roots.len(),
-        })?;
+        },
+    )?;
     if !shard::valid_leaf_size(blob.leaf_size_bytes) {
         return Err(StorageProofError::BadLeafSize {
             leaf_size_bytes: blob.leaf_size_bytes,
         });
     }
-    if proof.leaves.len() != leaves_required {
+    if leaves.len() != leaves_required {
         return Err(StorageProofError::WrongLeafCount {
             expected: leaves_required,
-            got: proof.leaves.len(),
+            got: leaves.len(),
         });
     }
     let leaf_count = blob.leaf_count();
-    let mut leaf_index = first_index(seed, proof.deal, proof.shard_index, leaf_count);
-    for (step, opening) in (0u32..).zip(proof.leaves.iter()) {
+    let mut leaf_index = first_index(seed, deal, shard_index, leaf_count);
+    for (step, opening) in (0u32..).zip(leaves.iter()) {
         let data = &opening.data.0;
         let expected = expected_leaf_len(blob, leaf_index);
         let got = u64::try_from(data.len()).unwrap_or(u64::MAX);

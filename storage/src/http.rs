@@ -4,6 +4,7 @@
 //! PUT /v1/shards/{blob}/{index}?deal=<id>              body = the shard
 //! GET /v1/shards/{blob}/{index}                        Range: bytes=a-b supported
 //! GET /v1/shards/{blob}/{index}/proof?leaves=i,j,...   leaves + Merkle paths
+//! GET /v1/shards/{blob}/{index}/chain?deal=&seed=&steps=   a timed audit's chained leaves
 //! GET /v1/provider                                     address, capacity, shards held
 //! ```
 //!
@@ -120,12 +121,13 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/shards/{blob}/{index}", get(get_shard).put(put_shard))
         .route("/v1/shards/{blob}/{index}/proof", get(proof))
+        .route("/v1/shards/{blob}/{index}/chain", get(chain))
         .route("/v1/provider", get(provider_info))
         .fallback(|| async {
             HttpError::new(
                 StatusCode::NOT_FOUND,
                 "no_route",
-                "no such route: the shard API is /v1/shards/{blob}/{index}[/proof]",
+                "no such route: the shard API is /v1/shards/{blob}/{index}[/proof|/chain]",
             )
         })
         .with_state(state)
@@ -664,6 +666,74 @@ async fn proof(
         "leaf_count": info.leaf_count(),
         "leaves": items,
     })))
+}
+
+#[derive(Deserialize)]
+struct ChainQuery {
+    deal: Option<String>,
+    seed: Option<String>,
+    steps: Option<String>,
+}
+
+/// The answer to a timed audit (`cairn_proofs::timed`): the first `steps` leaves of the
+/// shard's chain under `seed`, read from disk one after the other, as the canonical encoding
+/// of [`cairn_types::proof::AuditAnswer`]. The auditor times the exchange; nothing here is
+/// recorded, and a seed the auditor chose cannot be precomputed by the provider.
+async fn chain(
+    State(state): State<Shared>,
+    Path((blob, index)): Path<(String, String)>,
+    query: Result<Query<ChainQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, HttpError> {
+    let (blob, index) = parse_target(&blob, &index)?;
+    let Query(query) = query.map_err(|e| HttpError::bad("bad_query", e.body_text()))?;
+    let required = |value: Option<String>, name: &'static str| {
+        value.ok_or_else(|| {
+            HttpError::bad(
+                "missing_parameter",
+                format!("?{name}= is required (deal, seed and steps)"),
+            )
+        })
+    };
+    let deal_text = required(query.deal, "deal")?;
+    let deal = deal_text.parse::<u64>().map(DealId).map_err(|_| {
+        HttpError::bad(
+            "bad_deal",
+            format!("deal {deal_text:?} is not a deal number"),
+        )
+    })?;
+    let seed_text = required(query.seed, "seed")?;
+    let seed: Hash = seed_text.parse().map_err(|e| {
+        HttpError::bad(
+            "bad_seed",
+            format!("seed {seed_text:?} is not 64 hex digits: {e}"),
+        )
+    })?;
+    let steps_text = required(query.steps, "steps")?;
+    let max = cairn_types::proof::MAX_AUDIT_LEAVES;
+    let steps = steps_text
+        .parse::<usize>()
+        .ok()
+        .filter(|steps| (1..=max).contains(steps))
+        .ok_or_else(|| {
+            HttpError::bad(
+                "bad_steps",
+                format!("steps {steps_text:?} is not a number within 1..={max}"),
+            )
+        })?;
+    let store = Arc::clone(&state.store);
+    let leaves = blocking(move || {
+        store
+            .prove_chain(&blob, index, &seed, deal, steps)
+            .map_err(HttpError::from)
+    })
+    .await?;
+    let body = cairn_types::proof::encode_audit_answer(&leaves);
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
 }
 
 async fn provider_info(State(state): State<Shared>) -> axum::Json<Value> {

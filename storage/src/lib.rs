@@ -7,7 +7,8 @@
 //!   renamed into place only when they match the root the chain recorded; capacity bounded.
 //! - [`http`]: the binding shard API (`PUT`/`GET /v1/shards/{blob}/{index}`, Range, and
 //!   `/proof?leaves=`), checking deals on chain through the node API before storing, and
-//!   answering a signed receipt only once the shard is durable.
+//!   answering a signed receipt only once the shard is durable; `/chain` answers a timed
+//!   audit (`cairn_proofs::timed`) by reading the chain's leaves from disk in order.
 //! - [`responder`]: each epoch's storage challenges answered in one batched
 //!   `SubmitStorageProofs`, and garbage collection of shards no live deal keeps here.
 //! - [`gateway`]: `GET /v1/blobs/{id}`, public blobs for plain HTTP clients (Range, ETag =

@@ -120,8 +120,8 @@ pub enum StoreError {
     },
     #[error("leaf {leaf} is outside the shard's {leaf_count} leaves")]
     LeafOutside { leaf: u64, leaf_count: u64 },
-    #[error("{count} leaves asked for, at most {MAX_OPEN_LEAVES} per request")]
-    TooManyLeaves { count: usize },
+    #[error("{count} leaves asked for, at most {max} per request")]
+    TooManyLeaves { count: usize, max: usize },
     #[error("shard {index} of blob {blob} is being written by another upload")]
     Busy { blob: Hash, index: u16 },
     #[error("leaf size {leaf_size_bytes} is not a power of two within 1024..={max}")]
@@ -581,6 +581,7 @@ impl ShardStore {
         if leaves.len() > MAX_OPEN_LEAVES {
             return Err(StoreError::TooManyLeaves {
                 count: leaves.len(),
+                max: MAX_OPEN_LEAVES,
             });
         }
         let (tree, info) = self.tree(blob, index)?;
@@ -608,22 +609,48 @@ impl ShardStore {
         deal: DealId,
         leaves: usize,
     ) -> Result<StorageProof, StoreError> {
+        Ok(StorageProof {
+            deal,
+            shard_index: index,
+            leaves: BoundedVec(self.prove_chain(
+                blob,
+                index,
+                seed,
+                deal,
+                leaves.min(MAX_CHAIN_LEAVES),
+            )?),
+        })
+    }
+
+    /// The first `steps` leaves of a stored shard's chain (at most
+    /// [`cairn_types::proof::MAX_AUDIT_LEAVES`]), read from disk one after the other: the
+    /// on-chain proof and the answer to a timed audit (`cairn_proofs::timed`).
+    pub fn prove_chain(
+        &self,
+        blob: &Hash,
+        index: u16,
+        seed: &Hash,
+        deal: DealId,
+        steps: usize,
+    ) -> Result<Vec<LeafOpening>, StoreError> {
         use cairn_proofs::storage::{first_index, next_index};
+        if steps > cairn_types::proof::MAX_AUDIT_LEAVES {
+            return Err(StoreError::TooManyLeaves {
+                count: steps,
+                max: cairn_types::proof::MAX_AUDIT_LEAVES,
+            });
+        }
         let (tree, info) = self.tree(blob, index)?;
         let mut shard = self.open_shard(blob, index)?;
         let count = tree.leaf_count();
         let mut leaf = first_index(seed, deal, index, count);
-        let mut openings = Vec::new();
-        for step in (1u32..).take(leaves.min(MAX_CHAIN_LEAVES)) {
+        let mut openings = Vec::with_capacity(steps);
+        for step in (1u32..).take(steps) {
             let opening = self.open_leaf(&mut shard, &tree, &info, leaf)?;
             leaf = next_index(seed, step, &opening.data.0, count);
             openings.push(opening);
         }
-        Ok(StorageProof {
-            deal,
-            shard_index: index,
-            leaves: BoundedVec(openings),
-        })
+        Ok(openings)
     }
 
     /// Deletes a stored shard (garbage collection). Missing is not an error.

@@ -36,6 +36,33 @@ codec_struct!(StorageProof {
     leaves
 });
 
+/// Most chained leaves one timed-audit answer carries (off chain: the provider's shard API
+/// answers an auditor with them; see `cairn_proofs::timed`).
+pub const MAX_AUDIT_LEAVES: usize = 4096;
+
+/// A provider's answer to a timed audit: the first `steps` leaves of the shard's chain.
+pub type AuditAnswer = BoundedVec<LeafOpening, MAX_AUDIT_LEAVES>;
+
+/// The canonical encoding of a timed-audit answer (a length-prefixed list of openings).
+pub fn encode_audit_answer(leaves: &[LeafOpening]) -> Vec<u8> {
+    use commonware_codec::EncodeSize;
+    let mut buf = Vec::with_capacity(leaves.iter().map(|l| l.encode_size()).sum::<usize>() + 4);
+    commonware_codec::Write::write(&leaves.to_vec(), &mut buf);
+    buf
+}
+
+/// Decodes [`encode_audit_answer`]'s output, refusing more than [`MAX_AUDIT_LEAVES`]
+/// openings (or a leaf over [`MAX_LEAF_BYTES`]) before allocating for them.
+pub fn decode_audit_answer(bytes: &[u8]) -> Result<Vec<LeafOpening>, crate::tx::DecodeError> {
+    use commonware_codec::Decode;
+    AuditAnswer::decode_cfg(commonware_codec::Copying(bytes), &())
+        .map(|answer| answer.0)
+        .map_err(|source| crate::tx::DecodeError::Malformed {
+            what: "audit answer",
+            source,
+        })
+}
+
 /// Entries of C per compute-commitment leaf.
 pub const ENTRIES_PER_LEAF: usize = 4;
 

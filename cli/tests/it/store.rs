@@ -224,6 +224,28 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
         endpoint(u16::try_from(p0).unwrap())
     );
 
+    // A timed audit (1 024 dependent reads per holder, real HTTP, shards on disk): every
+    // honest holder answers right and well inside the deadline.
+    let timed = run_ok(
+        &net,
+        &["store", "challenge", &deal_id.to_string(), "--json"],
+    );
+    assert_eq!(timed["failed"], 0, "{timed}");
+    let holders = timed["holders"].as_array().unwrap();
+    let assigned = deal(&client, deal_id)["deal"]["providers"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(holders.len(), assigned, "{timed}");
+    for h in holders {
+        let (elapsed, deadline) = (
+            h["elapsed_ms"].as_u64().unwrap(),
+            h["deadline_ms"].as_u64().unwrap(),
+        );
+        assert!(elapsed < deadline, "{h}");
+        println!("timed audit, honest holder: {elapsed} ms of {deadline} ms");
+    }
+
     // 4. Bad input on the shard API: each a clear 4xx, nothing stored changes.
     let owner = Keypair::from_secret(&[7; 32]);
     let sig = owner.sign(
@@ -372,6 +394,22 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
         *b ^= 0x5a;
     }
     std::fs::write(&shard0, &rotten).unwrap();
+    // The timed audit names both: the rotten holder answers wrong bytes, the other has none.
+    let timed = net.cli(&["store", "challenge", &deal_id.to_string(), "--json"]);
+    assert!(!timed.status.success());
+    let timed: Value = serde_json::from_slice(&timed.stdout).unwrap();
+    assert_eq!(timed["failed"], 2, "{timed}");
+    let failure = |i: usize| {
+        timed["holders"][i]["failure"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        failure(0).contains("does not open to the shard root"),
+        "{timed}"
+    );
+    assert!(!failure(1).is_empty(), "{timed}");
     let out = dir.path().join("out-lost");
     let doc = get(&net, &blob, &out);
     assert_eq!(
@@ -749,6 +787,12 @@ fn store_put_names_bad_arguments() {
         ),
         (vec!["devnet", "--shard-io", "mmap"], "direct or cached"),
         (vec!["store", "audit", "seven"], "DEAL"),
+        (vec!["store", "challenge", "7", "--steps", "0"], "--steps 0"),
+        (
+            vec!["store", "challenge", "7", "--steps", "5000"],
+            "MAX_AUDIT_STEPS",
+        ),
+        (vec!["store", "challenge", "7", "--shard", "x"], "--shard"),
         (
             vec!["store", "audit", "7", "--range", "900..100"],
             "START must be below END",

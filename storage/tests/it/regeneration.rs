@@ -1,0 +1,376 @@
+//! reliability.md §2a: providers that do not keep their shard, against the timed audit
+//! (`cairn_proofs::timed`), under Commonware's deterministic runtime.
+//!
+//! A real 8 MiB blob is encoded 4+2 (2 049 leaves per shard). Each trial audits one shard
+//! with a fresh seed, the default rule (2 048 dependent reads, 2 024 ms deadline), and a
+//! freshly drawn network: every link between the audited provider and a peer, and between
+//! it and the auditor, has a round trip of 5–50 ms (plus up to 10% jitter per request) and
+//! 1 Gbit/s of bandwidth. The honest provider's reads take 60–140 µs, with one in a hundred
+//! taking 2 ms (an SSD's tail). Time is virtual: only these waits advance the clock, so the
+//! doubles' CPU work (Reed-Solomon decoding, hashing) is free, which favours them.
+//!
+//! Test doubles, by behaviour:
+//! - `Regenerator`: kept only its shard's tree and the trailer; rebuilds each data leaf the
+//!   chain lands on from one stripe of its `k` fastest peers
+//!   (`cairn_proofs::inconsistency::rebuild_leaf`), remembering what it rebuilt within the
+//!   audit.
+//! - `PartialStorer(f)`: keeps a fixed fraction `f` of its leaves and regenerates the rest.
+//! - `Outsourcer`: keeps the whole shard on another machine and fetches each leaf from it.
+//!
+//! Every answer is verified with the same code the ledger and the auditor run, so a double
+//! that answers in time with wrong bytes fails too. The negative controls run the doubles
+//! with the deadline disabled: they must then pass, which shows that they really do
+//! regenerate and that it is the deadline, not a bug, that catches them.
+
+use cairn_coding::{Params, Protection, encode};
+use cairn_proofs::inconsistency::rebuild_leaf;
+use cairn_proofs::shard::ShardTree;
+use cairn_proofs::storage::{first_index, next_index};
+use cairn_proofs::timed::{AuditFailure, AuditRule};
+use cairn_types::proof::{LeafOpening, MerklePath};
+use cairn_types::tx::BlobMeta;
+use cairn_types::{BoundedBytes, DealId, Hash};
+use commonware_runtime::{Clock, Runner, deterministic};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+const K: usize = 4;
+const M: usize = 2;
+const N: usize = K + M;
+const BLOB_BYTES: usize = 8 << 20;
+const DEAL: DealId = DealId(11);
+/// Bytes per microsecond of a 1 Gbit/s link.
+const LINK_BYTES_PER_US: u64 = 125;
+
+/// The blob every trial audits: each shard's leaves with their paths (what an honest
+/// provider can answer from), and where the data ends (the trailer after it is the same in
+/// every shard, so a regenerator simply keeps it).
+struct World {
+    meta: BlobMeta,
+    shards: Vec<Vec<LeafOpening>>,
+    data_leaves: u64,
+}
+
+fn world() -> Arc<World> {
+    static WORLD: OnceLock<Arc<World>> = OnceLock::new();
+    Arc::clone(WORLD.get_or_init(|| {
+        let data: Vec<u8> = (0..BLOB_BYTES)
+            .map(|i| u8::try_from((i.wrapping_mul(2_654_435_761) >> 13) % 251).unwrap())
+            .collect();
+        let params = Params::new(4, 2);
+        let mut sinks = vec![Vec::new(); N];
+        let size = u64::try_from(data.len()).unwrap();
+        let encoded = encode(&data[..], size, &params, &Protection::Public, &mut sinks).unwrap();
+        let leaf_size = encoded.meta.leaf_size_bytes;
+        let leaf = usize::try_from(leaf_size).unwrap();
+        let shards = sinks
+            .iter()
+            .map(|shard| {
+                let tree = ShardTree::build(shard, leaf_size).unwrap();
+                (0..tree.leaf_count())
+                    .map(|i| {
+                        let block = tree.block_of(i);
+                        let block = &shard[usize::try_from(block.start).unwrap()
+                            ..usize::try_from(block.end).unwrap()];
+                        let start = usize::try_from(i).unwrap() * leaf;
+                        let end = (start + leaf).min(shard.len());
+                        LeafOpening {
+                            data: BoundedBytes(shard[start..end].to_vec()),
+                            path: tree.path(i, block).unwrap(),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let data_leaves =
+            encoded.layout.segment_count * encoded.layout.piece_size_bytes / u64::from(leaf_size);
+        Arc::new(World {
+            meta: encoded.meta,
+            shards,
+            data_leaves,
+        })
+    }))
+}
+
+/// splitmix64: the trial's network, drawn from its number alone.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next() % (high - low + 1)
+    }
+}
+
+/// One trial's network and disk, all in microseconds.
+struct Links {
+    draw: Draw,
+    /// Round trip from the audited provider to the holder of each shard (or, for the
+    /// `Outsourcer`, to the machine holding its own shard).
+    peer_rtt_us: [u64; N],
+    auditor_rtt_us: u64,
+}
+
+impl Links {
+    fn new(trial: u64) -> Self {
+        let mut draw = Draw(trial.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xa5a5);
+        let mut peer_rtt_us = [0; N];
+        for rtt in &mut peer_rtt_us {
+            *rtt = draw.between(5_000, 50_000);
+        }
+        let auditor_rtt_us = draw.between(5_000, 50_000);
+        Self {
+            draw,
+            peer_rtt_us,
+            auditor_rtt_us,
+        }
+    }
+    /// One request of `bytes` to a peer at `rtt_us`: the round trip, jittered, plus transfer.
+    fn request_us(&mut self, rtt_us: u64, bytes: usize) -> u64 {
+        let jitter = self.draw.between(0, rtt_us / 10);
+        rtt_us + jitter + u64::try_from(bytes).unwrap() / LINK_BYTES_PER_US
+    }
+    fn ssd_read_us(&mut self) -> u64 {
+        if self.draw.between(0, 99) == 0 {
+            2_000
+        } else {
+            self.draw.between(60, 140)
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Double {
+    Honest,
+    Regenerator,
+    /// Keeps this many leaves in a thousand.
+    PartialStorer(u64),
+    Outsourcer,
+}
+
+impl Double {
+    /// Whether this provider still holds leaf `index` of its shard on its own disk.
+    fn holds(self, world: &World, index: u64) -> bool {
+        match self {
+            Self::Honest => true,
+            Self::Regenerator => index >= world.data_leaves,
+            Self::PartialStorer(per_mille) => {
+                let draw = Hash::domain("sim.partial", &[&index.to_be_bytes()]).prefix_u64();
+                index >= world.data_leaves || draw % 1000 < per_mille
+            }
+            Self::Outsourcer => false,
+        }
+    }
+}
+
+fn wait(ctx: &deterministic::Context, us: u64) -> impl Future<Output = ()> + Send + 'static {
+    ctx.sleep(Duration::from_micros(us))
+}
+
+/// The double's answer to one audit: walks the chain the way that double can.
+async fn answer(
+    ctx: &deterministic::Context,
+    world: Arc<World>,
+    double: Double,
+    mut links: Links,
+    seed: Hash,
+    target: u16,
+    steps: u32,
+) -> (Vec<LeafOpening>, Links) {
+    let own = &world.shards[usize::from(target)];
+    let count = world.meta.leaf_count();
+    // The k fastest peers are the regenerator's decode set.
+    let mut peers: Vec<usize> = (0..N).filter(|&p| p != usize::from(target)).collect();
+    peers.sort_by_key(|&p| links.peer_rtt_us[p]);
+    peers.truncate(K);
+    let mut rebuilt: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(usize::try_from(steps).unwrap());
+    let mut index = first_index(&seed, DEAL, target, count);
+    for step in 1..=steps {
+        let path: MerklePath = own[usize::try_from(index).unwrap()].path.clone();
+        let data = if double.holds(&world, index) {
+            let read = links.ssd_read_us();
+            wait(ctx, read).await;
+            own[usize::try_from(index).unwrap()].data.0.clone()
+        } else if let Some(data) = rebuilt.get(&index) {
+            data.clone()
+        } else if matches!(double, Double::Outsourcer) {
+            let bytes = own[usize::try_from(index).unwrap()].data.0.len();
+            let rtt = links.peer_rtt_us[usize::from(target)];
+            let fetch = links.request_us(rtt, bytes);
+            wait(ctx, fetch).await;
+            own[usize::try_from(index).unwrap()].data.0.clone()
+        } else {
+            // One stripe from the k fastest peers, fetched in parallel.
+            let fetches = peers.iter().map(|&p| {
+                let bytes = world.shards[p][usize::try_from(index).unwrap()]
+                    .data
+                    .0
+                    .clone();
+                let us = links.request_us(links.peer_rtt_us[p], bytes.len());
+                let sleep = wait(ctx, us);
+                async move {
+                    sleep.await;
+                    (u16::try_from(p).unwrap(), bytes)
+                }
+            });
+            let stripe = futures::future::join_all(fetches.collect::<Vec<_>>()).await;
+            let set: Vec<(u16, &[u8])> = stripe.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+            rebuild_leaf(4, 2, &set, target).unwrap()
+        };
+        if !double.holds(&world, index) {
+            rebuilt.insert(index, data.clone());
+        }
+        index = next_index(&seed, step, &data, count);
+        out.push(LeafOpening {
+            data: BoundedBytes(data),
+            path,
+        });
+    }
+    (out, links)
+}
+
+/// One audit of one trial: the seed travels to the provider, its answer travels back, and
+/// the auditor gives up at the deadline when `enforce` is set.
+async fn audit(
+    ctx: &deterministic::Context,
+    double: Double,
+    trial: u64,
+    rule: AuditRule,
+    enforce: bool,
+) -> (Result<(), AuditFailure>, u64) {
+    let world = world();
+    let seed = Hash::domain("sim.audit.seed", &[&trial.to_be_bytes()]);
+    let target = u16::try_from(trial % u64::try_from(N).unwrap()).unwrap();
+    let links = Links::new(trial);
+    let start = ctx.current();
+    let exchange = {
+        let world = Arc::clone(&world);
+        async move {
+            let half = links.auditor_rtt_us / 2;
+            wait(ctx, half).await;
+            let (leaves, mut links) =
+                answer(ctx, world, double, links, seed, target, rule.steps).await;
+            let bytes: usize = leaves
+                .iter()
+                .map(|l| l.data.0.len() + 32 * l.path.0.len())
+                .sum();
+            let back = links.request_us(links.auditor_rtt_us, bytes) - half;
+            wait(ctx, back).await;
+            leaves
+        }
+    };
+    let elapsed = |ctx: &deterministic::Context, start: SystemTime| {
+        let taken = ctx.current().duration_since(start).unwrap();
+        u64::try_from(taken.as_millis()).unwrap()
+    };
+    let leaves = if enforce {
+        let deadline = Duration::from_millis(rule.deadline_ms());
+        let exchange = std::pin::pin!(exchange);
+        let sleep = std::pin::pin!(ctx.sleep(deadline));
+        match futures::future::select(exchange, sleep).await {
+            futures::future::Either::Left((leaves, _)) => leaves,
+            futures::future::Either::Right(((), _)) => {
+                let elapsed_ms = elapsed(ctx, start);
+                let late = AuditFailure::Late {
+                    elapsed_ms,
+                    deadline_ms: rule.deadline_ms(),
+                };
+                return (Err(late), elapsed_ms);
+            }
+        }
+    } else {
+        exchange.await
+    };
+    let elapsed_ms = elapsed(ctx, start);
+    let judged = if enforce {
+        rule
+    } else {
+        AuditRule {
+            allowance_ms: u32::MAX,
+            ..rule
+        }
+    };
+    let verdict = judged.judge(&world.meta, &seed, DEAL, target, &leaves, elapsed_ms);
+    (verdict, elapsed_ms)
+}
+
+/// Passes out of `trials` and the sorted elapsed times of the audits.
+fn campaign(double: Double, trials: u64, enforce: bool) -> (u64, Vec<u64>) {
+    let runtime = deterministic::Runner::new(
+        deterministic::Config::new()
+            .with_seed(trials)
+            .with_cycle(Duration::from_micros(1)),
+    );
+    runtime.start(|ctx| async move {
+        let rule = AuditRule::default();
+        let mut passed = 0;
+        let mut times = Vec::new();
+        for trial in 0..trials {
+            let (verdict, elapsed_ms) = audit(&ctx, double, trial, rule, enforce).await;
+            match verdict {
+                Ok(()) => passed += 1,
+                Err(AuditFailure::Late { .. }) => {}
+                Err(other) => panic!("{double:?} trial {trial}: {other}"),
+            }
+            times.push(elapsed_ms);
+        }
+        times.sort_unstable();
+        println!(
+            "{double:?} deadline {}: passed {passed}/{trials}; elapsed ms p1 {} p50 {} p99 {} max {}",
+            if enforce { "on" } else { "off" },
+            times[times.len() / 100],
+            times[times.len() / 2],
+            times[times.len() * 99 / 100],
+            times[times.len() - 1],
+        );
+        (passed, times)
+    })
+}
+
+#[test]
+fn slow_honest_providers_pass_every_timed_audit_with_room() {
+    let (passed, times) = campaign(Double::Honest, 1000, true);
+    assert_eq!(passed, 1000);
+    // Room for a slower disk or network: the slowest honest audit used under a fifth of
+    // the deadline.
+    let deadline = AuditRule::default().deadline_ms();
+    assert!(*times.last().unwrap() * 5 < deadline, "{times:?}");
+}
+
+#[test]
+fn slow_regenerators_and_outsourcers_miss_the_deadline() {
+    let (regenerated, _) = campaign(Double::Regenerator, 1000, true);
+    assert!(regenerated <= 10, "Regenerator passed {regenerated}/1000");
+    let (outsourced, _) = campaign(Double::Outsourcer, 1000, true);
+    assert!(outsourced <= 10, "Outsourcer passed {outsourced}/1000");
+    let (partial, _) = campaign(Double::PartialStorer(900), 1000, true);
+    assert!(partial <= 10, "PartialStorer(0.9) passed {partial}/1000");
+}
+
+#[test]
+fn slow_without_the_deadline_the_doubles_answer_correctly() {
+    // Negative control: the doubles' answers are right, so only the clock catches them.
+    for double in [
+        Double::Regenerator,
+        Double::Outsourcer,
+        Double::PartialStorer(900),
+    ] {
+        let (passed, times) = campaign(double, 200, false);
+        assert!(
+            passed >= 198,
+            "{double:?} passed {passed}/200 without a deadline"
+        );
+        // And they are slow: at most 1% would have made the deadline.
+        let deadline = AuditRule::default().deadline_ms();
+        let in_time = times.iter().filter(|&&t| t <= deadline).count();
+        assert!(in_time <= 2, "{double:?}: {in_time} in time: {times:?}");
+    }
+}
