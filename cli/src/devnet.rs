@@ -91,6 +91,10 @@ pub struct DevnetArgs {
     /// be stopped alone. The repairer still runs in the devnet.
     #[arg(long)]
     pub storage_external: bool,
+    /// Shards each validator's timed auditor checks per epoch (the same sample for all, drawn
+    /// a quarter into the epoch; `cairn_storage::auditor`); 0 turns the auditors off.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub audited_shards_per_epoch: u16,
     /// Port of the gateway (public blobs over plain HTTP) the devnet serves.
     #[arg(long, default_value_t = DEFAULT_GATEWAY_PORT)]
     pub gateway_port: u16,
@@ -192,6 +196,10 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
         Ok(info) => info,
         Err(_) => store.create("default", None)?,
     };
+    let mut accounts = vec![GenesisAccount {
+        address: default.address,
+        balance: crn(1_000_000_000),
+    }];
     let mut keys = Vec::new();
     let mut validators = Vec::new();
     for i in 0..args.validators {
@@ -201,6 +209,11 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
             Err(_) => store.create(&name, None)?,
         };
         keys.push(store.load(&name, None)?);
+        // Validators send transactions of their own (timed-audit reports): fees.
+        accounts.push(GenesisAccount {
+            address: info.address,
+            balance: crn(10_000),
+        });
         let port = args
             .p2p_base_port
             .checked_add(u16::try_from(i)?)
@@ -235,10 +248,6 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
     params
         .validate()
         .context("these devnet flags give invalid genesis parameters")?;
-    let mut accounts = vec![GenesisAccount {
-        address: default.address,
-        balance: crn(1_000_000_000),
-    }];
     let mut providers = Vec::new();
     if let Some(share) = CLAIM_SHARE_PERCENT.checked_div(args.compute_provers) {
         let claim = calibrate_int8_ops()? / 100 * share;
@@ -504,6 +513,7 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
             url,
             !args.storage_external,
             args.shard_io,
+            args.audited_shards_per_epoch,
             json,
         ) {
             Ok(s) => storage = Some(s),
@@ -648,14 +658,16 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
     result
 }
 
-/// Starts the genesis storage providers (keys `storage-i`, data under `devnet/storage-i`)
-/// and a repairer signing with the `default` key (which holds the devnet owner's data keys).
+/// Starts the genesis storage providers (keys `storage-i`, data under `devnet/storage-i`),
+/// a repairer signing with the `default` key (which holds the devnet owner's data keys) and
+/// every validator's timed auditor.
 fn start_storage(
     home: &Path,
     genesis: &Genesis,
     url: &str,
     serve_providers: bool,
     shard_io: cairn_storage::IoMode,
+    audited_shards_per_epoch: u16,
     quiet: bool,
 ) -> Result<cairn_storage::DevnetStorage> {
     let store = Keystore::open(home);
@@ -686,12 +698,29 @@ fn start_storage(
         .load("default", None)
         .ok()
         .map(|k| (k, store.dir().join("blobs")));
+    let poll = Duration::from_millis(genesis.params.block_time_ms.max(100));
+    // Every validator audits: the devnet holds their keys.
+    let auditors = cairn_storage::devnet::DevnetAuditors {
+        keys: (0..genesis.validators.len())
+            .filter_map(|i| {
+                let name = format!("validator-{i}");
+                store.load(&name, None).ok().map(|k| (name, k))
+            })
+            .collect(),
+        config: cairn_storage::auditor::AuditorConfig {
+            rule: cairn_proofs::timed::AuditRule::default(),
+            shards_per_epoch: usize::from(audited_shards_per_epoch),
+            epoch_length_blocks: genesis.params.epoch_length_blocks,
+            poll,
+        },
+    };
     Ok(cairn_storage::spawn_devnet_providers(
         url,
         list,
         usize::from(genesis.params.storage_leaves_per_challenge),
-        Duration::from_millis(genesis.params.block_time_ms.max(100)),
+        poll,
         repairer,
+        (audited_shards_per_epoch > 0).then_some(auditors),
         quiet,
     )?)
 }

@@ -162,7 +162,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub capacity_bytes: Option<u64>,
     /// Test double: `withholder` never answers challenges, `forger` bluffs for shards it
-    /// cannot read (for the Byzantine-provider tests).
+    /// cannot read, `laggard` answers timed audits only after 4 s (for the Byzantine-provider
+    /// tests).
     #[arg(long, hide = true, default_value = "honest")]
     pub behaviour: cairn_storage::Behaviour,
     /// How shard files are written and read: `direct` bypasses the page cache (no memory

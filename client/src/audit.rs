@@ -122,6 +122,14 @@ pub fn timed_audit(
                 .judge(&meta, &seed, deal, index, &leaves, elapsed_ms)
                 .err()
                 .map(|e| e.to_string()),
+            // Given up at the deadline: late, whatever the transport calls it.
+            Err(_) if elapsed_ms >= rule.deadline_ms() => Some(
+                cairn_proofs::timed::AuditFailure::Late {
+                    elapsed_ms,
+                    deadline_ms: rule.deadline_ms(),
+                }
+                .to_string(),
+            ),
             Err(e) => Some(e.to_string()),
         };
         verdicts.push(TimedVerdict {

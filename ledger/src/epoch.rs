@@ -9,7 +9,7 @@ use crate::state::{
 };
 use crate::{Ctx, Ledger, RevenueSource};
 use cairn_types::{Address, Amount, ChallengeId, DealId, Epoch, Hash};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A provider's proofs in one epoch.
 #[derive(Clone, Debug, Default)]
@@ -85,12 +85,32 @@ impl Ledger {
         tallies: &mut BTreeMap<Address, Tally>,
     ) -> BTreeMap<(DealId, u16), bool> {
         let mut verdicts = BTreeMap::new();
+        let stake_of =
+            |address: &Address| self.state.validators.get(address).map_or(0, |v| v.stake.0);
+        let total_stake = self
+            .state
+            .validators
+            .values()
+            .fold(0u128, |sum, v| sum.saturating_add(v.stake.0));
         for (key, challenge) in self.state.storage_challenges.iter_mut() {
             if challenge.epoch != epoch {
                 continue;
             }
             if challenge.verdict == Verdict::Pending {
                 challenge.verdict = Verdict::Missed;
+            }
+            // Stake as it is now: a reporter that has since left counts for nothing.
+            let reported = challenge
+                .audit_reporters
+                .iter()
+                .fold(0u128, |sum, a| sum.saturating_add(stake_of(a)));
+            if reported > 0 && reported.saturating_mul(3) > total_stake {
+                challenge.verdict = Verdict::Failed {
+                    detail: format!(
+                        "timed audit: {} validators holding {reported} of {total_stake} uCRN of stake found the holder late or wrong",
+                        challenge.audit_reporters.len()
+                    ),
+                };
             }
             let tally = tallies.entry(challenge.provider).or_default();
             let passed = challenge.verdict == Verdict::Passed;
@@ -749,6 +769,7 @@ impl Ledger {
                         seed: ctx.seed,
                         deadline,
                         verdict: Verdict::Pending,
+                        audit_reporters: BTreeSet::new(),
                     },
                 );
             }

@@ -129,6 +129,10 @@ pub enum TxError {
     PermanentDeal { deal: DealId },
     #[error("proofs are for epoch {given}, the current challenge epoch is {current}")]
     WrongEpoch { given: Epoch, current: Epoch },
+    #[error("{sender} is not a validator with stake: only validators report timed audits")]
+    NotValidator { sender: Address },
+    #[error("the audit report names {deal} shard {shard_index} twice")]
+    DuplicateAuditedShard { deal: DealId, shard_index: u16 },
     #[error("no storage challenge for {deal} shard {shard_index} this epoch")]
     UnknownStorageChallenge { deal: DealId, shard_index: u16 },
     #[error("no compute challenge {challenge}")]

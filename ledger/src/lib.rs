@@ -610,6 +610,7 @@ impl Ledger {
             TxBody::OpenCompute(b) => self.open_compute(ctx, b),
             TxBody::RepairShard(b) => self.repair_shard(ctx, b),
             TxBody::ReportInconsistency(b) => self.report_inconsistency(ctx, b),
+            TxBody::ReportAuditFailures(b) => self.report_audit_failures(ctx, b),
         }
     }
 }

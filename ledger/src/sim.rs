@@ -173,6 +173,8 @@ pub struct Simulation {
     rng: SplitMix,
     tenants: Vec<Keypair>,
     validators: Vec<Address>,
+    /// The validators' keys: they alone may report timed audits.
+    validator_keys: Vec<Keypair>,
     providers: Vec<SimProvider>,
     /// Shards of blobs created but not yet handed out: blob id → shards.
     blobs: BTreeMap<Hash, Vec<Vec<u8>>>,
@@ -228,6 +230,7 @@ impl Simulation {
             accounts: tenants
                 .iter()
                 .chain(providers.iter().map(|p| &p.key))
+                .chain(validators.iter())
                 .map(|k| GenesisAccount {
                     address: k.address(),
                     balance: crn(1_000_000),
@@ -271,6 +274,7 @@ impl Simulation {
         let ledger = Ledger::from_genesis(&genesis)?;
         Ok(Self {
             validators: validators.iter().map(Keypair::address).collect(),
+            validator_keys: validators,
             config,
             ledger,
             rng,
@@ -891,7 +895,7 @@ impl Simulation {
         let lease = LeaseId(self.rng.below(state.counters.lease + 2));
         let challenge = ChallengeId(self.rng.below(state.counters.challenge + 2));
         let epoch = self.ledger.current_epoch();
-        let body = match self.rng.below(23) {
+        let body = match self.rng.below(24) {
             0 => TxBody::Transfer(Transfer { to: other, amount }),
             1 => TxBody::Bond(StakeAmount { amount }),
             2 => TxBody::Unbond(StakeAmount { amount }),
@@ -994,6 +998,45 @@ impl Simulation {
                         leaves: BoundedVec::new(vec![leaf; 3]).unwrap_or_default(),
                     },
                 })
+            }
+            22 => {
+                // A timed-audit report on one of this epoch's challenges, mostly from a
+                // validator (so it counts towards a verdict), sometimes from anyone.
+                let open: Vec<((DealId, u16), Address)> = state
+                    .storage_challenges
+                    .iter()
+                    .filter(|(_, c)| c.epoch == epoch)
+                    .map(|(k, c)| (*k, c.provider))
+                    .collect();
+                let shards = if open.is_empty() {
+                    Vec::new()
+                } else {
+                    let ((deal, shard_index), provider) = open[self.rng.index(open.len())];
+                    let provider = if self.rng.below(8) == 0 {
+                        other
+                    } else {
+                        provider
+                    };
+                    vec![cairn_types::tx::AuditedShard {
+                        deal,
+                        shard_index,
+                        provider,
+                    }]
+                };
+                let body = TxBody::ReportAuditFailures(cairn_types::tx::ReportAuditFailures {
+                    epoch: if self.rng.below(8) == 0 {
+                        epoch.saturating_add(1)
+                    } else {
+                        epoch
+                    },
+                    shards: BoundedVec::new(shards).unwrap_or_default(),
+                });
+                let reporter = if self.rng.below(4) == 0 {
+                    key
+                } else {
+                    self.validator_keys[self.rng.index(self.validator_keys.len())].clone()
+                };
+                return self.sign(&reporter, body);
             }
             _ => match self.new_deal(&key, true) {
                 Some(tx) => return tx,

@@ -9,7 +9,7 @@ use cairn_types::{
     Hash, Height, LeaseId, OrderId, Resources,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -296,6 +296,11 @@ pub struct StorageChallenge {
     pub seed: Hash,
     pub deadline: Height,
     pub verdict: Verdict,
+    /// Validators that found this holder late or wrong in a timed audit this epoch
+    /// (`ReportAuditFailures`). At the epoch's end, more than a third of the validator
+    /// stake among them fails the challenge whatever the on-chain proof said.
+    #[serde(default)]
+    pub audit_reporters: BTreeSet<Address>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

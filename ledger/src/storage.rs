@@ -6,8 +6,8 @@ use crate::error::{TxError, overflow};
 use crate::state::{Deal, DealStatus, Verdict, epoch_cost};
 use crate::{Ctx, Ledger};
 use cairn_types::tx::{
-    ActivateDeal, CreateDeal, ExtendDeal, RepairShard, ReportInconsistency, SEALED_KEY_BYTES,
-    SHARD_RECEIPT_NAMESPACE, SubmitStorageProofs, shard_receipt_message,
+    ActivateDeal, CreateDeal, ExtendDeal, RepairShard, ReportAuditFailures, ReportInconsistency,
+    SEALED_KEY_BYTES, SHARD_RECEIPT_NAMESPACE, SubmitStorageProofs, shard_receipt_message,
 };
 use cairn_types::{Address, Amount, DealId};
 use std::collections::BTreeSet;
@@ -363,6 +363,61 @@ impl Ledger {
             self.state.storage_challenges.remove(&(id, index));
         }
         Ok((owner, escrow))
+    }
+
+    /// A validator's timed-audit failures (`cairn_proofs::timed`) of this epoch's challenges.
+    /// Checked whole before anything is recorded; a validator repeating a shard it already
+    /// reported changes nothing. The verdict waits for the epoch's end (`storage_verdicts`),
+    /// where only reports from more than a third of the stake fail the challenge.
+    pub(crate) fn report_audit_failures(
+        &mut self,
+        ctx: &Ctx,
+        body: &ReportAuditFailures,
+    ) -> Result<(), TxError> {
+        if self
+            .state
+            .validators
+            .get(&ctx.sender)
+            .is_none_or(|v| v.stake.is_zero())
+        {
+            return Err(TxError::NotValidator { sender: ctx.sender });
+        }
+        if body.epoch != ctx.epoch {
+            return Err(TxError::WrongEpoch {
+                given: body.epoch,
+                current: ctx.epoch,
+            });
+        }
+        let mut seen = BTreeSet::new();
+        for shard in body.shards.iter() {
+            let key = (shard.deal, shard.shard_index);
+            let challenge = self
+                .state
+                .storage_challenges
+                .get(&key)
+                .filter(|c| c.epoch == ctx.epoch)
+                .ok_or(TxError::UnknownStorageChallenge {
+                    deal: shard.deal,
+                    shard_index: shard.shard_index,
+                })?;
+            if challenge.provider != shard.provider {
+                return Err(TxError::NotChallengedProvider {
+                    provider: challenge.provider,
+                });
+            }
+            if !seen.insert(key) {
+                return Err(TxError::DuplicateAuditedShard {
+                    deal: shard.deal,
+                    shard_index: shard.shard_index,
+                });
+            }
+        }
+        for key in seen {
+            if let Some(challenge) = self.state.storage_challenges.get_mut(&key) {
+                challenge.audit_reporters.insert(ctx.sender);
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn submit_storage_proofs(

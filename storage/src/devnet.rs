@@ -24,6 +24,7 @@ pub struct DevnetStorage {
     pub providers: Vec<(String, ProviderHandle)>,
     stop: Arc<AtomicBool>,
     repairer: Option<std::thread::JoinHandle<()>>,
+    auditors: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl DevnetStorage {
@@ -46,6 +47,9 @@ impl DevnetStorage {
         }
         if let Some(r) = self.repairer.take() {
             let _ = r.join();
+        }
+        for a in self.auditors.drain(..) {
+            let _ = a.join();
         }
     }
 }
@@ -75,14 +79,22 @@ fn log(name: &str, event: &Event) {
     }
 }
 
+/// The validators' timed auditors to run beside the providers: one per key.
+pub struct DevnetAuditors {
+    pub keys: Vec<(String, Keypair)>,
+    pub config: crate::auditor::AuditorConfig,
+}
+
 /// Starts every provider against the node at `node_url`; `repairer` (a funded key and the
-/// directory of its blob records) also runs the repair loop. `quiet` silences the per-event log lines.
+/// directory of its blob records) also runs the repair loop, and `auditors` the validators'
+/// timed audits. `quiet` silences the per-event log lines.
 pub fn spawn_devnet_providers(
     node_url: &str,
     providers: Vec<DevnetProvider>,
     leaves_per_challenge: usize,
     poll: Duration,
     repairer: Option<(Keypair, PathBuf)>,
+    auditors: Option<DevnetAuditors>,
     quiet: bool,
 ) -> Result<DevnetStorage, ProviderError> {
     let mut running = Vec::with_capacity(providers.len());
@@ -118,9 +130,27 @@ pub fn spawn_devnet_providers(
             });
         })
     });
+    let auditors = auditors
+        .map(|a| {
+            a.keys
+                .into_iter()
+                .map(|(name, key)| {
+                    let (flag, url, config) = (Arc::clone(&stop), node_url.to_string(), a.config);
+                    std::thread::spawn(move || {
+                        crate::auditor::run(&url, &key, config, &flag, |line| {
+                            if !quiet {
+                                println!("  auditor {name}: {line}");
+                            }
+                        });
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(DevnetStorage {
         providers: running,
         stop,
         repairer,
+        auditors,
     })
 }

@@ -58,6 +58,8 @@ pub struct ProviderState {
     pub key: Keypair,
     pub store: Arc<ShardStore>,
     pub node: NodeClient,
+    /// Held before a timed audit is answered: only the `Laggard` test double sets it.
+    pub chain_delay: Option<std::time::Duration>,
 }
 
 #[derive(Debug)]
@@ -720,6 +722,9 @@ async fn chain(
                 format!("steps {steps_text:?} is not a number within 1..={max}"),
             )
         })?;
+    if let Some(delay) = state.chain_delay {
+        tokio::time::sleep(delay).await;
+    }
     let store = Arc::clone(&state.store);
     let leaves = blocking(move || {
         store

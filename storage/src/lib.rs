@@ -13,6 +13,8 @@
 //!   `SubmitStorageProofs`, and garbage collection of shards no live deal keeps here.
 //! - [`gateway`]: `GET /v1/blobs/{id}`, public blobs for plain HTTP clients (Range, ETag =
 //!   blob id, immutable caching).
+//! - [`auditor`]: the validators' timed auditor: a sample of each epoch's challenged shards
+//!   audited against the clock, the late or wrong holders reported in `ReportAuditFailures`.
 //! - [`repair`]: the repairer loop: finds shards the chain marked for repair, fetches k
 //!   shards from the other holders, rebuilds the lost one, stores it with a new provider and
 //!   posts `RepairShard`.
@@ -20,6 +22,7 @@
 //! The node is reached only through its HTTP API (`cairn-client`), so a provider runs next to
 //! any node. Erasure coding (the rebuild) is the `coding` crate's.
 
+pub mod auditor;
 pub mod chain;
 pub mod devnet;
 pub mod gateway;
@@ -163,6 +166,7 @@ pub fn start_provider(
         key: key.clone(),
         store: Arc::clone(&store),
         node: node.clone(),
+        chain_delay: (config.behaviour == Behaviour::Laggard).then_some(responder::LAGGARD_DELAY),
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::Builder::new()

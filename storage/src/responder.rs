@@ -51,7 +51,15 @@ pub enum Behaviour {
     /// Answers every challenge, bluffing for shards it can no longer read (deleted or
     /// unreadable): made-up leaves with empty paths, which the chain records as failed.
     Forger,
+    /// Keeps its shards and answers every on-chain proof, but answers a timed audit
+    /// (`/chain`) only after [`LAGGARD_DELAY`]: what a `Regenerator`'s sequential peer round
+    /// trips cost it (storage/tests/it/regeneration.rs regenerates for real; on one machine's
+    /// loopback a real regenerator would be as fast as an honest disk).
+    Laggard,
 }
+
+/// How long a [`Behaviour::Laggard`] waits before answering a timed audit.
+pub const LAGGARD_DELAY: std::time::Duration = std::time::Duration::from_secs(4);
 
 impl std::str::FromStr for Behaviour {
     type Err = String;
@@ -60,8 +68,9 @@ impl std::str::FromStr for Behaviour {
             "honest" => Ok(Self::Honest),
             "withholder" => Ok(Self::Withholder),
             "forger" => Ok(Self::Forger),
+            "laggard" => Ok(Self::Laggard),
             other => Err(format!(
-                "{other:?} is not a behaviour: honest, withholder or forger"
+                "{other:?} is not a behaviour: honest, withholder, forger or laggard"
             )),
         }
     }

@@ -263,6 +263,35 @@ pub struct ReportInconsistency {
 }
 codec_struct!(ReportInconsistency { proof });
 
+/// One shard whose holder failed a validator's timed audit (`cairn_proofs::timed`): late or
+/// wrong. `provider` is the holder the validator audited, so a report cannot land on the
+/// shard's next holder after a repair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditedShard {
+    pub deal: DealId,
+    pub shard_index: u16,
+    pub provider: Address,
+}
+codec_struct!(AuditedShard {
+    deal,
+    shard_index,
+    provider
+});
+
+/// Most shards one audit report names.
+pub const MAX_AUDIT_REPORT_SHARDS: usize = 64;
+
+/// A validator's timed-audit failures of this epoch. Only validators may send it: an audit
+/// verdict is a measurement, not a proof, so it counts only when validators holding more
+/// than a third of the stake (at least one honest one, under the chain's own assumption)
+/// report the same shard; the epoch's verdict on that shard's challenge is then a failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportAuditFailures {
+    pub epoch: u64,
+    pub shards: BoundedVec<AuditedShard, MAX_AUDIT_REPORT_SHARDS>,
+}
+codec_struct!(ReportAuditFailures { epoch, shards });
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateOrder {
     pub manifest_hash: Hash,
@@ -376,6 +405,7 @@ pub enum TxBody {
     OpenCompute(OpenCompute),
     RepairShard(RepairShard),
     ReportInconsistency(ReportInconsistency),
+    ReportAuditFailures(ReportAuditFailures),
 }
 codec_enum!(TxBody {
     0 => Transfer,
@@ -403,6 +433,7 @@ codec_enum!(TxBody {
     22 => OpenCompute,
     23 => RepairShard,
     24 => ReportInconsistency,
+    25 => ReportAuditFailures,
 });
 
 impl TxBody {
@@ -434,6 +465,7 @@ impl TxBody {
             Self::OpenCompute(_) => "open_compute",
             Self::RepairShard(_) => "repair_shard",
             Self::ReportInconsistency(_) => "report_inconsistency",
+            Self::ReportAuditFailures(_) => "report_audit_failures",
         }
     }
 }

@@ -224,25 +224,42 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
         endpoint(u16::try_from(p0).unwrap())
     );
 
-    // A timed audit (1 024 dependent reads per holder, real HTTP, shards on disk): every
-    // honest holder answers right and well inside the deadline.
-    let timed = run_ok(
-        &net,
-        &["store", "challenge", &deal_id.to_string(), "--json"],
-    );
-    assert_eq!(timed["failed"], 0, "{timed}");
-    let holders = timed["holders"].as_array().unwrap();
+    // A timed audit (2 048 dependent reads per holder, real HTTP, shards on disk): every
+    // honest holder answers right and inside the deadline. A verdict is a timing, and this
+    // test may share two cores with several devnets: a holder found late (or not reached)
+    // is audited again, up to 3 times, and must pass one of them; a wrong answer fails at
+    // once.
+    let timed = |shard: Option<usize>| -> Value {
+        let deal = deal_id.to_string();
+        let shard = shard.map(|s| s.to_string());
+        let mut args = vec!["store", "challenge", &deal, "--json"];
+        if let Some(shard) = &shard {
+            args.extend(["--shard", shard]);
+        }
+        let out = net.cli(&args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    let first = timed(None);
+    let holders = first["holders"].as_array().unwrap().clone();
     let assigned = deal(&client, deal_id)["deal"]["providers"]
         .as_array()
         .unwrap()
         .len();
-    assert_eq!(holders.len(), assigned, "{timed}");
-    for h in holders {
+    assert_eq!(holders.len(), assigned, "{first}");
+    for (i, mut h) in holders.into_iter().enumerate() {
+        for _ in 0..3 {
+            let failure = h["failure"].as_str().unwrap_or_default();
+            if h["failure"].is_null() || failure.contains("the answer is wrong") {
+                break;
+            }
+            eprintln!("timed audit of holder {i} failed, again: {h}");
+            h = timed(Some(i))["holders"][0].clone();
+        }
+        assert!(h["failure"].is_null(), "holder {i}: {h}");
         let (elapsed, deadline) = (
             h["elapsed_ms"].as_u64().unwrap(),
             h["deadline_ms"].as_u64().unwrap(),
         );
-        assert!(elapsed < deadline, "{h}");
         println!("timed audit, honest holder: {elapsed} ms of {deadline} ms");
     }
 
@@ -1069,6 +1086,84 @@ fn slow_store_survives_stopped_and_byzantine_providers() {
         "{p}"
     );
     check("after-repair");
+    net.kill9();
+}
+
+/// A `Laggard` keeps its shard and passes every on-chain proof, but answers the validators'
+/// timed audit too late (as a provider regenerating its shard from peers would): the
+/// validator's report fails its challenge, it is recorded faulted, and the repairer moves
+/// the shard; the blob stays readable.
+#[test]
+fn slow_a_laggard_is_faulted_by_the_validators_timed_audit() {
+    let mut net = Devnet::new("store-laggard");
+    let base = free_run();
+    let client = net.start_with(&[
+        "--block-time-ms",
+        "200",
+        "--compute-provers",
+        "0",
+        "--compute-providers",
+        "0",
+        "--epoch-length-blocks",
+        "40",
+        "--storage-providers",
+        &PROVIDERS.to_string(),
+        "--storage-base-port",
+        &base.to_string(),
+        "--storage-external",
+        "--audited-shards-per-epoch",
+        "64",
+    ]);
+    let mut fleet = Fleet::start(&net, base);
+    let dir = tempfile::tempdir().unwrap();
+    let data = bytes(1_500_000, 77);
+    let path = dir.path().join("in");
+    std::fs::write(&path, &data).unwrap();
+    let (blob, deal_id) = put(&net, &path, &["--redundancy", "4+2"]);
+    let laggard = holder(&net, &client, deal_id, 3);
+    let address = deal(&client, deal_id)["deal"]["providers"][3]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fleet.stop(laggard);
+    fleet.serve(laggard, Some("laggard"));
+    // The timed audit by hand sees it too: late, not wrong.
+    let by_hand = net.cli(&[
+        "store",
+        "challenge",
+        &deal_id.to_string(),
+        "--shard",
+        "3",
+        "--json",
+    ]);
+    assert!(!by_hand.status.success());
+    let by_hand: Value = serde_json::from_slice(&by_hand.stdout).unwrap();
+    let failure = by_hand["holders"][0]["failure"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(failure.contains("the deadline is 2024 ms"), "{by_hand}");
+    wait_for(
+        "the laggard's shard to move",
+        Duration::from_secs(120),
+        || deal(&client, deal_id)["deal"]["providers"][3].as_str() != Some(address.as_str()),
+    );
+    let p = client.get(&format!("/v1/providers/{address}")).unwrap();
+    eprintln!("laggard after repair: {}", p["provider"]);
+    assert!(p["provider"]["total_faults"].as_u64().unwrap() >= 1, "{p}");
+    // Faulted for a failed verdict, though every proof it sent was right.
+    assert!(
+        p["provider"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["proofs_failed"].as_u64() >= Some(1)),
+        "{p}"
+    );
+    let out = dir.path().join("out");
+    get(&net, &blob, &out);
+    assert_eq!(std::fs::read(&out).unwrap(), data, "read after the repair");
+    drop(fleet);
     net.kill9();
 }
 

@@ -52,6 +52,9 @@ fn tx_error_test(e: &TxError) -> &'static str {
         TxError::NotDealOwner { .. } => "not_deal_owner",
         TxError::DealWrongStatus { .. } => "deal_wrong_status",
         TxError::BadInconsistencyProof { .. } => "inconsistency::an_honest_blob_cannot_be_reported",
+        TxError::NotValidator { .. } | TxError::DuplicateAuditedShard { .. } => {
+            "audit::bad_audit_reports_are_refused_whole"
+        }
         TxError::NotEnoughReceipts { .. } => "not_enough_receipts",
         TxError::BadReceipt { .. } => "bad_receipt",
         TxError::NotAwaitingRepair { .. } => {

@@ -22,10 +22,10 @@ use cairn_types::proof::{
     ComputeOpening, InconsistencyProof, LeafOpening, StorageProof, StripeLeaf,
 };
 use cairn_types::tx::{
-    AcceptBid, ActivateDeal, BlobMeta, CloseLease, CommitCompute, CreateDeal, CreateOrder, DealRef,
-    Delegation, Empty, ExtendDeal, LeaseRef, OpenCompute, OrderRef, PlaceBid, RegisterProvider,
-    RepairShard, ReportInconsistency, ShardReceipt, StakeAmount, SubmitStorageProofs, TopUpLease,
-    Transfer, UpdateProvider,
+    AcceptBid, ActivateDeal, AuditedShard, BlobMeta, CloseLease, CommitCompute, CreateDeal,
+    CreateOrder, DealRef, Delegation, Empty, ExtendDeal, LeaseRef, OpenCompute, OrderRef, PlaceBid,
+    RegisterProvider, RepairShard, ReportAuditFailures, ReportInconsistency, ShardReceipt,
+    StakeAmount, SubmitStorageProofs, TopUpLease, Transfer, UpdateProvider,
 };
 use cairn_types::{
     Address, Amount, Block, BoundedBytes, BoundedString, BoundedVec, Capacity, ChallengeId, DealId,
@@ -34,7 +34,7 @@ use cairn_types::{
 };
 
 /// Number of `TxBody` variants; `every_body` builds one of each.
-pub const TX_BODY_VARIANTS: usize = 25;
+pub const TX_BODY_VARIANTS: usize = 26;
 
 /// The chain id every fixture signs for.
 pub const CHAIN_ID: &str = "cairn-vector-1";
@@ -283,6 +283,14 @@ pub fn every_body() -> Vec<TxBody> {
                 ),
             },
         }),
+        TxBody::ReportAuditFailures(ReportAuditFailures {
+            epoch: 12,
+            shards: BoundedVec(vec![AuditedShard {
+                deal: DealId(1),
+                shard_index: 4,
+                provider: addr("vector-erin"),
+            }]),
+        }),
     ];
     assert_eq!(bodies.len(), TX_BODY_VARIANTS);
     bodies
@@ -316,6 +324,7 @@ pub fn variant_index(body: &TxBody) -> usize {
         TxBody::OpenCompute(_) => 22,
         TxBody::RepairShard(_) => 23,
         TxBody::ReportInconsistency(_) => 24,
+        TxBody::ReportAuditFailures(_) => 25,
     }
 }
 

@@ -1,0 +1,223 @@
+//! Timed-audit reports on chain (`ReportAuditFailures`, reliability.md §2a): only validators
+//! report, a report names this epoch's challenged holder, and a shard's challenge fails at
+//! the epoch's end only when validators holding more than a third of the stake reported it,
+//! whatever its on-chain proof said; the fault, the missing payment and the repair follow
+//! as for any failed proof.
+
+use crate::common::*;
+use cairn_ledger::params::{GenesisAccount, GenesisValidator};
+use cairn_ledger::sim::sim_params;
+use cairn_ledger::state::Verdict;
+use cairn_ledger::{Genesis, TxError};
+use cairn_types::tx::{AuditedShard, ReportAuditFailures};
+use cairn_types::{Address, BoundedVec, DealId, Epoch, Keypair, TxBody};
+
+/// Three validators: 50% (the fixture's proposer), 30% and 20% of the stake.
+fn val_b() -> Keypair {
+    key("validator-b")
+}
+fn val_c() -> Keypair {
+    key("validator-c")
+}
+
+fn chain() -> Chain {
+    let mut genesis: Genesis = genesis(sim_params(), 0);
+    for (k, stake) in [(validator(), 50_000), (val_b(), 30_000), (val_c(), 20_000)] {
+        genesis.accounts.push(GenesisAccount {
+            address: k.address(),
+            balance: crn(1_000),
+        });
+        if k.address() != validator().address() {
+            genesis.validators.push(GenesisValidator {
+                address: k.address(),
+                stake: crn(stake),
+                p2p_address: String::new(),
+            });
+        }
+    }
+    Chain::new(&genesis)
+}
+
+fn report(epoch: Epoch, shards: &[(DealId, u16, Address)]) -> TxBody {
+    TxBody::ReportAuditFailures(ReportAuditFailures {
+        epoch,
+        shards: BoundedVec(
+            shards
+                .iter()
+                .map(|&(deal, shard_index, provider)| AuditedShard {
+                    deal,
+                    shard_index,
+                    provider,
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// A 2+1 deal on storage providers 0..3, active, with this epoch's challenges issued and
+/// every shard's on-chain proof submitted and passed.
+fn proven_deal(chain: &mut Chain) -> (DealId, Vec<Keypair>) {
+    let three: Vec<Keypair> = (0..3).map(storage).collect();
+    let b = blob(41, 2, 1, 3_000, 1024);
+    let price = crn(10_000);
+    let cost = cairn_ledger::state::epoch_cost(price, b.meta.size_bytes).unwrap();
+    let deal = DealId(0);
+    chain.ok(
+        &alice(),
+        create_deal(
+            &b.meta,
+            &addresses(&three),
+            4,
+            price,
+            cost.checked_mul(4).unwrap(),
+        ),
+    );
+    chain.ok(&alice(), activate(deal, &b.meta, &three));
+    chain.finish_epoch();
+    let epoch = chain.epoch();
+    for (index, k) in (0u16..).zip(&three) {
+        chain.ok(
+            k,
+            submit_proofs(epoch, vec![storage_proof(chain, &b, deal, index)]),
+        );
+        let challenge = &chain.state().storage_challenges[&(deal, index)];
+        assert_eq!(challenge.verdict, Verdict::Passed);
+    }
+    (deal, three)
+}
+
+#[test]
+fn reports_from_a_third_of_the_stake_fail_a_proven_shard() {
+    let mut chain = chain();
+    let (deal, three) = proven_deal(&mut chain);
+    let epoch = chain.epoch();
+    let holder = |i: usize| three[i].address();
+    // Shard 0: 30% then 50% report it (together 80%). Shard 1: only 20% (below a third).
+    chain.ok(&val_b(), report(epoch, &[(deal, 0, holder(0))]));
+    chain.ok(&val_c(), report(epoch, &[(deal, 1, holder(1))]));
+    chain.ok(&validator(), report(epoch, &[(deal, 0, holder(0))]));
+    // A repeat by the same validator is accepted and changes nothing.
+    chain.ok(&val_b(), report(epoch, &[(deal, 0, holder(0))]));
+    let reporters = &chain.state().storage_challenges[&(deal, 0)].audit_reporters;
+    assert_eq!(reporters.len(), 2);
+    let faults_before: Vec<u64> = (0..3)
+        .map(|i| chain.state().providers[&holder(i)].total_faults)
+        .collect();
+    let outcome = chain.finish_epoch();
+    assert_eq!(outcome.finished_epoch, Some(epoch));
+    let state = chain.state();
+    assert_eq!(
+        state.providers[&holder(0)].total_faults,
+        faults_before[0] + 1,
+        "shard 0's holder is faulted"
+    );
+    assert_eq!(state.providers[&holder(1)].total_faults, faults_before[1]);
+    assert_eq!(state.providers[&holder(2)].total_faults, faults_before[2]);
+    assert_eq!(state.deals[&deal].repair_needed, vec![0]);
+    let report = &state.epochs[&epoch];
+    assert_eq!(report.faults, 1);
+    // The faulted shard earned nothing this epoch; the other two were paid.
+    let statement = |i: usize| {
+        chain
+            .state()
+            .statement(epoch, &holder(i))
+            .cloned()
+            .expect("a statement")
+    };
+    assert!(statement(0).warning, "{:?}", statement(0));
+    assert!(!statement(1).warning);
+    assert!(statement(1).proven_storage_bytes > 0);
+    assert_eq!(statement(0).proven_storage_bytes, 0);
+}
+
+#[test]
+fn reports_below_a_third_change_no_verdict() {
+    let mut chain = chain();
+    let (deal, three) = proven_deal(&mut chain);
+    let epoch = chain.epoch();
+    // 30% alone: 3 x 30 000 is below 100 000.
+    chain.ok(&val_b(), report(epoch, &[(deal, 2, three[2].address())]));
+    let before = chain.state().providers[&three[2].address()].total_faults;
+    chain.finish_epoch();
+    assert_eq!(
+        chain.state().providers[&three[2].address()].total_faults,
+        before
+    );
+    assert!(chain.state().deals[&deal].repair_needed.is_empty());
+}
+
+#[test]
+fn bad_audit_reports_are_refused_whole() {
+    let mut chain = chain();
+    let (deal, three) = proven_deal(&mut chain);
+    let epoch = chain.epoch();
+    let holder = three[0].address();
+    // Not a validator: a tenant, and a storage provider reporting a rival.
+    for sender in [alice(), three[1].clone()] {
+        let err = reject(&mut chain, &sender, report(epoch, &[(deal, 0, holder)]));
+        assert_eq!(
+            err,
+            TxError::NotValidator {
+                sender: sender.address()
+            }
+        );
+    }
+    let err = reject(
+        &mut chain,
+        &val_b(),
+        report(epoch + 1, &[(deal, 0, holder)]),
+    );
+    assert_eq!(
+        err,
+        TxError::WrongEpoch {
+            given: epoch + 1,
+            current: epoch
+        }
+    );
+    // The named holder is not the challenged one (as after a repair moved the shard).
+    let err = reject(
+        &mut chain,
+        &val_b(),
+        report(epoch, &[(deal, 0, three[1].address())]),
+    );
+    assert_eq!(err, TxError::NotChallengedProvider { provider: holder });
+    let err = reject(
+        &mut chain,
+        &val_b(),
+        report(epoch, &[(DealId(9), 0, holder)]),
+    );
+    assert_eq!(
+        err,
+        TxError::UnknownStorageChallenge {
+            deal: DealId(9),
+            shard_index: 0
+        }
+    );
+    // One bad entry refuses the good one beside it: nothing is recorded.
+    let err = reject(
+        &mut chain,
+        &val_b(),
+        report(epoch, &[(deal, 0, holder), (deal, 5, holder)]),
+    );
+    assert!(
+        matches!(err, TxError::UnknownStorageChallenge { .. }),
+        "{err:?}"
+    );
+    let err = reject(
+        &mut chain,
+        &val_b(),
+        report(epoch, &[(deal, 0, holder), (deal, 0, holder)]),
+    );
+    assert_eq!(
+        err,
+        TxError::DuplicateAuditedShard {
+            deal,
+            shard_index: 0
+        }
+    );
+    assert!(
+        chain.state().storage_challenges[&(deal, 0)]
+            .audit_reporters
+            .is_empty()
+    );
+}
