@@ -154,6 +154,14 @@ pub struct NodeFile {
     /// Where the node API listens (`host:port`); omit to serve none.
     #[serde(default)]
     pub api: Option<SocketAddr>,
+    /// Shards this validator's timed auditor checks per epoch through its own node API
+    /// (`cairn_storage::auditor`); 0 turns it off. Needs `api`.
+    #[serde(default = "default_audited_shards")]
+    pub audited_shards_per_epoch: u16,
+}
+
+fn default_audited_shards() -> u16 {
+    2
 }
 
 #[derive(Args, Debug)]
@@ -377,6 +385,7 @@ fn write_node_files(home: &Path, genesis: &Genesis, api_port: u16) -> Result<Vec
                 [127, 0, 0, 1],
                 api_port.saturating_add(u16::try_from(i)?),
             ))),
+            audited_shards_per_epoch: default_audited_shards(),
         };
         let path = home.join(format!("node-{i}.toml"));
         std::fs::write(&path, toml::to_string_pretty(&file)?)
@@ -798,16 +807,46 @@ pub fn node(global: &Global, args: NodeArgs) -> Result<()> {
             key.address()
         );
     }
+    if file.audited_shards_per_epoch > 64 {
+        bail!(
+            "audited_shards_per_epoch is {}: at most 64 (one report's worth)",
+            file.audited_shards_per_epoch
+        );
+    }
+    let auditor_key = key.clone();
     let validator = start(&genesis, key, base.join(&file.data_dir))?;
     let handle = validator.handle().clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut auditor = None;
     let result = match file.api {
         Some(api) => serve(global, handle, api, None, |url| {
             if !global.json {
                 println!("cairn node: chain {}, node API {url}", genesis.chain_id);
             }
+            if file.audited_shards_per_epoch > 0 {
+                let config = cairn_storage::auditor::AuditorConfig {
+                    rule: cairn_proofs::timed::AuditRule::default(),
+                    shards_per_epoch: usize::from(file.audited_shards_per_epoch),
+                    epoch_length_blocks: genesis.params.epoch_length_blocks,
+                    poll: Duration::from_millis(genesis.params.block_time_ms.max(100)),
+                };
+                let (flag, url, quiet) =
+                    (std::sync::Arc::clone(&stop), url.to_string(), global.json);
+                auditor = Some(std::thread::spawn(move || {
+                    cairn_storage::auditor::run(&url, &auditor_key, config, &flag, |line| {
+                        if !quiet {
+                            println!("  auditor: {line}");
+                        }
+                    });
+                }));
+            }
         }),
         None => validator_wait(),
     };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(auditor) = auditor {
+        let _ = auditor.join();
+    }
     validator.shutdown().context("stopping the validator")?;
     result
 }

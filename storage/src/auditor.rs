@@ -9,7 +9,8 @@
 //! learns that it is audited when the auditors do, too late to fetch its whole shard back
 //! before the chain of reads begins. What one validator measures is not a proof; the
 //! threshold is what keeps a single slow or hostile validator from faulting an honest
-//! provider.
+//! provider. Validators take turns (an order drawn from the same block), so a holder's disk
+//! serves one audit at a time.
 
 use crate::chain;
 use cairn_client::NodeClient;
@@ -68,6 +69,16 @@ pub fn sample(seed: &Hash, mut candidates: Vec<Candidate>, count: usize) -> Vec<
     candidates
 }
 
+/// `me`'s place in the validators' audit order for the sample drawn from `seed` (0 when it
+/// is not listed: it goes first and shares the slot).
+pub fn turn_of(seed: &Hash, validators: &[Address], me: &Address) -> usize {
+    let rank = |a: &Address| Hash::domain("cairn.audit.turn.v1", &[seed.as_bytes(), &a.0]);
+    let mut order: Vec<&Address> = validators.iter().collect();
+    order.sort_by_cached_key(|a| (rank(a), **a));
+    order.dedup();
+    order.iter().position(|a| *a == me).unwrap_or(0)
+}
+
 /// This epoch's challenged shards, from every active storage provider's challenge list.
 fn candidates(node: &NodeClient, epoch: Epoch) -> Result<Vec<Candidate>, String> {
     let providers = cairn_client::store::storage_providers(node).map_err(|e| e.to_string())?;
@@ -104,6 +115,25 @@ fn audit_epoch(
         .and_then(|h| h.parse().ok())
         .ok_or_else(|| format!("block {at} has no hash"))?;
     let picked = sample(&seed, candidates(node, epoch)?, config.shards_per_epoch);
+    // Validators take turns, in an order drawn from the same seed: audits of one shard at
+    // the same moment would share its holder's disk and make an honest holder look slow.
+    let status = node.status().map_err(|e| e.to_string())?;
+    let validators: Vec<Address> = status["validators"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().and_then(|a| a.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let turn = turn_of(&seed, &validators, &key.address());
+    let slot_ms = config
+        .rule
+        .deadline_ms()
+        .saturating_mul(u64::try_from(picked.len()).unwrap_or(u64::MAX));
+    std::thread::sleep(Duration::from_millis(
+        slot_ms.saturating_mul(u64::try_from(turn).unwrap_or(0)),
+    ));
     let mut failed = Vec::new();
     for c in &picked {
         let verdicts = timed_audit(node, c.deal, Some(c.shard_index), config.rule)
@@ -198,6 +228,24 @@ mod tests {
         let other = sample(&Hash::domain("test", &[b"b"]), all.clone(), 5);
         assert_ne!(one, other);
         assert_eq!(sample(&seed, all, 1000).len(), MAX_AUDIT_REPORT_SHARDS);
+    }
+
+    #[test]
+    fn validators_take_distinct_turns_that_change_with_the_seed() {
+        let validators: Vec<Address> = (1..=5u8).map(|i| Address([i; 32])).collect();
+        let turns = |seed: &Hash| -> Vec<usize> {
+            validators
+                .iter()
+                .map(|v| turn_of(seed, &validators, v))
+                .collect()
+        };
+        let a = Hash::domain("t", &[b"1"]);
+        let mut sorted = turns(&a);
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 1, 2, 3, 4]);
+        let changed = (0..20u8).any(|i| turns(&Hash::domain("t", &[&[i]])) != turns(&a));
+        assert!(changed, "the order never moved");
+        assert_eq!(turn_of(&a, &validators, &Address([9; 32])), 0);
     }
 
     #[test]

@@ -38,6 +38,10 @@ impl Devnet {
         }
     }
 
+    fn log_path(&self) -> PathBuf {
+        self.home.join("devnet-test.log")
+    }
+
     pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.api_port)
     }
@@ -61,6 +65,14 @@ impl Devnet {
         } else {
             &["--audited-shards-per-epoch", "0"]
         };
+        // The devnet's own log, shown when a test fails (see `Drop`): a flake is diagnosed
+        // from the CI output alone.
+        std::fs::create_dir_all(&self.home).expect("devnet home");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("devnet log");
         let child = cairn()
             .arg("devnet")
             .args(flags)
@@ -72,8 +84,8 @@ impl Devnet {
             .args(["--p2p-base-port", &self.p2p_port.to_string()])
             .arg("--no-explorer")
             .arg("--no-gateway")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().map_or_else(|_| Stdio::null(), Stdio::from))
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn cairn devnet");
         self.child = Some(child);
@@ -114,6 +126,16 @@ impl Devnet {
 impl Drop for Devnet {
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(120)..];
+            eprintln!(
+                "--- the devnet's last {} log lines ---\n{}\n---",
+                tail.len(),
+                tail.join("\n")
+            );
+        }
         let _ = std::fs::remove_dir_all(&self.home);
     }
 }

@@ -259,6 +259,10 @@ fn slow_process_lease_lifecycle_on_devnet() {
         "--json",
         "--deposit-blocks",
         "10",
+        // Both providers' bids must land before the window closes, also on a loaded
+        // machine (3 blocks of 200 ms once left only the dearer one's in).
+        "--bid-window-blocks",
+        "15",
     ]);
     let d = json_out(&out);
     let lease = LeaseId(d["lease"].as_u64().unwrap());
