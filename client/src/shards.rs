@@ -251,14 +251,16 @@ impl ShardClient {
         Ok(Box::new(response.body))
     }
 
-    /// `GET /v1/provider` within `timeout`: the address the shard API signs receipts with.
-    /// Placement probes with it, since a provider record on chain only says what was
-    /// declared, not that a shard API answers at its endpoint now.
-    pub fn provider_address(&self, timeout: Duration) -> Result<Address, ShardError> {
-        let url = format!("{}/v1/provider", self.endpoint);
+    /// `GET url` with `timeout` for the whole exchange; a 4xx or 5xx becomes the refusal it
+    /// names.
+    fn get_within(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>, ShardError> {
         let mut response = self
             .agent
-            .get(&url)
+            .get(url)
             .config()
             .timeout_global(Some(timeout))
             .build()
@@ -268,6 +270,15 @@ impl ShardClient {
         if status >= 400 {
             return Err(self.refused(status, &mut response));
         }
+        Ok(response)
+    }
+
+    /// `GET /v1/provider` within `timeout`: the address the shard API signs receipts with.
+    /// Placement probes with it, since a provider record on chain only says what was
+    /// declared, not that a shard API answers at its endpoint now.
+    pub fn provider_address(&self, timeout: Duration) -> Result<Address, ShardError> {
+        let url = format!("{}/v1/provider", self.endpoint);
+        let mut response = self.get_within(&url, timeout)?;
         let answer: Value = response.body_mut().read_json().map_err(|e| self.bad(e))?;
         answer["address"]
             .as_str()
@@ -291,18 +302,7 @@ impl ShardClient {
             "{}/v1/shards/{blob}/{index}/chain?deal={}&seed={seed}&steps={steps}",
             self.endpoint, deal.0
         );
-        let mut response = self
-            .agent
-            .get(&url)
-            .config()
-            .timeout_global(Some(timeout))
-            .build()
-            .call()
-            .map_err(|e| self.unreachable(e))?;
-        let status = response.status().as_u16();
-        if status >= 400 {
-            return Err(self.refused(status, &mut response));
-        }
+        let mut response = self.get_within(&url, timeout)?;
         let body = response
             .body_mut()
             .with_config()

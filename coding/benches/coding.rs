@@ -281,6 +281,31 @@ fn storage_proofs(c: &mut Criterion) {
         leaf_size_bytes: 1024,
         shard_roots: cairn_types::BoundedVec::new(roots).unwrap(),
     };
+    // What an auditor pays per timed audit at the default rule (2 048 chained leaves).
+    let rule = cairn_proofs::timed::AuditRule::default();
+    let steps = usize::try_from(rule.steps).unwrap();
+    let answers: Vec<_> = (0..4u64)
+        .map(|n| {
+            let seed = Hash::domain("bench.audit.seed", &[&n.to_be_bytes()]);
+            (
+                seed,
+                cairn_proofs::storage::prove_chain(&shard, 1024, &seed, DealId(1), 0, steps),
+            )
+        })
+        .collect();
+    group.throughput(Throughput::Elements(1));
+    group.bench_with_input(
+        BenchmarkId::new("timed_audit", steps),
+        &answers,
+        |b, answers| {
+            let mut i = 0;
+            b.iter(|| {
+                let (seed, leaves) = &answers[i % answers.len()];
+                i += 1;
+                rule.judge(&meta, seed, DealId(1), 0, leaves, 0).unwrap();
+            })
+        },
+    );
     for leaves in [8usize, 64] {
         let proofs: Vec<_> = (0..32u64)
             .map(|n| {

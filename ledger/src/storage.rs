@@ -365,6 +365,19 @@ impl Ledger {
         Ok((owner, escrow))
     }
 
+    /// The storage challenge of `(deal, shard)` issued for this epoch.
+    fn current_challenge(
+        &self,
+        ctx: &Ctx,
+        (deal, shard_index): (DealId, u16),
+    ) -> Result<&crate::state::StorageChallenge, TxError> {
+        self.state
+            .storage_challenges
+            .get(&(deal, shard_index))
+            .filter(|c| c.epoch == ctx.epoch)
+            .ok_or(TxError::UnknownStorageChallenge { deal, shard_index })
+    }
+
     /// A validator's timed-audit failures (`cairn_proofs::timed`) of this epoch's challenges.
     /// Checked whole before anything is recorded; a validator repeating a shard it already
     /// reported changes nothing. The verdict waits for the epoch's end (`storage_verdicts`),
@@ -382,24 +395,11 @@ impl Ledger {
         {
             return Err(TxError::NotValidator { sender: ctx.sender });
         }
-        if body.epoch != ctx.epoch {
-            return Err(TxError::WrongEpoch {
-                given: body.epoch,
-                current: ctx.epoch,
-            });
-        }
+        check_epoch(ctx, body.epoch)?;
         let mut seen = BTreeSet::new();
         for shard in body.shards.iter() {
             let key = (shard.deal, shard.shard_index);
-            let challenge = self
-                .state
-                .storage_challenges
-                .get(&key)
-                .filter(|c| c.epoch == ctx.epoch)
-                .ok_or(TxError::UnknownStorageChallenge {
-                    deal: shard.deal,
-                    shard_index: shard.shard_index,
-                })?;
+            let challenge = self.current_challenge(ctx, key)?;
             if challenge.provider != shard.provider {
                 return Err(TxError::NotChallengedProvider {
                     provider: challenge.provider,
@@ -425,26 +425,13 @@ impl Ledger {
         ctx: &Ctx,
         body: &SubmitStorageProofs,
     ) -> Result<(), TxError> {
-        if body.epoch != ctx.epoch {
-            return Err(TxError::WrongEpoch {
-                given: body.epoch,
-                current: ctx.epoch,
-            });
-        }
+        check_epoch(ctx, body.epoch)?;
         // Check every entry before recording any verdict, so a bad entry rejects the whole
         // transaction cleanly.
         let mut seen = BTreeSet::new();
         for proof in body.proofs.iter() {
             let key = (proof.deal, proof.shard_index);
-            let challenge = self
-                .state
-                .storage_challenges
-                .get(&key)
-                .filter(|c| c.epoch == ctx.epoch)
-                .ok_or(TxError::UnknownStorageChallenge {
-                    deal: proof.deal,
-                    shard_index: proof.shard_index,
-                })?;
+            let challenge = self.current_challenge(ctx, key)?;
             if challenge.provider != ctx.sender {
                 return Err(TxError::NotChallengedProvider {
                     provider: challenge.provider,
@@ -635,5 +622,17 @@ impl Ledger {
     /// Providers' addresses of a deal's shards, for tests and the simulator.
     pub fn deal_providers(&self, id: DealId) -> Option<&[Address]> {
         self.state.deals.get(&id).map(|d| d.providers.as_slice())
+    }
+}
+
+/// Proofs and audit reports answer this epoch's challenges only.
+fn check_epoch(ctx: &Ctx, given: cairn_types::Epoch) -> Result<(), TxError> {
+    if given == ctx.epoch {
+        Ok(())
+    } else {
+        Err(TxError::WrongEpoch {
+            given,
+            current: ctx.epoch,
+        })
     }
 }

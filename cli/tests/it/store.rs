@@ -826,6 +826,31 @@ fn store_put_names_bad_arguments() {
     }
 }
 
+/// A devnet of 200 ms blocks and 40-block epochs whose storage providers run as a [`Fleet`]
+/// of their own processes on ports from `base`; `extra` flags are added.
+fn start_with_fleet(net: &mut Devnet, base: u16, extra: &[&str]) -> (NodeClient, Fleet) {
+    let (providers, base_port) = (PROVIDERS.to_string(), base.to_string());
+    let mut flags = vec![
+        "--block-time-ms",
+        "200",
+        "--compute-provers",
+        "0",
+        "--compute-providers",
+        "0",
+        "--epoch-length-blocks",
+        "40",
+        "--storage-providers",
+        &providers,
+        "--storage-base-port",
+        &base_port,
+        "--storage-external",
+    ];
+    flags.extend_from_slice(extra);
+    let client = net.start_with(&flags);
+    let fleet = Fleet::start(net, base);
+    (client, fleet)
+}
+
 /// One `cairn store serve` per devnet storage key, each its own process so a test can stop
 /// any of them alone.
 struct Fleet {
@@ -920,22 +945,7 @@ fn receiving(home: &Path, i: usize) -> bool {
 fn slow_store_survives_stopped_and_byzantine_providers() {
     let mut net = Devnet::new("store-stop");
     let base = free_run();
-    let client = net.start_with(&[
-        "--block-time-ms",
-        "200",
-        "--compute-provers",
-        "0",
-        "--compute-providers",
-        "0",
-        "--epoch-length-blocks",
-        "40",
-        "--storage-providers",
-        &PROVIDERS.to_string(),
-        "--storage-base-port",
-        &base.to_string(),
-        "--storage-external",
-    ]);
-    let mut fleet = Fleet::start(&net, base);
+    let (client, mut fleet) = start_with_fleet(&mut net, base, &[]);
     let dir = tempfile::tempdir().unwrap();
     let len = 128 << 20;
     let data = bytes(len, 42);
@@ -1097,24 +1107,8 @@ fn slow_store_survives_stopped_and_byzantine_providers() {
 fn slow_a_laggard_is_faulted_by_the_validators_timed_audit() {
     let mut net = Devnet::new("store-laggard");
     let base = free_run();
-    let client = net.start_with(&[
-        "--block-time-ms",
-        "200",
-        "--compute-provers",
-        "0",
-        "--compute-providers",
-        "0",
-        "--epoch-length-blocks",
-        "40",
-        "--storage-providers",
-        &PROVIDERS.to_string(),
-        "--storage-base-port",
-        &base.to_string(),
-        "--storage-external",
-        "--audited-shards-per-epoch",
-        "64",
-    ]);
-    let mut fleet = Fleet::start(&net, base);
+    let (client, mut fleet) =
+        start_with_fleet(&mut net, base, &["--audited-shards-per-epoch", "64"]);
     let dir = tempfile::tempdir().unwrap();
     let data = bytes(1_500_000, 77);
     let path = dir.path().join("in");
