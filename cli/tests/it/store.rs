@@ -826,6 +826,33 @@ fn store_put_names_bad_arguments() {
     }
 }
 
+/// Waits for shard `index` of the deal to move away from `address`, then checks that the
+/// old holder was faulted for a failed verdict (not merely a missed one).
+fn repaired_after_failing(
+    client: &NodeClient,
+    deal_id: u64,
+    index: usize,
+    address: &str,
+    who: &str,
+) {
+    wait_for(
+        &format!("the {who}'s shard to move"),
+        Duration::from_secs(120),
+        || deal(client, deal_id)["deal"]["providers"][index].as_str() != Some(address),
+    );
+    let p = client.get(&format!("/v1/providers/{address}")).unwrap();
+    eprintln!("{who} after repair: {}", p["provider"]);
+    assert!(p["provider"]["total_faults"].as_u64().unwrap() >= 1, "{p}");
+    assert!(
+        p["provider"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["proofs_failed"].as_u64() >= Some(1)),
+        "{p}"
+    );
+}
+
 /// A devnet of 200 ms blocks and 40-block epochs whose storage providers run as a [`Fleet`]
 /// of their own processes on ports from `base`; `extra` flags are added.
 fn start_with_fleet(net: &mut Devnet, base: u16, extra: &[&str]) -> (NodeClient, Fleet) {
@@ -1078,23 +1105,8 @@ fn slow_store_survives_stopped_and_byzantine_providers() {
         .unwrap()
         .to_string();
     check("while-bluffing");
-    wait_for(
-        "the bluffer's shard to move",
-        Duration::from_secs(120),
-        || deal(&client, deal_id)["deal"]["providers"][5].as_str() != Some(&address),
-    );
-    let p = client.get(&format!("/v1/providers/{address}")).unwrap();
-    eprintln!("bluffer after repair: {}", p["provider"]);
-    assert!(p["provider"]["total_faults"].as_u64().unwrap() >= 1, "{p}");
     // Caught for answering wrongly (a failed verdict), not merely for silence.
-    assert!(
-        p["provider"]["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h["proofs_failed"].as_u64() >= Some(1)),
-        "{p}"
-    );
+    repaired_after_failing(&client, deal_id, 5, &address, "bluffer");
     check("after-repair");
     net.kill9();
 }
@@ -1137,23 +1149,8 @@ fn slow_a_laggard_is_faulted_by_the_validators_timed_audit() {
         .unwrap_or_default()
         .to_string();
     assert!(failure.contains("the deadline is 2024 ms"), "{by_hand}");
-    wait_for(
-        "the laggard's shard to move",
-        Duration::from_secs(120),
-        || deal(&client, deal_id)["deal"]["providers"][3].as_str() != Some(address.as_str()),
-    );
-    let p = client.get(&format!("/v1/providers/{address}")).unwrap();
-    eprintln!("laggard after repair: {}", p["provider"]);
-    assert!(p["provider"]["total_faults"].as_u64().unwrap() >= 1, "{p}");
     // Faulted for a failed verdict, though every proof it sent was right.
-    assert!(
-        p["provider"]["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h["proofs_failed"].as_u64() >= Some(1)),
-        "{p}"
-    );
+    repaired_after_failing(&client, deal_id, 3, &address, "laggard");
     let out = dir.path().join("out");
     get(&net, &blob, &out);
     assert_eq!(std::fs::read(&out).unwrap(), data, "read after the repair");
