@@ -18,6 +18,9 @@
 //! by the shard size, hashed while it streams to disk, and only after the root matched and
 //! the file is fsynced and renamed does the answer carry the signed receipt.
 //!
+//! `/chain` reads its links from disk in order and answers the codec-encoded openings; at
+//! most [`MAX_CONCURRENT_AUDITS`] run at once, and one more is refused with 429 `audits_busy`.
+//!
 //! Every refusal is a JSON `{"error": {"code", "message"}}` with a 4xx status (5xx only when
 //! the node or the disk fails) and leaves what is stored unchanged.
 
@@ -60,7 +63,14 @@ pub struct ProviderState {
     pub node: NodeClient,
     /// Held before a timed audit is answered: only the `Laggard` test double sets it.
     pub chain_delay: Option<std::time::Duration>,
+    /// Timed audits answered at once (each is thousands of disk reads); one more is refused
+    /// with 429 rather than queued, since a queued audit would only time out.
+    pub chain_permits: Arc<tokio::sync::Semaphore>,
 }
+
+/// Timed audits a provider answers at once: validators take turns, so more than this at a
+/// time is someone else's load.
+pub const MAX_CONCURRENT_AUDITS: usize = 4;
 
 #[derive(Debug)]
 pub struct HttpError {
@@ -722,6 +732,15 @@ async fn chain(
                 format!("steps {steps_text:?} is not a number within 1..={max}"),
             )
         })?;
+    let Ok(_permit) = Arc::clone(&state.chain_permits).try_acquire_owned() else {
+        return Err(HttpError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "audits_busy",
+            format!(
+                "{MAX_CONCURRENT_AUDITS} timed audits are being answered; try again when one ends"
+            ),
+        ));
+    };
     if let Some(delay) = state.chain_delay {
         tokio::time::sleep(delay).await;
     }

@@ -167,6 +167,7 @@ pub fn start_provider(
         store: Arc::clone(&store),
         node: node.clone(),
         chain_delay: (config.behaviour == Behaviour::Laggard).then_some(responder::LAGGARD_DELAY),
+        chain_permits: Arc::new(tokio::sync::Semaphore::new(http::MAX_CONCURRENT_AUDITS)),
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::Builder::new()

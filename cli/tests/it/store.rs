@@ -1149,6 +1149,33 @@ fn slow_a_laggard_is_faulted_by_the_validators_timed_audit() {
         .unwrap_or_default()
         .to_string();
     assert!(failure.contains("the deadline is 2024 ms"), "{by_hand}");
+    // Timed audits are bounded per provider: while the laggard holds 4, a fifth is refused
+    // (429 `audits_busy`) instead of queued behind them.
+    let url = format!(
+        "{}/v1/shards/{blob}/3/chain?deal={deal_id}&seed={}&steps=8",
+        fleet.endpoint(laggard),
+        Hash::ZERO
+    );
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..5)
+            .map(|i| {
+                let url = url.clone();
+                scope.spawn(move || {
+                    // Staggered a little so the first four are surely in when the fifth comes.
+                    std::thread::sleep(Duration::from_millis(100 * i));
+                    agent().get(&url).call().unwrap().status().as_u16()
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    // (The validator's own audit may hold a permit too.)
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    assert!((1..=2).contains(&refused), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|&s| s == 200 || s == 429),
+        "{statuses:?}"
+    );
     // Faulted for a failed verdict, though every proof it sent was right.
     repaired_after_failing(&client, deal_id, 3, &address, "laggard");
     let out = dir.path().join("out");
