@@ -134,6 +134,14 @@ fn audit_epoch(
     std::thread::sleep(Duration::from_millis(
         slot_ms.saturating_mul(u64::try_from(turn).unwrap_or(0)),
     ));
+    // A turn that comes after the epoch ended could only send a report the chain refuses.
+    let length = config.epoch_length_blocks.max(1);
+    let epoch_ended = || chain::height(node).is_ok_and(|h| h / length > epoch);
+    if epoch_ended() {
+        return Ok(format!(
+            "epoch {epoch}: turn {turn} came after the epoch ended; nothing audited"
+        ));
+    }
     let mut failed = Vec::new();
     for c in &picked {
         let verdicts = timed_audit(node, c.deal, Some(c.shard_index), config.rule)
@@ -156,6 +164,12 @@ fn audit_epoch(
         .iter()
         .map(|f| format!("deal {} shard {}", f.deal, f.shard_index))
         .collect();
+    if epoch_ended() {
+        return Ok(format!(
+            "epoch {epoch}: {} found late or wrong, but the epoch ended before the report",
+            named.join(", ")
+        ));
+    }
     let body = TxBody::ReportAuditFailures(ReportAuditFailures {
         epoch,
         shards: BoundedVec::new(failed).ok_or("more failures than one report holds")?,
