@@ -40,6 +40,12 @@ pub struct Candidate {
     pub provider: Address,
 }
 
+/// The epoch the block after `height` belongs to, as the ledger counts it (the epoch a
+/// report sent now lands in).
+fn epoch_of_next(height: Height, epoch_length_blocks: u64) -> Epoch {
+    height / epoch_length_blocks.max(1)
+}
+
 /// The height whose block hash draws epoch `epoch`'s sample: a quarter into the epoch, so
 /// on-chain proofs and audits overlap and reports still land within the epoch.
 pub fn sample_height(epoch: Epoch, epoch_length_blocks: u64) -> Height {
@@ -105,6 +111,7 @@ fn audit_epoch(
     key: &Keypair,
     config: &AuditorConfig,
     epoch: Epoch,
+    stop: &AtomicBool,
 ) -> Result<String, String> {
     let at = sample_height(epoch, config.epoch_length_blocks);
     let block = node
@@ -131,12 +138,18 @@ fn audit_epoch(
         .rule
         .deadline_ms()
         .saturating_mul(u64::try_from(picked.len()).unwrap_or(u64::MAX));
-    std::thread::sleep(Duration::from_millis(
-        slot_ms.saturating_mul(u64::try_from(turn).unwrap_or(0)),
-    ));
+    // Waited out in poll-sized steps, so a stop is not held up by a late turn.
+    let wait = Duration::from_millis(slot_ms.saturating_mul(u64::try_from(turn).unwrap_or(0)));
+    let waiting = std::time::Instant::now();
+    while waiting.elapsed() < wait {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(format!("epoch {epoch}: stopped before turn {turn}"));
+        }
+        std::thread::sleep(config.poll.min(wait.saturating_sub(waiting.elapsed())));
+    }
     // A turn that comes after the epoch ended could only send a report the chain refuses.
-    let length = config.epoch_length_blocks.max(1);
-    let epoch_ended = || chain::height(node).is_ok_and(|h| h / length > epoch);
+    let epoch_ended =
+        || chain::height(node).is_ok_and(|h| epoch_of_next(h, config.epoch_length_blocks) > epoch);
     if epoch_ended() {
         return Ok(format!(
             "epoch {epoch}: turn {turn} came after the epoch ended; nothing audited"
@@ -197,13 +210,13 @@ pub fn run(
         let Ok(height) = chain::height(&node) else {
             continue;
         };
-        // The epoch the next block belongs to, as the ledger counts it.
-        let length = config.epoch_length_blocks.max(1);
-        let epoch = height / length;
-        if done.is_some_and(|d| d >= epoch) || height < sample_height(epoch, length) {
+        let epoch = epoch_of_next(height, config.epoch_length_blocks);
+        if done.is_some_and(|d| d >= epoch)
+            || height < sample_height(epoch, config.epoch_length_blocks)
+        {
             continue;
         }
-        match audit_epoch(&node, key, &config, epoch) {
+        match audit_epoch(&node, key, &config, epoch, stop) {
             Ok(line) => log(line),
             Err(e) => log(format!("epoch {epoch}: audit failed: {e}")),
         }
