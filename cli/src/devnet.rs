@@ -707,7 +707,8 @@ fn start_storage(
         .load("default", None)
         .ok()
         .map(|k| (k, store.dir().join("blobs")));
-    let poll = Duration::from_millis(genesis.params.block_time_ms.max(100));
+    let config = auditor_config(genesis, audited_shards_per_epoch);
+    let poll = config.poll;
     // Every validator audits: the devnet holds their keys.
     let auditors = cairn_storage::devnet::DevnetAuditors {
         keys: (0..genesis.validators.len())
@@ -716,12 +717,7 @@ fn start_storage(
                 store.load(&name, None).ok().map(|k| (name, k))
             })
             .collect(),
-        config: cairn_storage::auditor::AuditorConfig {
-            rule: cairn_proofs::timed::AuditRule::default(),
-            shards_per_epoch: usize::from(audited_shards_per_epoch),
-            epoch_length_blocks: genesis.params.epoch_length_blocks,
-            poll,
-        },
+        config,
     };
     Ok(cairn_storage::spawn_devnet_providers(
         url,
@@ -732,6 +728,19 @@ fn start_storage(
         (audited_shards_per_epoch > 0).then_some(auditors),
         quiet,
     )?)
+}
+
+/// A validator's timed auditor on this chain: the default rule, polling once a block.
+fn auditor_config(
+    genesis: &Genesis,
+    shards_per_epoch: u16,
+) -> cairn_storage::auditor::AuditorConfig {
+    cairn_storage::auditor::AuditorConfig {
+        rule: cairn_proofs::timed::AuditRule::default(),
+        shards_per_epoch: usize::from(shards_per_epoch),
+        epoch_length_blocks: genesis.params.epoch_length_blocks,
+        poll: Duration::from_millis(genesis.params.block_time_ms.max(100)),
+    }
 }
 
 /// The `i` of the keystore's `storage-i` key with this address.
@@ -824,12 +833,7 @@ pub fn node(global: &Global, args: NodeArgs) -> Result<()> {
                 println!("cairn node: chain {}, node API {url}", genesis.chain_id);
             }
             if file.audited_shards_per_epoch > 0 {
-                let config = cairn_storage::auditor::AuditorConfig {
-                    rule: cairn_proofs::timed::AuditRule::default(),
-                    shards_per_epoch: usize::from(file.audited_shards_per_epoch),
-                    epoch_length_blocks: genesis.params.epoch_length_blocks,
-                    poll: Duration::from_millis(genesis.params.block_time_ms.max(100)),
-                };
+                let config = auditor_config(&genesis, file.audited_shards_per_epoch);
                 let (flag, url, quiet) =
                     (std::sync::Arc::clone(&stop), url.to_string(), global.json);
                 auditor = Some(std::thread::spawn(move || {

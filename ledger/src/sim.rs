@@ -172,8 +172,7 @@ pub struct Simulation {
     ledger: Ledger,
     rng: SplitMix,
     tenants: Vec<Keypair>,
-    validators: Vec<Address>,
-    /// The validators' keys: they alone may report timed audits.
+    /// The validators' keys: they propose in turn, and they alone may report timed audits.
     validator_keys: Vec<Keypair>,
     providers: Vec<SimProvider>,
     /// Shards of blobs created but not yet handed out: blob id → shards.
@@ -273,7 +272,6 @@ impl Simulation {
         };
         let ledger = Ledger::from_genesis(&genesis)?;
         Ok(Self {
-            validators: validators.iter().map(Keypair::address).collect(),
             validator_keys: validators,
             config,
             ledger,
@@ -348,8 +346,9 @@ impl Simulation {
                 kept.push(tx);
             }
         }
-        let proposer =
-            self.validators[usize::try_from(height).unwrap_or(0) % self.validators.len()];
+        let proposer = self.validator_keys
+            [usize::try_from(height).unwrap_or(0) % self.validator_keys.len()]
+        .address();
         let seed = Hash::domain(
             "cairn.sim.seed",
             &[&self.config.seed.to_be_bytes(), &height.to_be_bytes()],

@@ -131,20 +131,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     let mut net = Devnet::new("store");
     let base = free_run();
-    let client = net.start_with(&[
-        "--block-time-ms",
-        "200",
-        "--compute-provers",
-        "0",
-        "--compute-providers",
-        "0",
-        "--epoch-length-blocks",
-        "40",
-        "--storage-providers",
-        &PROVIDERS.to_string(),
-        "--storage-base-port",
-        &base.to_string(),
-    ]);
+    let client = start_storage_devnet(&mut net, base, &[]);
     let endpoint = |i: u16| format!("http://127.0.0.1:{}", base + i);
     wait_for("storage providers", Duration::from_secs(30), || {
         (0..PROVIDERS).all(|i| {
@@ -853,9 +840,9 @@ fn repaired_after_failing(
     );
 }
 
-/// A devnet of 200 ms blocks and 40-block epochs whose storage providers run as a [`Fleet`]
-/// of their own processes on ports from `base`; `extra` flags are added.
-fn start_with_fleet(net: &mut Devnet, base: u16, extra: &[&str]) -> (NodeClient, Fleet) {
+/// A storage devnet of 200 ms blocks and 40-block epochs, no compute, [`PROVIDERS`]
+/// storage providers on ports from `base`; `extra` flags are added.
+fn start_storage_devnet(net: &mut Devnet, base: u16, extra: &[&str]) -> NodeClient {
     let (providers, base_port) = (PROVIDERS.to_string(), base.to_string());
     let mut flags = vec![
         "--block-time-ms",
@@ -870,10 +857,16 @@ fn start_with_fleet(net: &mut Devnet, base: u16, extra: &[&str]) -> (NodeClient,
         &providers,
         "--storage-base-port",
         &base_port,
-        "--storage-external",
     ];
     flags.extend_from_slice(extra);
-    let client = net.start_with(&flags);
+    net.start_with(&flags)
+}
+
+/// [`start_storage_devnet`] whose storage providers run as a [`Fleet`] of their own processes.
+fn start_with_fleet(net: &mut Devnet, base: u16, extra: &[&str]) -> (NodeClient, Fleet) {
+    let mut flags = vec!["--storage-external"];
+    flags.extend_from_slice(extra);
+    let client = start_storage_devnet(net, base, &flags);
     let fleet = Fleet::start(net, base);
     (client, fleet)
 }
