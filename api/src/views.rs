@@ -317,5 +317,11 @@ pub fn network(ledger: &Ledger) -> Value {
             "gpu_price_per_gpu_block": gpu_price,
             "cpu_price_per_core_block": cpu_price,
         },
+        "storage_loss": value(&state.measured_shard_loss(STORAGE_LOSS_WINDOW_EPOCHS)),
+        "storage_loss_window_epochs": STORAGE_LOSS_WINDOW_EPOCHS,
     })
 }
+
+/// How many recent epochs the measured shard loss rate sums: enough shard-epochs for a
+/// tight bound on a busy network, recent enough to follow a changing provider set.
+pub const STORAGE_LOSS_WINDOW_EPOCHS: u64 = 64;

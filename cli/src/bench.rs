@@ -554,6 +554,8 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
         epochs: 2,
         permanent: false,
         redundancy: args.redundancy,
+        durability_nines: None,
+        loss_rate: None,
         public: args.public,
         price_per_gib_epoch: Amount::from_ucrn(1_000_000),
     };

@@ -76,8 +76,32 @@ pub enum StoreCommand {
         #[arg(long, default_value_t = AuditRule::default().allowance_ms)]
         allowance_ms: u32,
     },
+    /// What a code buys: the chance of losing a blob per epoch and over a term, at the shard
+    /// loss rate the chain has measured (faulted over challenged shard-epochs of the last
+    /// 64 epochs, at its 95% upper bound; 10% until the chain has measured enough to show
+    /// less). Failures are taken as independent, so the figures are upper bounds. With
+    /// --durability, the cheapest code the live providers allow for that many nines.
+    Durability(DurabilityArgs),
     /// Run a storage provider: shard API, proof responder, garbage collection.
     Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DurabilityArgs {
+    /// The code to assess [default: what a put would pick on the live providers].
+    #[arg(long, value_name = "K+M", value_parser = parse_redundancy)]
+    pub redundancy: Option<(u16, u16)>,
+    /// Find the cheapest code reaching this many nines over the term.
+    #[arg(long, value_name = "NINES", conflicts_with = "redundancy", value_parser = parse_nines)]
+    pub durability: Option<f64>,
+    /// The term in epochs.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: u64,
+    /// Quote over a year of epochs, as for a permanent deal.
+    #[arg(long)]
+    pub permanent: bool,
+    #[command(flatten)]
+    pub loss: LossRateArg,
 }
 
 /// `START..END` in bytes, START < END.
@@ -119,6 +143,13 @@ pub struct PutArgs {
     /// Data + parity shards, e.g. 4+2 [default: adapts to the providers].
     #[arg(long, value_name = "K+M", value_parser = parse_redundancy)]
     pub redundancy: Option<(u16, u16)>,
+    /// Instead of --redundancy: the cheapest code the live providers allow whose chance of
+    /// loss over the deal's epochs (a year with --permanent) is at most 10^-NINES, at the
+    /// shard loss rate the chain has measured (see `cairn store durability`).
+    #[arg(long, value_name = "NINES", conflicts_with = "redundancy", value_parser = parse_nines)]
+    pub durability: Option<f64>,
+    #[command(flatten)]
+    pub loss: LossRateArg,
     /// Store unencrypted (readable by anyone who has the blob id).
     #[arg(long)]
     pub public: bool,
@@ -127,6 +158,39 @@ pub struct PutArgs {
     pub price: Amount,
     #[command(flatten)]
     pub key: KeyArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LossRateArg {
+    /// Plan with this per-epoch shard loss rate (0.01 or 1%) instead of the chain's
+    /// measured one.
+    #[arg(long, value_name = "RATE", value_parser = parse_loss_rate)]
+    pub loss_rate: Option<f64>,
+}
+
+/// Nines of durability: a positive number, e.g. 9 for 99.9999999%.
+fn parse_nines(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n <= 300.0 => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number of nines between 0 and 300 (e.g. 9 for 99.9999999%)"
+        )),
+    }
+}
+
+/// A probability as a fraction (0.01) or a percentage (1%).
+fn parse_loss_rate(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, scale) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), 100.0),
+        None => (t, 1.0),
+    };
+    match number.parse::<f64>() {
+        Ok(r) if r.is_finite() && (0.0..=1.0).contains(&(r / scale)) => Ok(r / scale),
+        _ => Err(format!(
+            "{text:?} is not a loss rate between 0 and 1 (e.g. 0.01 or 1%)"
+        )),
+    }
 }
 
 pub(crate) fn parse_redundancy(text: &str) -> Result<(u16, u16), String> {
@@ -254,8 +318,52 @@ pub fn run(global: &Global, command: StoreCommand) -> Result<()> {
                 allowance_ms,
             },
         ),
+        StoreCommand::Durability(args) => durability(global, &args),
         StoreCommand::Serve(args) => serve(global, args),
     }
+}
+
+fn durability(global: &Global, args: &DurabilityArgs) -> Result<()> {
+    use cairn_client::durability::{DurabilityReport, NetworkLoss, plan};
+    let node = NodeClient::new(&node_url(global)?);
+    let network = NetworkLoss::fetch(&node)?;
+    let providers = flows::live_storage_providers(&node)?.len();
+    let loss = network.estimate(args.loss.loss_rate)?;
+    let term = network.term(args.permanent, args.epochs);
+    let (k, m) = match (args.redundancy, args.durability) {
+        (Some(code), _) => code,
+        (None, Some(nines)) => plan(providers, &loss, term, nines)?,
+        (None, None) => flows::default_redundancy(providers),
+    };
+    let report = DurabilityReport::new(k, m, loss, term)?;
+    if global.json {
+        return print(
+            global,
+            &json!({
+                "live_providers": providers,
+                "window_epochs": network.window_epochs,
+                "durability": report,
+            }),
+        );
+    }
+    let per_epoch = report.figures.nines_per_interval.map_or_else(
+        || "no possible loss".to_string(),
+        |n| format!("{n:.2} nines"),
+    );
+    println!(
+        "{k}+{m} ({:.2}x stored): {per_epoch} per epoch; {}",
+        report.figures.overhead,
+        report.summary()
+    );
+    println!(
+        "chance of loss: {:.3e} per epoch, {:.3e} over {} epochs",
+        report.figures.loss_per_interval, report.figures.loss_over_term, term.epochs
+    );
+    println!(
+        "measured: {} faulted of {} challenged shard-epochs in the last {} epochs; {} live storage providers",
+        loss.observed.faulted, loss.observed.shard_intervals, network.window_epochs, providers
+    );
+    Ok(())
 }
 
 fn put(global: &Global, args: PutArgs) -> Result<()> {
@@ -269,6 +377,8 @@ fn put(global: &Global, args: PutArgs) -> Result<()> {
         epochs: args.epochs,
         permanent: args.permanent,
         redundancy: args.redundancy,
+        durability_nines: args.durability,
+        loss_rate: args.loss.loss_rate,
         public: args.public,
         price_per_gib_epoch: args.price,
     };
@@ -300,6 +410,7 @@ fn put(global: &Global, args: PutArgs) -> Result<()> {
             outcome.phases.upload_ms,
             outcome.phases.certify_ms,
         );
+        eprintln!("durability: {}", outcome.durability.summary());
     }
     Ok(())
 }
@@ -387,12 +498,20 @@ fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> R
 fn status(global: &Global, id: &Hash) -> Result<()> {
     let node = NodeClient::new(&node_url(global)?);
     let blob = node.get(&format!("/v1/blobs/{id}"))?;
+    let network = cairn_client::durability::NetworkLoss::fetch(&node)?;
+    let loss = network.estimate(None)?;
     let mut deals = Vec::new();
     for d in blob["deals"].as_array().cloned().unwrap_or_default() {
         let Some(deal_id) = d["id"].as_u64() else {
             continue;
         };
-        deals.push(node.get(&format!("/v1/deals/{deal_id}"))?);
+        let mut view = node.get(&format!("/v1/deals/{deal_id}"))?;
+        // Only a live deal has a future to quote.
+        if view["deal"]["status"]["status"] == "active" {
+            let report = cairn_client::durability::of_deal(&network, loss, &view["deal"])?;
+            view["durability"] = json!({ "summary": report.summary(), "figures": report });
+        }
+        deals.push(view);
     }
     print(global, &json!({ "blob": blob["blob"], "deals": deals }))
 }

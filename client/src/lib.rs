@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod direct;
+pub mod durability;
 pub mod keystore;
 pub mod node;
 pub mod shards;

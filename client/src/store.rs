@@ -7,6 +7,7 @@
 //! segments' pieces per shard in flight. Both directions code segments on every core
 //! (`cairn_coding`'s lanes); download threads verify the pieces they receive.
 
+use crate::durability::{DurabilityReport, NetworkLoss};
 use crate::node::{NodeClient, NodeError};
 use crate::shards::{Receipt, ShardClient, ShardError};
 use bytes::BytesMut;
@@ -87,6 +88,8 @@ pub enum StoreError {
     InvalidBlob { blob: Hash, deal: u64, height: u64 },
     #[error("bad answer from the node: {0}")]
     BadAnswer(String),
+    #[error(transparent)]
+    Durability(#[from] crate::durability::DurabilityQueryError),
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -102,8 +105,13 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 pub struct PutOptions {
     pub epochs: u64,
     pub permanent: bool,
-    /// `k + m`; `None` adapts to the number of providers.
+    /// `k + m`; `None` adapts to the number of providers, or to `durability_nines`.
     pub redundancy: Option<(u16, u16)>,
+    /// Without `redundancy`: the cheapest code whose loss over the deal's term (a year for
+    /// a permanent deal) is at most 10^−nines at the planning loss rate.
+    pub durability_nines: Option<f64>,
+    /// The per-epoch shard loss rate to plan with [default: what the chain measured].
+    pub loss_rate: Option<f64>,
     pub public: bool,
     pub price_per_gib_epoch: Amount,
 }
@@ -123,6 +131,8 @@ pub struct PutOutcome {
     pub elapsed_ms: u128,
     /// Where the time went, so a slow put names its slow phase.
     pub phases: PutPhases,
+    /// What the code buys against the chain's measured shard loss.
+    pub durability: DurabilityReport,
 }
 
 /// A put's wall time by phase (milliseconds; the last placement's, when it took several).
@@ -647,11 +657,17 @@ pub fn put_file(
     let stamp = file_stamp(path)?;
     let size = stamp.0;
     let candidates = live_storage_providers(node)?;
-    let (k, m) = options
-        .redundancy
-        .unwrap_or_else(|| default_redundancy(candidates.len()));
+    let network = NetworkLoss::fetch(node)?;
+    let loss = network.estimate(options.loss_rate)?;
+    let term = network.term(options.permanent, options.epochs);
+    let (k, m) = match (options.redundancy, options.durability_nines) {
+        (Some(code), _) => code,
+        (None, Some(nines)) => crate::durability::plan(candidates.len(), &loss, term, nines)?,
+        (None, None) => default_redundancy(candidates.len()),
+    };
     let params = Params::new(k, m);
     params.validate()?;
+    let durability = DurabilityReport::new(k, m, loss, term)?;
     let protection = if options.public {
         Protection::Public
     } else {
@@ -779,6 +795,7 @@ pub fn put_file(
                 placements: attempt,
                 elapsed_ms: start.elapsed().as_millis(),
                 phases,
+                durability,
             });
         }
         // Too few receipts: take the escrow back and place again without the failures.

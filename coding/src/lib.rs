@@ -13,6 +13,9 @@
 //! committed ones (strict read), and decrypts. Providers check an incoming shard with
 //! [`ShardVerifier`]. See `API.md` for how the client and provider use it.
 //!
+//! [`durability`] turns a code's parameters and a measured shard loss rate into nines, and
+//! picks the cheapest code for the nines a user asks for (design §10).
+//!
 //! Pure: no async runtime, file system, clock or randomness (keys come from the caller).
 //! Memory is bounded by one segment's pieces whatever the blob size (two per lane when the
 //! caller asks for several: segments are then coded on scoped threads, with byte-identical
@@ -23,6 +26,7 @@
 pub mod commit;
 pub mod crypto;
 pub mod decode;
+pub mod durability;
 pub mod encode;
 mod erasure;
 pub mod error;

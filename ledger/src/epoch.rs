@@ -39,6 +39,11 @@ impl Ledger {
         self.expire_orders(ctx)?;
         let mut tallies: BTreeMap<Address, Tally> = BTreeMap::new();
         let storage_verdicts = self.storage_verdicts(epoch, &mut tallies);
+        let faulted = storage_verdicts.values().filter(|passed| !**passed).count();
+        let report = self.report_mut(epoch);
+        report.storage_shards_challenged =
+            u64::try_from(storage_verdicts.len()).unwrap_or(u64::MAX);
+        report.storage_shards_faulted = u64::try_from(faulted).unwrap_or(u64::MAX);
         self.compute_verdicts(epoch, &mut tallies);
         self.pay_deals(ctx, &storage_verdicts, &mut tallies)?;
         let slashed = self.apply_faults(epoch, &tallies, &storage_verdicts)?;

@@ -416,6 +416,12 @@ pub struct EpochReport {
     pub delegator_rewards: Amount,
     pub slashed: Amount,
     pub faults: u64,
+    /// Storage challenges of the epoch (one per held shard) and how many of them failed or
+    /// were missed: the per-epoch shard loss rate durability figures are planned with.
+    #[serde(default)]
+    pub storage_shards_challenged: u64,
+    #[serde(default)]
+    pub storage_shards_faulted: u64,
     /// Registered and in good standing (not jailed, not leaving) at the epoch's end.
     pub registered_providers: u64,
     /// With at least one passing proof this epoch (design §8's "active").
@@ -470,6 +476,18 @@ pub struct Counters {
     pub lease: u64,
     pub challenge: u64,
     pub unbonding: u64,
+}
+
+/// [`State::measured_shard_loss`]: shard challenges and faults over recent epochs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardLoss {
+    /// Finished epochs summed (at most the window asked for).
+    pub epochs: u64,
+    pub first_epoch: Option<Epoch>,
+    pub last_epoch: Option<Epoch>,
+    pub shards_challenged: u64,
+    /// Never above `shards_challenged`.
+    pub shards_faulted: u64,
 }
 
 /// Where every base unit is, for the supply invariant and the explorer.
@@ -672,6 +690,25 @@ impl State {
             }
         }
         Ok(breakdown)
+    }
+
+    /// Storage challenges and faults summed over the last `window_epochs` finished epochs:
+    /// what the chain has measured of shard loss (each fault sends its shard to repair).
+    pub fn measured_shard_loss(&self, window_epochs: u64) -> ShardLoss {
+        let finished = self.epochs.values().rev().filter(|r| r.finished);
+        let mut loss = ShardLoss::default();
+        for report in finished.take(usize::try_from(window_epochs).unwrap_or(usize::MAX)) {
+            loss.epochs = loss.epochs.saturating_add(1);
+            loss.first_epoch = Some(report.epoch);
+            loss.last_epoch = loss.last_epoch.or(Some(report.epoch));
+            loss.shards_challenged = loss
+                .shards_challenged
+                .saturating_add(report.storage_shards_challenged);
+            loss.shards_faulted = loss
+                .shards_faulted
+                .saturating_add(report.storage_shards_faulted);
+        }
+        loss
     }
 
     /// The state commitment: BLAKE3 over a deterministic serialization of every map.

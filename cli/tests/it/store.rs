@@ -457,11 +457,111 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     let ls = run_ok(&net, &["store", "ls", "--json"]);
     assert_eq!(ls["deals"].as_array().unwrap().len(), stored.len());
 
+    // 7. Durability from what the chain measured: the two shards faulted above count.
+    durability_is_quoted_from_the_chains_measurements(&net, &status, dir.path(), stored.len());
+
     // 6. An `InconsistentUploader`: real HTTP uploads of shards that each match their root
     // but are not one codeword. Reads refuse it; anyone's audit proves it on chain; the deal
     // turns invalid, reads and the gateway say so, and the providers drop its shards.
     inconsistent_upload_is_proven_invalid(&net, &client, dir.path());
     net.kill9();
+}
+
+fn durability_is_quoted_from_the_chains_measurements(
+    net: &Devnet,
+    status: &Value,
+    dir: &Path,
+    deals_before: usize,
+) {
+    let quote = run_ok(net, &["store", "durability", "--json"]);
+    assert_eq!(quote["live_providers"], PROVIDERS, "{quote}");
+    let d = &quote["durability"];
+    assert_eq!(
+        (d["data_shards"].as_u64(), d["parity_shards"].as_u64()),
+        (Some(4), Some(2))
+    );
+    let loss = &d["loss"];
+    assert!(
+        loss["observed"]["faulted"].as_u64().unwrap() >= 2,
+        "{quote}"
+    );
+    assert!(
+        loss["observed"]["shard_intervals"].as_u64().unwrap() >= 12,
+        "{quote}"
+    );
+    let (rate, point) = (
+        loss["rate"].as_f64().unwrap(),
+        loss["point"].as_f64().unwrap(),
+    );
+    assert!(
+        rate > point && point > 0.0,
+        "the planning rate is above the point: {quote}"
+    );
+    // The measured bound once it is below the 10% assumption, the assumption until then.
+    if loss["source"] == "assumed" {
+        assert_eq!(rate, 0.1, "{quote}");
+    } else {
+        assert_eq!(loss["source"], "measured", "{quote}");
+    }
+    let term_loss = d["loss_over_term"].as_f64().unwrap();
+    assert!(
+        term_loss > d["loss_per_interval"].as_f64().unwrap(),
+        "{quote}"
+    );
+    // Every active deal of the blob quotes its own remaining term.
+    let deals = status["deals"].as_array().unwrap();
+    assert!(
+        deals.iter().any(|d| d["durability"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("nines over the deal's"))),
+        "{status}"
+    );
+
+    // A put that asks for nines gets the cheapest code that reaches them on the providers.
+    let path = dir.join("durable");
+    std::fs::write(&path, bytes(70_000, 77)).unwrap();
+    let path = path.to_str().unwrap();
+    let doc = run_ok(
+        net,
+        &[
+            "store",
+            "put",
+            path,
+            "--json",
+            "--durability",
+            "4",
+            "--loss-rate",
+            "1%",
+        ],
+    );
+    let d = &doc["durability"];
+    assert!(d["nines_over_term"].as_f64().unwrap() >= 4.0, "{doc}");
+    assert_eq!(d["loss"]["source"], "given");
+    let (k, m) = (
+        doc["data_shards"].as_u64().unwrap(),
+        doc["parity_shards"].as_u64().unwrap(),
+    );
+    assert!(k + m <= u64::from(PROVIDERS) && m >= 1, "{doc}");
+    // One the providers cannot reach is refused before anything is paid or stored.
+    let out = net.cli(&[
+        "store",
+        "put",
+        path,
+        "--durability",
+        "30",
+        "--loss-rate",
+        "10%",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "no code on {PROVIDERS} live providers reaches 30 nines"
+        )),
+        "{err}"
+    );
+    let ls = run_ok(net, &["store", "ls", "--json"]);
+    assert_eq!(ls["deals"].as_array().unwrap().len(), deals_before + 1);
 }
 
 /// Encodes a public 600 kB file honestly, replaces piece 0 of parity shard 4, commits to
@@ -805,6 +905,26 @@ fn store_put_names_bad_arguments() {
             vec!["store", "audit", "7", "--range", "0-100"],
             "START..END",
         ),
+        (vec!["store", "put", "x", "--durability", "abc"], "nines"),
+        (
+            vec![
+                "store",
+                "put",
+                "x",
+                "--durability",
+                "9",
+                "--redundancy",
+                "4+2",
+            ],
+            "cannot be used with",
+        ),
+        (vec!["store", "put", "x", "--loss-rate", "2"], "loss rate"),
+        (
+            vec!["store", "durability", "--loss-rate", "150%"],
+            "loss rate",
+        ),
+        (vec!["store", "durability", "--durability", "0"], "nines"),
+        (vec!["store", "durability", "--epochs", "0"], "--epochs"),
     ] {
         let out = cairn().args(&args).output().expect("run cairn");
         assert!(!out.status.success(), "{args:?} succeeded");

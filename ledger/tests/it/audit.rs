@@ -116,6 +116,14 @@ fn reports_from_a_third_of_the_stake_fail_a_proven_shard() {
     assert_eq!(state.deals[&deal].repair_needed, vec![0]);
     let report = &state.epochs[&epoch];
     assert_eq!(report.faults, 1);
+    // The durability figures' input: one faulted of three challenged shards.
+    assert_eq!(
+        (
+            report.storage_shards_challenged,
+            report.storage_shards_faulted
+        ),
+        (3, 1)
+    );
     // The faulted shard earned nothing this epoch; the other two were paid.
     let statement = |i: usize| {
         chain
@@ -144,6 +152,29 @@ fn reports_below_a_third_change_no_verdict() {
         before
     );
     assert!(chain.state().deals[&deal].repair_needed.is_empty());
+
+    // An epoch where nobody proves anything: three missed proofs, three faults. The
+    // measured loss sums finished epochs, newest first, within the window.
+    let last = chain.epoch();
+    chain.finish_epoch();
+    let loss = |window| chain.state().measured_shard_loss(window);
+    assert_eq!(
+        (
+            loss(1).epochs,
+            loss(1).shards_challenged,
+            loss(1).shards_faulted
+        ),
+        (1, 3, 3)
+    );
+    assert_eq!(
+        (loss(1).first_epoch, loss(1).last_epoch),
+        (Some(last), Some(last))
+    );
+    let all = loss(64);
+    assert_eq!((all.shards_challenged, all.shards_faulted), (6, 3));
+    assert_eq!(all.last_epoch, Some(last));
+    assert!(all.epochs >= 3 && all.first_epoch == Some(0), "{all:?}");
+    assert_eq!(loss(0), cairn_ledger::state::ShardLoss::default());
 }
 
 #[test]
