@@ -647,6 +647,7 @@ fn serve(global: &Global, args: ServeArgs) -> Result<()> {
         gc_every_polls: 10,
         behaviour: args.behaviour,
         shard_io: args.shard_io,
+        read_budget: cairn_storage::throttle::ThrottleConfig::default(),
     };
     let json = global.json;
     let handle = cairn_storage::start_provider(config, key.clone(), move |event| {

@@ -109,6 +109,7 @@ pub fn spawn_devnet_providers(
             gc_every_polls: 10,
             behaviour: crate::Behaviour::Honest,
             shard_io: p.shard_io,
+            read_budget: crate::throttle::ThrottleConfig::default(),
         };
         let name = p.name.clone();
         let handle = start_provider(config, p.key, move |event| {

@@ -26,6 +26,7 @@
 
 use crate::chain::{self, DealView};
 use crate::store::{BufferPool, READ_CHUNK_BYTES, ShardInfo, ShardStore, StoreError};
+use crate::throttle::ReadThrottle;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -66,6 +67,37 @@ pub struct ProviderState {
     /// Timed audits answered at once (each is thousands of disk reads); one more is refused
     /// with 429 rather than queued, since a queued audit would only time out.
     pub chain_permits: Arc<tokio::sync::Semaphore>,
+    /// Every read of a shard takes a token from its bucket (`crate::throttle`): a peer
+    /// serves a regenerator only so many leaves a second, however close it is.
+    pub reads: std::sync::Mutex<ReadThrottle>,
+    /// The throttle's clock.
+    pub started: std::time::Instant,
+}
+
+impl ProviderState {
+    /// Charges `reads` reads of a shard, or refuses with 429 `reads_throttled` and a
+    /// Retry-After.
+    fn charge_reads(&self, blob: &Hash, index: u16, reads: u32) -> Result<(), HttpError> {
+        let now_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let mut throttle = self
+            .reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        throttle.take(blob, index, reads, now_us).map_err(|t| {
+            let retry_ms = t.retry_after_us.div_ceil(1000);
+            HttpError {
+                retry_after_s: Some(retry_ms.div_ceil(1000).max(1)),
+                ..HttpError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "reads_throttled",
+                    format!(
+                        "shard {blob}/{index} answers at most {} reads at once and {} a second; retry in {retry_ms} ms",
+                        t.config.burst, t.config.per_second
+                    ),
+                )
+            }
+        })
+    }
 }
 
 /// Timed audits a provider answers at once: validators take turns, so more than this at a
@@ -77,6 +109,8 @@ pub struct HttpError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Sent as Retry-After (seconds) with a 429.
+    retry_after_s: Option<u64>,
 }
 
 impl HttpError {
@@ -85,6 +119,7 @@ impl HttpError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
         }
     }
     pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> Self {
@@ -95,7 +130,13 @@ impl HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -592,6 +633,7 @@ async fn get_shard(
         .store
         .get(&blob, index)
         .ok_or(StoreError::NotFound { blob, index })?;
+    state.charge_reads(&blob, index, 1)?;
     let size = info.size_bytes;
     let range = headers
         .get(header::RANGE)
@@ -656,6 +698,14 @@ async fn proof(
             })
         })
         .collect::<Result<Vec<u64>, HttpError>>()?;
+    if state.store.get(&blob, index).is_some() {
+        // One read per leaf: `/proof` is the cheapest way to ask for scattered leaves.
+        state.charge_reads(
+            &blob,
+            index,
+            u32::try_from(leaves.len()).unwrap_or(u32::MAX),
+        )?;
+    }
     let store = Arc::clone(&state.store);
     let picked = leaves.clone();
     let (openings, info) = blocking(move || {

@@ -15,6 +15,8 @@
 //!   blob id, immutable caching).
 //! - [`auditor`]: the validators' timed auditor: a sample of each epoch's challenged shards
 //!   audited against the clock, the late or wrong holders reported in `ReportAuditFailures`.
+//! - [`throttle`]: a read budget per stored shard, so that peers serve a regenerator only
+//!   so many leaves a second.
 //! - [`repair`]: the repairer loop: finds shards the chain marked for repair, fetches k
 //!   shards from the other holders, rebuilds the lost one, stores it with a new provider and
 //!   posts `RepairShard`.
@@ -30,6 +32,7 @@ pub mod http;
 pub mod repair;
 pub mod responder;
 pub mod store;
+pub mod throttle;
 
 use cairn_client::NodeClient;
 use cairn_types::Keypair;
@@ -65,6 +68,8 @@ pub struct ProviderConfig {
     pub behaviour: Behaviour,
     /// Shards around the page cache (the default) or through it.
     pub shard_io: IoMode,
+    /// Reads each stored shard answers at once and per second ([`throttle`]).
+    pub read_budget: throttle::ThrottleConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +173,8 @@ pub fn start_provider(
         node: node.clone(),
         chain_delay: (config.behaviour == Behaviour::Laggard).then_some(responder::LAGGARD_DELAY),
         chain_permits: Arc::new(tokio::sync::Semaphore::new(http::MAX_CONCURRENT_AUDITS)),
+        reads: std::sync::Mutex::new(throttle::ReadThrottle::new(config.read_budget)),
+        started: std::time::Instant::now(),
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::Builder::new()

@@ -388,6 +388,30 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
         good_shard,
         "refusals changed a shard"
     );
+    // The read budget (`cairn_storage::throttle`): small reads of one shard are answered
+    // up to its burst, then refused with 429 and a Retry-After, whoever asks.
+    let burst = cairn_storage::throttle::DEFAULT_READ_BURST;
+    let mut refused = None;
+    for i in 0..(burst * 8) {
+        let response = agent()
+            .get(&shard_url)
+            .header("range", format!("bytes={i}-{i}"))
+            .call()
+            .unwrap();
+        if response.status().as_u16() == 429 {
+            refused = Some((i, response));
+            break;
+        }
+        assert_eq!(response.status().as_u16(), 206, "read {i}");
+    }
+    let (answered, mut response) = refused.expect("a burst beyond the budget is refused");
+    assert!(answered >= burst / 2, "refused after only {answered} reads");
+    println!("read budget: {answered} small reads of one shard answered before the first 429");
+    assert!(response.headers().get("retry-after").is_some());
+    let body: Value = response.body_mut().read_json().unwrap();
+    assert_eq!(body["error"]["code"], "reads_throttled", "{body}");
+    // The shard's budget refills (64 a second) before the reads below.
+    std::thread::sleep(Duration::from_secs(3));
 
     // 1/2. Lose m = 2 shards (deleted on their providers' disks): reads still succeed.
     let p1 = holder(&net, &client, deal_id, 1);

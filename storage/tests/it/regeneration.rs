@@ -27,6 +27,7 @@ use cairn_proofs::inconsistency::rebuild_leaf;
 use cairn_proofs::shard::ShardTree;
 use cairn_proofs::storage::{first_index, next_index};
 use cairn_proofs::timed::{AuditFailure, AuditRule};
+use cairn_storage::throttle::{ReadThrottle, ThrottleConfig};
 use cairn_types::proof::{LeafOpening, MerklePath};
 use cairn_types::tx::BlobMeta;
 use cairn_types::{BoundedBytes, DealId, Hash};
@@ -40,8 +41,33 @@ const M: usize = 2;
 const N: usize = K + M;
 const BLOB_BYTES: usize = 8 << 20;
 const DEAL: DealId = DealId(11);
-/// Bytes per microsecond of a 1 Gbit/s link.
-const LINK_BYTES_PER_US: u64 = 125;
+/// Where the audited provider sits relative to its peers.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    /// Peer round trips drawn from this range, in microseconds.
+    peer_rtt_us: (u64, u64),
+    /// Link bandwidth in bytes per microsecond (125 = 1 Gbit/s).
+    link_bytes_per_us: u64,
+    /// The peers' per-shard read budget (`cairn_storage::throttle`), or none.
+    budget: Option<ThrottleConfig>,
+}
+
+impl Setup {
+    /// Peers 5–50 ms away over 1 Gbit/s links, no read budget: the deadline alone.
+    const WAN: Self = Self {
+        peer_rtt_us: (5_000, 50_000),
+        link_bytes_per_us: 125,
+        budget: None,
+    };
+    /// Peers in the same datacenter, 0.1–0.5 ms away over 10 Gbit/s links.
+    fn datacenter(budget: Option<ThrottleConfig>) -> Self {
+        Self {
+            peer_rtt_us: (100, 500),
+            link_bytes_per_us: 1_250,
+            budget,
+        }
+    }
+}
 
 /// The blob every trial audits: each shard's leaves with their paths (what an honest
 /// provider can answer from), and where the data ends (the trailer after it is the same in
@@ -112,6 +138,7 @@ impl Draw {
 /// One trial's network and disk, all in microseconds.
 struct Links {
     draw: Draw,
+    link_bytes_per_us: u64,
     /// Round trip from the audited provider to the holder of each shard (or, for the
     /// `Outsourcer`, to the machine holding its own shard).
     peer_rtt_us: [u64; N],
@@ -119,15 +146,17 @@ struct Links {
 }
 
 impl Links {
-    fn new(trial: u64) -> Self {
+    fn new(trial: u64, setup: Setup) -> Self {
         let mut draw = Draw(trial.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xa5a5);
         let mut peer_rtt_us = [0; N];
         for rtt in &mut peer_rtt_us {
-            *rtt = draw.between(5_000, 50_000);
+            *rtt = draw.between(setup.peer_rtt_us.0, setup.peer_rtt_us.1);
         }
+        // The auditor is a validator elsewhere on the internet.
         let auditor_rtt_us = draw.between(5_000, 50_000);
         Self {
             draw,
+            link_bytes_per_us: setup.link_bytes_per_us,
             peer_rtt_us,
             auditor_rtt_us,
         }
@@ -135,7 +164,7 @@ impl Links {
     /// One request of `bytes` to a peer at `rtt_us`: the round trip, jittered, plus transfer.
     fn request_us(&mut self, rtt_us: u64, bytes: usize) -> u64 {
         let jitter = self.draw.between(0, rtt_us / 10);
-        rtt_us + jitter + u64::try_from(bytes).unwrap() / LINK_BYTES_PER_US
+        rtt_us + jitter + u64::try_from(bytes).unwrap() / self.link_bytes_per_us
     }
     fn ssd_read_us(&mut self) -> u64 {
         if self.draw.between(0, 99) == 0 {
@@ -174,7 +203,51 @@ fn wait(ctx: &deterministic::Context, us: u64) -> impl Future<Output = ()> + Sen
     ctx.sleep(Duration::from_micros(us))
 }
 
+fn now_us(ctx: &deterministic::Context) -> u64 {
+    let since = ctx
+        .current()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_micros()).unwrap()
+}
+
+/// The peers a regenerator reads one stripe from: the fastest `k` whose shard's read budget
+/// has a token, waiting for the soonest refill while fewer than `k` have one. Tokens taken
+/// stay spent, as the answers they paid for are kept.
+async fn stripe_peers(
+    ctx: &deterministic::Context,
+    world: &World,
+    by_rtt: &[usize],
+    budgets: &mut Option<ReadThrottle>,
+) -> Vec<usize> {
+    let Some(throttle) = budgets else {
+        return by_rtt[..K].to_vec();
+    };
+    let mut got: Vec<usize> = Vec::with_capacity(K);
+    loop {
+        let now = now_us(ctx);
+        let mut soonest = u64::MAX;
+        for &p in by_rtt {
+            if got.len() == K {
+                break;
+            }
+            if got.contains(&p) {
+                continue;
+            }
+            match throttle.take(&world.meta.id, u16::try_from(p).unwrap(), 1, now) {
+                Ok(()) => got.push(p),
+                Err(refused) => soonest = soonest.min(refused.retry_after_us),
+            }
+        }
+        if got.len() == K {
+            return got;
+        }
+        wait(ctx, soonest.max(1)).await;
+    }
+}
+
 /// The double's answer to one audit: walks the chain the way that double can.
+#[allow(clippy::too_many_arguments)]
 async fn answer(
     ctx: &deterministic::Context,
     world: Arc<World>,
@@ -183,13 +256,13 @@ async fn answer(
     seed: Hash,
     target: u16,
     steps: u32,
+    budgets: &mut Option<ReadThrottle>,
 ) -> (Vec<LeafOpening>, Links) {
     let own = &world.shards[usize::from(target)];
     let count = world.meta.leaf_count();
-    // The k fastest peers are the regenerator's decode set.
-    let mut peers: Vec<usize> = (0..N).filter(|&p| p != usize::from(target)).collect();
-    peers.sort_by_key(|&p| links.peer_rtt_us[p]);
-    peers.truncate(K);
+    // Fastest first: the regenerator's preferred decode set.
+    let mut by_rtt: Vec<usize> = (0..N).filter(|&p| p != usize::from(target)).collect();
+    by_rtt.sort_by_key(|&p| links.peer_rtt_us[p]);
     let mut rebuilt: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut out = Vec::with_capacity(usize::try_from(steps).unwrap());
     let mut index = first_index(&seed, DEAL, target, count);
@@ -208,7 +281,8 @@ async fn answer(
             wait(ctx, fetch).await;
             own[usize::try_from(index).unwrap()].data.0.clone()
         } else {
-            // One stripe from the k fastest peers, fetched in parallel.
+            // One stripe from k peers, fetched in parallel.
+            let peers = stripe_peers(ctx, &world, &by_rtt, budgets).await;
             let fetches = peers.iter().map(|&p| {
                 let bytes = world.shards[p][usize::try_from(index).unwrap()]
                     .data
@@ -245,19 +319,31 @@ async fn audit(
     trial: u64,
     rule: AuditRule,
     enforce: bool,
+    setup: Setup,
 ) -> (Result<(), AuditFailure>, u64) {
     let world = world();
     let seed = Hash::domain("sim.audit.seed", &[&trial.to_be_bytes()]);
     let target = u16::try_from(trial % u64::try_from(N).unwrap()).unwrap();
-    let links = Links::new(trial);
+    let links = Links::new(trial, setup);
+    // Full budgets at every audit's start, which favours the double.
+    let mut budgets = setup.budget.map(ReadThrottle::new);
     let start = ctx.current();
     let exchange = {
         let world = Arc::clone(&world);
         async move {
             let half = links.auditor_rtt_us / 2;
             wait(ctx, half).await;
-            let (leaves, mut links) =
-                answer(ctx, world, double, links, seed, target, rule.steps).await;
+            let (leaves, mut links) = answer(
+                ctx,
+                world,
+                double,
+                links,
+                seed,
+                target,
+                rule.steps,
+                &mut budgets,
+            )
+            .await;
             let bytes: usize = leaves
                 .iter()
                 .map(|l| l.data.0.len() + 32 * l.path.0.len())
@@ -303,7 +389,7 @@ async fn audit(
 }
 
 /// Passes out of `trials` and the sorted elapsed times of the audits.
-fn campaign(double: Double, trials: u64, enforce: bool) -> (u64, Vec<u64>) {
+fn campaign(double: Double, trials: u64, enforce: bool, setup: Setup) -> (u64, Vec<u64>) {
     let runtime = deterministic::Runner::new(
         deterministic::Config::new()
             .with_seed(trials)
@@ -314,7 +400,7 @@ fn campaign(double: Double, trials: u64, enforce: bool) -> (u64, Vec<u64>) {
         let mut passed = 0;
         let mut times = Vec::new();
         for trial in 0..trials {
-            let (verdict, elapsed_ms) = audit(&ctx, double, trial, rule, enforce).await;
+            let (verdict, elapsed_ms) = audit(&ctx, double, trial, rule, enforce, setup).await;
             match verdict {
                 Ok(()) => passed += 1,
                 Err(AuditFailure::Late { .. }) => {}
@@ -324,7 +410,7 @@ fn campaign(double: Double, trials: u64, enforce: bool) -> (u64, Vec<u64>) {
         }
         times.sort_unstable();
         println!(
-            "{double:?} deadline {}: passed {passed}/{trials}; elapsed ms p1 {} p50 {} p99 {} max {}",
+            "{double:?} deadline {}, {setup:?}: passed {passed}/{trials}; elapsed ms p1 {} p50 {} p99 {} max {}",
             if enforce { "on" } else { "off" },
             times[times.len() / 100],
             times[times.len() / 2],
@@ -337,7 +423,7 @@ fn campaign(double: Double, trials: u64, enforce: bool) -> (u64, Vec<u64>) {
 
 #[test]
 fn slow_honest_providers_pass_every_timed_audit_with_room() {
-    let (passed, times) = campaign(Double::Honest, 1000, true);
+    let (passed, times) = campaign(Double::Honest, 1000, true, Setup::WAN);
     assert_eq!(passed, 1000);
     // Room for a slower disk or network: the slowest honest audit used under a fifth of
     // the deadline.
@@ -347,11 +433,11 @@ fn slow_honest_providers_pass_every_timed_audit_with_room() {
 
 #[test]
 fn slow_regenerators_and_outsourcers_miss_the_deadline() {
-    let (regenerated, _) = campaign(Double::Regenerator, 1000, true);
+    let (regenerated, _) = campaign(Double::Regenerator, 1000, true, Setup::WAN);
     assert!(regenerated <= 10, "Regenerator passed {regenerated}/1000");
-    let (outsourced, _) = campaign(Double::Outsourcer, 1000, true);
+    let (outsourced, _) = campaign(Double::Outsourcer, 1000, true, Setup::WAN);
     assert!(outsourced <= 10, "Outsourcer passed {outsourced}/1000");
-    let (partial, _) = campaign(Double::PartialStorer(900), 1000, true);
+    let (partial, _) = campaign(Double::PartialStorer(900), 1000, true, Setup::WAN);
     assert!(partial <= 10, "PartialStorer(0.9) passed {partial}/1000");
 }
 
@@ -363,7 +449,7 @@ fn slow_without_the_deadline_the_doubles_answer_correctly() {
         Double::Outsourcer,
         Double::PartialStorer(900),
     ] {
-        let (passed, times) = campaign(double, 200, false);
+        let (passed, times) = campaign(double, 200, false, Setup::WAN);
         assert!(
             passed >= 198,
             "{double:?} passed {passed}/200 without a deadline"
@@ -373,4 +459,47 @@ fn slow_without_the_deadline_the_doubles_answer_correctly() {
         let in_time = times.iter().filter(|&&t| t <= deadline).count();
         assert!(in_time <= 2, "{double:?}: {in_time} in time: {times:?}");
     }
+}
+
+/// Peers in the same datacenter answer a stripe in well under the per-read budget, so the
+/// clock alone lets a regenerator through; the peers' read budgets stop it.
+#[test]
+fn slow_a_regenerator_beside_its_peers_beats_the_clock_but_not_the_read_budget() {
+    let budget = Some(ThrottleConfig::default());
+    // Negative control: the same regenerator with no read budget passes.
+    let (unlimited, _) = campaign(Double::Regenerator, 200, true, Setup::datacenter(None));
+    assert!(
+        unlimited >= 198,
+        "a nearby Regenerator should beat the clock without read budgets: {unlimited}/200"
+    );
+    let (limited, _) = campaign(Double::Regenerator, 1000, true, Setup::datacenter(budget));
+    assert!(
+        limited <= 10,
+        "Regenerator passed {limited}/1000 with read budgets"
+    );
+    let (partial, _) = campaign(
+        Double::PartialStorer(700),
+        1000,
+        true,
+        Setup::datacenter(budget),
+    );
+    assert!(
+        partial <= 10,
+        "PartialStorer(0.7) passed {partial}/1000 with read budgets"
+    );
+    // What the budget cannot see: a provider that kept 90% rebuilds about 205 leaves,
+    // inside one burst. The WAN deadline catches it; next to its peers, nothing here does.
+    let (kept_most, _) = campaign(
+        Double::PartialStorer(900),
+        200,
+        true,
+        Setup::datacenter(budget),
+    );
+    assert!(
+        kept_most >= 190,
+        "PartialStorer(0.9) nearby: {kept_most}/200"
+    );
+    // Honest providers never read a peer, so the budgets change nothing for them.
+    let (honest, _) = campaign(Double::Honest, 1000, true, Setup::datacenter(budget));
+    assert_eq!(honest, 1000);
 }
