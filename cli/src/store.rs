@@ -41,6 +41,24 @@ pub enum StoreCommand {
         #[command(flatten)]
         key: KeyArgs,
     },
+    /// Keep a deal longer: pays the extra epochs into its escrow at the deal's own price.
+    Extend {
+        /// Deal id (a number; `cairn store ls` lists yours).
+        deal: u64,
+        /// Epochs to add to the deal's term.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        epochs: u64,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// End a deal before its term: the unspent escrow comes back, the providers drop the
+    /// shards, and the blob can no longer be read.
+    Cancel {
+        /// Deal id (a number; `cairn store ls` lists yours).
+        deal: u64,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
     /// Check that a deal's shards are one Reed-Solomon codeword; where they are not, post
     /// the inconsistency proof (signed by --from) that marks the deal invalid. Needs no data
     /// key: anyone may audit any deal.
@@ -296,6 +314,8 @@ pub fn run(global: &Global, command: StoreCommand) -> Result<()> {
         StoreCommand::Get { id, output, key } => get(global, &id, &output, &key),
         StoreCommand::Status { id } => status(global, &id),
         StoreCommand::Ls { key } => ls(global, &key),
+        StoreCommand::Extend { deal, epochs, key } => extend(global, deal, epochs, &key),
+        StoreCommand::Cancel { deal, key } => cancel(global, deal, &key),
         StoreCommand::Audit {
             deal,
             range,
@@ -581,6 +601,38 @@ fn challenge(global: &Global, deal: u64, shard: Option<u16>, rule: AuditRule) ->
         }
         return Err(crate::Reported(why).into());
     }
+    Ok(())
+}
+
+fn extend(global: &Global, deal: u64, epochs: u64, key: &KeyArgs) -> Result<()> {
+    let node = NodeClient::new(&node_url(global)?);
+    let owner = load_key(global, &key.from, &key.passphrase)?;
+    let outcome = flows::extend_deal(&node, &owner, cairn_types::DealId(deal), epochs)?;
+    if global.json {
+        return print(global, &serde_json::to_value(&outcome)?);
+    }
+    let until = outcome.end_epoch.map_or_else(
+        || "its term starts when it activates".to_string(),
+        |e| format!("it now ends after epoch {e}"),
+    );
+    println!(
+        "deal {deal} extended by {epochs} epochs for {}: {until}",
+        outcome.paid
+    );
+    Ok(())
+}
+
+fn cancel(global: &Global, deal: u64, key: &KeyArgs) -> Result<()> {
+    let node = NodeClient::new(&node_url(global)?);
+    let owner = load_key(global, &key.from, &key.passphrase)?;
+    let outcome = flows::cancel_deal(&node, &owner, cairn_types::DealId(deal))?;
+    if global.json {
+        return print(global, &serde_json::to_value(&outcome)?);
+    }
+    println!(
+        "deal {deal} cancelled: {} of escrow refunded; its providers drop the shards",
+        outcome.refunded
+    );
     Ok(())
 }
 

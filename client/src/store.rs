@@ -16,7 +16,9 @@ use cairn_coding::{
     Params, PieceChecker, Protection, SegmentPieces, VerifiedPiece, available_lanes,
     compute_meta_on_lanes, encode_again, open_key, seal_key,
 };
-use cairn_types::tx::{ActivateDeal, BlobMeta, CreateDeal, DealRef, RepairShard, ShardReceipt};
+use cairn_types::tx::{
+    ActivateDeal, BlobMeta, CreateDeal, DealRef, ExtendDeal, RepairShard, ShardReceipt,
+};
 use cairn_types::{Address, Amount, BoundedBytes, BoundedVec, DealId, Hash, Keypair, TxBody};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -90,6 +92,12 @@ pub enum StoreError {
     BadAnswer(String),
     #[error(transparent)]
     Durability(#[from] crate::durability::DurabilityQueryError),
+    #[error("cannot {verb} deal {deal}: {why}")]
+    DealRefused {
+        deal: u64,
+        verb: &'static str,
+        why: String,
+    },
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -441,6 +449,159 @@ pub fn place(
     Ok(chosen)
 }
 
+/// What `epochs` epochs of a `size_bytes` blob cost at `price` per GiB-epoch: each epoch
+/// rounded up to whole uCRN, as the ledger charges it (`Deal::epoch_cost`).
+fn deal_cost(price: Amount, size_bytes: u64, epochs: u64) -> Result<Amount, StoreError> {
+    price
+        .ucrn()
+        .checked_mul(u128::from(size_bytes))
+        .map(|c| c.div_ceil(1 << 30))
+        .and_then(|c| c.checked_mul(u128::from(epochs)))
+        .map(Amount::from_ucrn)
+        .ok_or_else(|| StoreError::Placement("deal cost overflows".into()))
+}
+
+/// A deal as the owner's flows need it, read from `/v1/deals/{id}`.
+struct DealTerms {
+    owner: String,
+    size_bytes: u64,
+    price: Amount,
+    end_epoch: Option<u64>,
+    permanent: bool,
+    status: String,
+}
+
+fn deal_terms(node: &NodeClient, deal: DealId) -> Result<DealTerms, StoreError> {
+    let view = node.get(&format!("/v1/deals/{}", deal.0))?;
+    let d = &view["deal"];
+    let amount = |field: &str| -> Result<Amount, StoreError> {
+        serde_json::from_value(d[field].clone())
+            .map_err(|e| StoreError::BadAnswer(format!("deal {} {field}: {e}", deal.0)))
+    };
+    Ok(DealTerms {
+        owner: d["owner"].as_str().unwrap_or_default().to_string(),
+        size_bytes: d["blob"]["size_bytes"]
+            .as_u64()
+            .ok_or_else(|| StoreError::BadAnswer(format!("deal {} has no blob size", deal.0)))?,
+        price: amount("price_per_gib_epoch")?,
+        end_epoch: d["end_epoch"].as_u64(),
+        permanent: d["permanent"].as_bool().unwrap_or(false),
+        status: d["status"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+/// What extending a deal did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExtendOutcome {
+    pub deal: DealId,
+    pub extra_epochs: u64,
+    /// Paid into the deal's escrow: the extra epochs at the deal's price.
+    pub paid: Amount,
+    /// The last paid epoch now (`None` while the deal awaits its certificate: its term then
+    /// starts when it activates).
+    pub end_epoch: Option<u64>,
+    pub tx: Hash,
+}
+
+/// Keeps a deal `extra_epochs` longer, paying them into its escrow at its own price.
+pub fn extend_deal(
+    node: &NodeClient,
+    owner: &Keypair,
+    deal: DealId,
+    extra_epochs: u64,
+) -> Result<ExtendOutcome, StoreError> {
+    let terms = deal_terms(node, deal)?;
+    check_owned(&terms, owner, deal, "extend")?;
+    let paid = deal_cost(terms.price, terms.size_bytes, extra_epochs)?;
+    let (tx, _) = send_and_wait(
+        node,
+        owner,
+        TxBody::ExtendDeal(ExtendDeal {
+            deal,
+            extra_epochs,
+            amount: paid,
+        }),
+    )?;
+    let after = deal_terms(node, deal)?;
+    Ok(ExtendOutcome {
+        deal,
+        extra_epochs,
+        paid,
+        end_epoch: after.end_epoch,
+        tx,
+    })
+}
+
+/// What cancelling a deal did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CancelOutcome {
+    pub deal: DealId,
+    /// The escrow returned to the owner: the owner's balance after, plus the fee, less the
+    /// balance before (so exact unless the account moved funds meanwhile).
+    pub refunded: Amount,
+    pub tx: Hash,
+}
+
+/// Ends a deal before its term: the unspent escrow comes back and the providers drop the
+/// shards at their next garbage collection. The blob can no longer be read.
+pub fn cancel_deal(
+    node: &NodeClient,
+    owner: &Keypair,
+    deal: DealId,
+) -> Result<CancelOutcome, StoreError> {
+    let terms = deal_terms(node, deal)?;
+    check_owned(&terms, owner, deal, "cancel")?;
+    let balance = |node: &NodeClient| -> Result<Amount, StoreError> {
+        let account = node.account(&owner.address())?;
+        serde_json::from_value(account["balance"].clone())
+            .map_err(|e| StoreError::BadAnswer(format!("account balance: {e}")))
+    };
+    let before = balance(node)?;
+    let (tx, record) = send_and_wait(node, owner, TxBody::CancelDeal(DealRef { deal }))?;
+    let fee: Amount = serde_json::from_value(record["receipt"]["fee"].clone())
+        .map_err(|e| StoreError::BadAnswer(format!("receipt fee: {e}")))?;
+    let after = balance(node)?;
+    let refunded = after
+        .checked_add(fee)
+        .and_then(|a| a.checked_sub(before))
+        .unwrap_or_default();
+    Ok(CancelOutcome { deal, refunded, tx })
+}
+
+/// Refuses, before any fee is paid, what the chain would refuse for being someone else's
+/// deal, a permanent one, or one that already ended.
+fn check_owned(
+    terms: &DealTerms,
+    owner: &Keypair,
+    deal: DealId,
+    verb: &'static str,
+) -> Result<(), StoreError> {
+    let refuse = |why: String| {
+        Err(StoreError::DealRefused {
+            deal: deal.0,
+            verb,
+            why,
+        })
+    };
+    if terms.owner != owner.address().to_string() {
+        return refuse(format!(
+            "it belongs to {}, not to {}",
+            terms.owner,
+            owner.address()
+        ));
+    }
+    if terms.permanent {
+        return refuse("it is permanent (paid once into an endowment, kept forever)".into());
+    }
+    if terms.status != "active" && terms.status != "pending" {
+        return refuse(format!("it is {}", terms.status));
+    }
+    Ok(())
+}
+
 /// Sends one transaction and waits for it to finalize without error.
 pub(crate) fn send_and_wait(
     node: &NodeClient,
@@ -722,13 +883,7 @@ pub fn put_file(
     } else {
         options.epochs
     };
-    let cost = options
-        .price_per_gib_epoch
-        .ucrn()
-        .checked_mul(u128::from(size))
-        .map(|c| c.div_ceil(1 << 30))
-        .and_then(|c| c.checked_mul(u128::from(term)))
-        .ok_or_else(|| StoreError::Placement("deal cost overflows".into()))?;
+    let cost = deal_cost(options.price_per_gib_epoch, size, term)?.ucrn();
     let n = params.shard_count();
     let needed = (usize::from(k) + usize::from(certificate_margin)).min(n);
     let mut exclude: Vec<Address> = Vec::new();

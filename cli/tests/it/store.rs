@@ -100,6 +100,19 @@ fn shard_file(home: &Path, provider: usize, blob: &Hash, index: usize) -> PathBu
     ))
 }
 
+/// The shard files of `blob` on `storage-i`.
+fn shard_files(home: &Path, provider: usize, blob: &Hash) -> Vec<PathBuf> {
+    let dir = home.join(format!("devnet/storage-{provider}/shards/{blob}"));
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "shard"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Which `storage-i` holds shard `index` of the deal.
 fn holder(net: &Devnet, client: &NodeClient, deal_id: u64, index: usize) -> usize {
     let address = deal(client, deal_id)["deal"]["providers"][index]
@@ -481,6 +494,9 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     let ls = run_ok(&net, &["store", "ls", "--json"]);
     assert_eq!(ls["deals"].as_array().unwrap().len(), stored.len());
 
+    // Extend and cancel: the owner's own deals, refusals before any fee.
+    extend_and_cancel(&net, &client, &stored);
+
     // 7. Durability from what the chain measured: the two shards faulted above count.
     durability_is_quoted_from_the_chains_measurements(&net, &status, dir.path(), stored.len());
 
@@ -489,6 +505,76 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     // turns invalid, reads and the gateway say so, and the providers drop its shards.
     inconsistent_upload_is_proven_invalid(&net, &client, dir.path());
     net.kill9();
+}
+
+fn extend_and_cancel(net: &Devnet, client: &NodeClient, stored: &[(Hash, u64, Vec<u8>)]) {
+    let ucrn = |v: &Value| -> u128 { v.as_str().unwrap().parse().unwrap() };
+    // Extend the 2.5 MB blob's deal by 5 epochs, paid at its own price.
+    let (_, long_deal, _) = &stored[2];
+    let id = long_deal.to_string();
+    let before = deal(client, *long_deal)["deal"].clone();
+    let end = before["end_epoch"].as_u64().unwrap();
+    let doc = run_ok(net, &["store", "extend", &id, "--epochs", "5", "--json"]);
+    assert_eq!(doc["end_epoch"].as_u64(), Some(end + 5), "{doc}");
+    let size = u128::from(before["blob"]["size_bytes"].as_u64().unwrap());
+    let per_epoch = (ucrn(&before["price_per_gib_epoch"]) * size).div_ceil(1 << 30);
+    assert_eq!(ucrn(&doc["paid"]), per_epoch * 5, "{doc}");
+    let after = deal(client, *long_deal)["deal"].clone();
+    assert_eq!(after["end_epoch"].as_u64(), Some(end + 5));
+    assert_eq!(
+        after["epochs"].as_u64(),
+        before["epochs"].as_u64().map(|e| e + 5)
+    );
+
+    // Someone else's deal is refused by name, before anything is signed.
+    let out = net.cli(&["store", "extend", &id, "--epochs", "1", "--from", "cheater"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot extend deal {id}: it belongs to")),
+        "{err}"
+    );
+
+    // Cancel the 1-byte blob's deal: the unspent escrow comes back, the blob is gone, and
+    // its providers drop the shards.
+    let (small_blob, small_deal, _) = &stored[1];
+    let id = small_deal.to_string();
+    let holders: Vec<usize> = (0..usize::from(PROVIDERS))
+        .filter(|&p| !shard_files(&net.home, p, small_blob).is_empty())
+        .collect();
+    assert!(!holders.is_empty());
+    let doc = run_ok(net, &["store", "cancel", &id, "--json"]);
+    assert!(ucrn(&doc["refunded"]) > 0, "{doc}");
+    assert_eq!(
+        deal(client, *small_deal)["deal"]["status"]["status"],
+        "cancelled"
+    );
+    let out = net.cli(&["store", "get", &small_blob.to_string(), "-o", "/dev/null"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no active or pending deal stores it"), "{err}");
+    for verb in ["cancel", "extend"] {
+        let mut args = vec!["store", verb, &id];
+        if verb == "extend" {
+            args.extend(["--epochs", "1"]);
+        }
+        let out = net.cli(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("cannot {verb} deal {id}: it is cancelled")),
+            "{err}"
+        );
+    }
+    wait_for(
+        "the cancelled deal's shards to be dropped",
+        Duration::from_secs(60),
+        || {
+            holders
+                .iter()
+                .all(|&p| shard_files(&net.home, p, small_blob).is_empty())
+        },
+    );
 }
 
 fn durability_is_quoted_from_the_chains_measurements(
@@ -949,6 +1035,10 @@ fn store_put_names_bad_arguments() {
         ),
         (vec!["store", "durability", "--durability", "0"], "nines"),
         (vec!["store", "durability", "--epochs", "0"], "--epochs"),
+        (vec!["store", "extend", "seven", "--epochs", "1"], "DEAL"),
+        (vec!["store", "extend", "1"], "--epochs"),
+        (vec!["store", "extend", "1", "--epochs", "0"], "--epochs"),
+        (vec!["store", "cancel", "-1"], "unexpected argument"),
     ] {
         let out = cairn().args(&args).output().expect("run cairn");
         assert!(!out.status.success(), "{args:?} succeeded");
