@@ -189,16 +189,30 @@ pub fn audit(
     let chunk = SCAN_CHUNK_BYTES.max(leaf) - SCAN_CHUNK_BYTES.max(leaf) % leaf;
     let mut most_read = 0;
     let mut offset = start;
+    // One ranged GET per shard for the whole scan, read a chunk at a time: a request per
+    // chunk would spend the providers' per-shard read budgets (`cairn_storage::throttle`)
+    // on a large blob. A stream that fails is dropped for the rest of the scan.
+    let mut streams: Vec<(u16, Option<Box<dyn Read + Send>>)> = clients
+        .iter()
+        .map(|(index, client)| {
+            (
+                *index,
+                client.get(&meta.id, *index, Some((start, end))).ok(),
+            )
+        })
+        .collect();
     while offset < end {
         let stop = offset.saturating_add(chunk).min(end);
         let want = usize::try_from(stop - offset).unwrap_or(usize::MAX);
-        let pieces: Vec<(u16, Vec<u8>)> = clients
-            .iter()
-            .filter_map(|(index, client)| {
-                let mut bytes = Vec::with_capacity(want);
-                let mut reader = client.get(&meta.id, *index, Some((offset, stop))).ok()?;
-                reader.read_to_end(&mut bytes).ok()?;
-                (bytes.len() == want).then_some((*index, bytes))
+        let pieces: Vec<(u16, Vec<u8>)> = streams
+            .iter_mut()
+            .filter_map(|(index, stream)| {
+                let mut bytes = vec![0u8; want];
+                if stream.as_mut()?.read_exact(&mut bytes).is_err() {
+                    *stream = None;
+                    return None;
+                }
+                Some((*index, bytes))
             })
             .collect();
         most_read = most_read.max(pieces.len());
