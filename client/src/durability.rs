@@ -5,7 +5,9 @@
 //! [`cairn_coding::durability`]; this module only fetches its inputs.
 
 use crate::node::{NodeClient, NodeError};
-use cairn_coding::durability::{Durability, DurabilityError, LossEstimate, Observed, cheapest_for};
+use cairn_coding::durability::{
+    Durability, DurabilityError, LossEstimate, MAX_PLANNED_PARITY_SHARDS, Observed, cheapest_for,
+};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +16,13 @@ pub enum DurabilityQueryError {
     Node(#[from] NodeError),
     #[error(transparent)]
     Model(#[from] DurabilityError),
-    #[error("bad answer from the node: /v1/network has no {field}")]
-    BadAnswer { field: &'static str },
+    #[error("no live storage provider to plan a code for")]
+    NoProviders,
+    #[error("bad answer from the node: {from} has no {field}")]
+    BadAnswer {
+        from: &'static str,
+        field: &'static str,
+    },
     #[error(
         "no code on {providers} live providers reaches {nines} nines over {term_epochs} epochs at a shard loss rate of {loss_rate:.3e} per epoch ({rate_source}); the most durable, {best}, reaches {best_nines}"
     )]
@@ -47,9 +54,10 @@ impl NetworkLoss {
     pub fn fetch(node: &NodeClient) -> Result<Self, DurabilityQueryError> {
         let network = node.get("/v1/network")?;
         let field = |value: &serde_json::Value, name: &'static str| {
-            value
-                .as_u64()
-                .ok_or(DurabilityQueryError::BadAnswer { field: name })
+            value.as_u64().ok_or(DurabilityQueryError::BadAnswer {
+                from: "/v1/network",
+                field: name,
+            })
         };
         let loss = &network["storage_loss"];
         Ok(Self {
@@ -109,7 +117,10 @@ pub fn of_deal(
         deal["blob"][name]
             .as_u64()
             .and_then(|v| u16::try_from(v).ok())
-            .ok_or(DurabilityQueryError::BadAnswer { field: name })
+            .ok_or(DurabilityQueryError::BadAnswer {
+                from: "the deal's blob",
+                field: name,
+            })
     };
     let (k, m) = (shards("data_shards")?, shards("parity_shards")?);
     let awaiting = deal["repair_needed"]
@@ -122,7 +133,10 @@ pub fn of_deal(
         },
         None => network.term(true, 0),
     };
-    DurabilityReport::new(k, m.saturating_sub(awaiting), loss, term)
+    let mut report = DurabilityReport::new(k, m.saturating_sub(awaiting), loss, term)?;
+    report.awaiting_repair = awaiting;
+    report.at_risk = awaiting > m;
+    Ok(report)
 }
 
 /// The span durability is quoted over.
@@ -140,6 +154,10 @@ pub struct DurabilityReport {
     pub figures: Durability,
     pub term: Term,
     pub loss: LossEstimate,
+    /// Shards of the deal awaiting repair (already taken off `parity_shards`).
+    pub awaiting_repair: u16,
+    /// More shards await repair than the code has parity: fewer than k may be left.
+    pub at_risk: bool,
 }
 
 impl DurabilityReport {
@@ -153,6 +171,8 @@ impl DurabilityReport {
             figures: Durability::of(data_shards, parity_shards, loss.rate, term.epochs)?,
             term,
             loss,
+            awaiting_repair: 0,
+            at_risk: false,
         })
     }
 
@@ -181,8 +201,22 @@ impl DurabilityReport {
             ),
             _ => "given".to_string(),
         };
+        // A measured rate is the bound of what was seen; the others are one number.
+        let relation = if self.loss.source == "measured" {
+            "≤"
+        } else {
+            "="
+        };
+        let at_risk = if self.at_risk {
+            format!(
+                "; at risk now: {} shards await repair, more than the code's parity",
+                self.awaiting_repair
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{nines} over {over} (shard loss ≤ {:.2e} per epoch, {source}; independent failures, an upper bound)",
+            "{nines} over {over} (shard loss {relation} {:.2e} per epoch, {source}; failures taken as independent, so at most this many nines){at_risk}",
             self.loss.rate
         )
     }
@@ -195,12 +229,15 @@ pub fn plan(
     term: Term,
     nines: f64,
 ) -> Result<(u16, u16), DurabilityQueryError> {
+    if providers == 0 {
+        return Err(DurabilityQueryError::NoProviders);
+    }
     if let Some(d) = cheapest_for(providers, loss.rate, term.epochs, nines)? {
         return Ok((d.data_shards, d.parity_shards));
     }
-    // The most durable code the providers allow is full replication.
-    let copies =
-        u16::try_from(providers.clamp(1, cairn_coding::layout::MAX_SHARDS)).unwrap_or(u16::MAX);
+    // The most durable code the planner may propose is replication on every provider.
+    let limit = usize::from(MAX_PLANNED_PARITY_SHARDS) + 1;
+    let copies = u16::try_from(providers.min(limit)).unwrap_or(1);
     let best = Durability::of(1, copies - 1, loss.rate, term.epochs)?;
     Err(DurabilityQueryError::Unreachable {
         nines,
@@ -213,4 +250,97 @@ pub fn plan(
             .nines_over_term
             .map_or_else(|| "no possible loss".into(), |n| format!("{n:.2} nines")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn network(current_epoch: u64) -> NetworkLoss {
+        NetworkLoss {
+            observed: Observed::new(1000, 10).unwrap(),
+            window_epochs: 64,
+            epoch_length_blocks: 40,
+            block_time_ms: 200,
+            current_epoch,
+        }
+    }
+
+    #[test]
+    fn a_deal_is_quoted_over_the_epochs_it_has_left() {
+        let net = network(7);
+        let loss = net.estimate(None).unwrap();
+        let deal = json!({
+            "blob": { "data_shards": 4, "parity_shards": 2 },
+            "end_epoch": 16, "repair_needed": [],
+        });
+        let report = of_deal(&net, loss, &deal).unwrap();
+        // Epochs 7..=16: the current one and the nine after it (end_epoch is inclusive).
+        assert_eq!(report.term.epochs, 10);
+        assert_eq!(report.figures.parity_shards, 2);
+        assert!(!report.at_risk);
+        // Shards awaiting repair count as lost; more of them than the parity is a warning.
+        let waiting = json!({
+            "blob": { "data_shards": 4, "parity_shards": 2 },
+            "end_epoch": 16, "repair_needed": [0],
+        });
+        let report = of_deal(&net, loss, &waiting).unwrap();
+        assert_eq!(
+            (report.figures.parity_shards, report.awaiting_repair),
+            (1, 1)
+        );
+        let lost = json!({
+            "blob": { "data_shards": 4, "parity_shards": 2 },
+            "end_epoch": 16, "repair_needed": [0, 1, 3],
+        });
+        let report = of_deal(&net, loss, &lost).unwrap();
+        assert!(
+            report.at_risk && report.summary().contains("at risk"),
+            "{}",
+            report.summary()
+        );
+        // A permanent deal is quoted over a year: 365.25 days of 8 s epochs.
+        let permanent =
+            json!({ "blob": { "data_shards": 4, "parity_shards": 2 }, "end_epoch": null });
+        assert_eq!(
+            of_deal(&net, loss, &permanent).unwrap().term.epochs,
+            3_944_700
+        );
+        let broken = json!({ "blob": {} });
+        let err = of_deal(&net, loss, &broken).unwrap_err().to_string();
+        assert!(err.contains("data_shards"), "{err}");
+    }
+
+    #[test]
+    fn the_planner_says_why_it_cannot() {
+        let loss = network(0).estimate(Some(0.1)).unwrap();
+        let term = Term {
+            epochs: 10,
+            kind: "deal",
+        };
+        assert!(matches!(
+            plan(0, &loss, term, 3.0),
+            Err(DurabilityQueryError::NoProviders)
+        ));
+        let err = plan(6, &loss, term, 30.0).unwrap_err().to_string();
+        assert!(
+            err.contains("no code on 6 live providers reaches 30 nines"),
+            "{err}"
+        );
+        assert!(err.contains("the most durable, 1+5"), "{err}");
+        assert_eq!(
+            plan(
+                15,
+                &loss,
+                Term {
+                    epochs: 1,
+                    kind: "deal"
+                },
+                2.5
+            )
+            .unwrap(),
+            (10, 5)
+        );
+    }
 }

@@ -139,8 +139,9 @@ pub struct PutOutcome {
     pub elapsed_ms: u128,
     /// Where the time went, so a slow put names its slow phase.
     pub phases: PutPhases,
-    /// What the code buys against the chain's measured shard loss.
-    pub durability: DurabilityReport,
+    /// What the stored code buys against the chain's measured shard loss (counting only
+    /// the shards that got a receipt); `None` from a node that does not count shard loss.
+    pub durability: Option<DurabilityReport>,
 }
 
 /// A put's wall time by phase (milliseconds; the last placement's, when it took several).
@@ -818,17 +819,25 @@ pub fn put_file(
     let stamp = file_stamp(path)?;
     let size = stamp.0;
     let candidates = live_storage_providers(node)?;
-    let network = NetworkLoss::fetch(node)?;
-    let loss = network.estimate(options.loss_rate)?;
-    let term = network.term(options.permanent, options.epochs);
-    let (k, m) = match (options.redundancy, options.durability_nines) {
-        (Some(code), _) => code,
-        (None, Some(nines)) => crate::durability::plan(candidates.len(), &loss, term, nines)?,
-        (None, None) => default_redundancy(candidates.len()),
+    // The durability figures need the chain's loss counts; only a put that plans by them
+    // needs a node that has them.
+    let planning = match NetworkLoss::fetch(node) {
+        Ok(network) => Some((
+            network.estimate(options.loss_rate)?,
+            network.term(options.permanent, options.epochs),
+        )),
+        Err(_) if options.durability_nines.is_none() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let (k, m) = match (options.redundancy, options.durability_nines, &planning) {
+        (Some(code), _, _) => code,
+        (None, Some(nines), Some((loss, term))) => {
+            crate::durability::plan(candidates.len(), loss, *term, nines)?
+        }
+        _ => default_redundancy(candidates.len()),
     };
     let params = Params::new(k, m);
     params.validate()?;
-    let durability = DurabilityReport::new(k, m, loss, term)?;
     let protection = if options.public {
         Protection::Public
     } else {
@@ -928,6 +937,14 @@ pub fn put_file(
                 })
                 .collect();
             let count = receipts.len();
+            // What the deal holds now: shards without a receipt are lost until repaired.
+            let held_parity = u16::try_from(count)
+                .unwrap_or(u16::MAX)
+                .saturating_sub(k)
+                .min(m);
+            let durability = planning
+                .map(|(loss, term)| DurabilityReport::new(k, held_parity, loss, term))
+                .transpose()?;
             let certifying = Instant::now();
             send_and_wait(
                 node,

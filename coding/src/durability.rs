@@ -26,6 +26,9 @@
 use crate::layout::MAX_SHARDS;
 use serde::Serialize;
 
+/// The most parity shards the planner proposes: the chain's default `max_parity_shards`.
+pub const MAX_PLANNED_PARITY_SHARDS: u16 = 128;
+
 /// The widest data-shard count the planner proposes. An inconsistency proof carries `k + 1`
 /// leaves and must fit one transaction (about 100 data shards at the deepest path), and a
 /// read opens `k` connections; 64 stays clear of both.
@@ -101,19 +104,28 @@ pub fn loss_probability(
         return Ok(1.0);
     }
     let (ln_p, ln_q) = (p.ln(), (-p).ln_1p());
-    // The first term in log space, then the ratio C(n,i+1)/C(n,i) · p/q: positive terms, no
-    // cancellation, and only the first one could underflow on its own.
-    let mut term =
-        (ln_choose(n, first) + f64::from(first) * ln_p + f64::from(n - first) * ln_q).exp();
     let ratio = p / (1.0 - p);
-    let mut sum = 0.0;
-    for i in first..=n {
-        sum += term;
-        if i < n {
-            term *= f64::from(n - i) / f64::from(i + 1) * ratio;
-        }
+    // t(i+1) / t(i) for the binomial terms t(i) = C(n,i) pⁱ (1−p)ⁿ⁻ⁱ.
+    let step = |i: u32| f64::from(n - i) / f64::from(i + 1) * ratio;
+    // Summed relative to the tail's largest term (the mode, or the tail's first term when the
+    // mode lies below it): every other term is that one times a ratio below 1, so no term
+    // that matters can underflow, and all are positive, so nothing cancels.
+    let mut peak = first;
+    while peak < n && step(peak) > 1.0 {
+        peak += 1;
     }
-    Ok(sum.min(1.0))
+    let (mut relative, mut t) = (1.0, 1.0);
+    for i in peak..n {
+        t *= step(i);
+        relative += t;
+    }
+    t = 1.0;
+    for i in (first..peak).rev() {
+        t /= step(i);
+        relative += t;
+    }
+    let ln_peak = ln_choose(n, peak) + f64::from(peak) * ln_p + f64::from(n - peak) * ln_q;
+    Ok((ln_peak + relative.ln()).exp().min(1.0))
 }
 
 /// −log10 of a loss probability; infinite when the loss is 0 (no figure to print).
@@ -204,7 +216,7 @@ pub fn cheapest_for(
     for k in 1..=max_n.min(MAX_PLANNED_DATA_SHARDS) {
         // For a fixed k the loss falls as m grows: the first m that reaches the target is
         // the cheapest with this k.
-        for m in 0..=(max_n - k) {
+        for m in 0..=(max_n - k).min(MAX_PLANNED_PARITY_SHARDS) {
             let d = Durability::of(k, m, loss_rate, term_intervals)?;
             if d.term_nines() < target_nines {
                 continue;
@@ -276,15 +288,14 @@ impl Observed {
         Some(((centre + spread) / (1.0 + z2 / n)).clamp(0.0, 1.0))
     }
 
-    /// The rate to plan with: the upper bound once the observations show the rate is below
-    /// [`ASSUMED_LOSS_RATE`], or whenever they show it is above; until then (nothing
-    /// observed, or too few clean shard-epochs to rule 10% out) the assumption, so that a
-    /// young chain's first clean epochs never make the quote worse than no data at all.
+    /// The rate to plan with: the upper bound, except while the chain has seen no fault in
+    /// too few shard-epochs to rule [`ASSUMED_LOSS_RATE`] out (or nothing at all), when the
+    /// assumption stands, so that a young chain's first clean epochs never make the quote
+    /// worse than no data. One fault seen makes the bound the rate, however few the
+    /// observations.
     pub fn estimate(&self) -> LossEstimate {
         match (self.point(), self.upper_bound()) {
-            (Some(point), Some(bound))
-                if bound < ASSUMED_LOSS_RATE || point >= ASSUMED_LOSS_RATE =>
-            {
+            (Some(point), Some(bound)) if self.faulted > 0 || bound < ASSUMED_LOSS_RATE => {
                 LossEstimate {
                     rate: bound,
                     source: "measured",
@@ -379,6 +390,15 @@ mod tests {
                 Err(DurabilityError::BadLossRate { .. })
             ));
         }
+        // Wide codes at loss rates near 1: the tail's first term underflows on its own, the
+        // sum does not.
+        assert!(loss_probability(200, 10, 0.99).unwrap() > 0.999_999);
+        assert!(loss_probability(255, 1, 0.95).unwrap() > 0.999_999);
+        assert!(close(
+            loss_probability(200, 50, 0.5).unwrap(),
+            1.0 - loss_probability(50, 200, 0.5).unwrap(),
+            1e-9
+        ));
         assert_eq!(nines(0.0), f64::INFINITY);
         assert!(close(over_intervals(1e-12, 1_000_000), 1e-6, 1e-6));
         assert_eq!(over_intervals(0.5, 0), 0.0);
@@ -435,6 +455,10 @@ mod tests {
         let bad = Observed::new(10, 5).unwrap().estimate();
         assert_eq!(bad.source, "measured");
         assert!(bad.rate > 0.5, "{bad:?}");
+        // One fault in twenty: a point of 5%, but the bound (about 20%) is what was shown.
+        let one = Observed::new(20, 1).unwrap().estimate();
+        assert_eq!(one.source, "measured");
+        assert!((0.18..0.22).contains(&one.rate), "{one:?}");
         // 50 faults of 1000: above 5%, below 6.5%.
         let some = Observed::new(1000, 50).unwrap();
         let ub = some.upper_bound().unwrap();

@@ -38,11 +38,23 @@ impl Ledger {
         self.sweep_leases(ctx)?;
         self.expire_orders(ctx)?;
         let mut tallies: BTreeMap<Address, Tally> = BTreeMap::new();
+        // A shard already awaiting repair was lost in an earlier epoch: counting its
+        // challenge again would count one loss once per epoch until the repair lands.
+        let awaiting: BTreeSet<(DealId, u16)> = self
+            .state
+            .deals
+            .iter()
+            .flat_map(|(id, d)| d.repair_needed.iter().map(move |s| (*id, *s)))
+            .collect();
         let storage_verdicts = self.storage_verdicts(epoch, &mut tallies);
-        let faulted = storage_verdicts.values().filter(|passed| !**passed).count();
+        let fresh = || {
+            storage_verdicts
+                .iter()
+                .filter(|(key, _)| !awaiting.contains(key))
+        };
+        let (challenged, faulted) = (fresh().count(), fresh().filter(|(_, p)| !**p).count());
         let report = self.report_mut(epoch);
-        report.storage_shards_challenged =
-            u64::try_from(storage_verdicts.len()).unwrap_or(u64::MAX);
+        report.storage_shards_challenged = u64::try_from(challenged).unwrap_or(u64::MAX);
         report.storage_shards_faulted = u64::try_from(faulted).unwrap_or(u64::MAX);
         self.compute_verdicts(epoch, &mut tallies);
         self.pay_deals(ctx, &storage_verdicts, &mut tallies)?;

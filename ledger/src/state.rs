@@ -416,8 +416,9 @@ pub struct EpochReport {
     pub delegator_rewards: Amount,
     pub slashed: Amount,
     pub faults: u64,
-    /// Storage challenges of the epoch (one per held shard) and how many of them failed or
-    /// were missed: the per-epoch shard loss rate durability figures are planned with.
+    /// Storage challenges of the epoch (one per held shard, not counting shards already
+    /// awaiting repair) and how many of them failed or were missed: the per-epoch shard loss
+    /// rate durability figures are planned with.
     #[serde(default)]
     pub storage_shards_challenged: u64,
     #[serde(default)]

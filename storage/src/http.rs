@@ -29,7 +29,7 @@ use crate::store::{BufferPool, READ_CHUNK_BYTES, ShardInfo, ShardStore, StoreErr
 use crate::throttle::ReadThrottle;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,6 +42,7 @@ use cairn_types::{Address, DealId, Hash, Keypair, Signature};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Header naming who signed a PUT.
@@ -75,15 +76,17 @@ pub struct ProviderState {
 }
 
 impl ProviderState {
-    /// Charges `reads` reads of a shard, or refuses with 429 `reads_throttled` and a
-    /// Retry-After.
-    fn charge_reads(&self, blob: &Hash, index: u16, reads: u32) -> Result<(), HttpError> {
+    /// Charges one read of a shard to the requester's network, or refuses with 429
+    /// `reads_throttled` and a Retry-After. Called only once the request is known to be
+    /// valid, so a malformed one costs nobody a token.
+    fn charge_read(&self, blob: &Hash, index: u16, from: SocketAddr) -> Result<(), HttpError> {
         let now_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let mut throttle = self
             .reads
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        throttle.take(blob, index, reads, now_us).map_err(|t| {
+        let network = crate::throttle::Network::of(from.ip());
+        throttle.take(blob, index, network, now_us).map_err(|t| {
             let retry_ms = t.retry_after_us.div_ceil(1000);
             HttpError {
                 retry_after_s: Some(retry_ms.div_ceil(1000).max(1)),
@@ -91,7 +94,7 @@ impl ProviderState {
                     StatusCode::TOO_MANY_REQUESTS,
                     "reads_throttled",
                     format!(
-                        "shard {blob}/{index} answers at most {} reads at once and {} a second; retry in {retry_ms} ms",
+                        "shard {blob}/{index} answers one network at most {} reads at once and {} a second; retry in {retry_ms} ms",
                         t.config.burst, t.config.per_second
                     ),
                 )
@@ -625,6 +628,7 @@ pub fn stream_shard(store: Arc<ShardStore>, blob: Hash, index: u16, start: u64, 
 
 async fn get_shard(
     State(state): State<Shared>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path((blob, index)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
@@ -633,7 +637,6 @@ async fn get_shard(
         .store
         .get(&blob, index)
         .ok_or(StoreError::NotFound { blob, index })?;
-    state.charge_reads(&blob, index, 1)?;
     let size = info.size_bytes;
     let range = headers
         .get(header::RANGE)
@@ -647,6 +650,7 @@ async fn get_shard(
         Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
         None => (StatusCode::OK, 0, size),
     };
+    state.charge_read(&blob, index, from)?;
     let body = stream_shard(Arc::clone(&state.store), blob, index, start, end);
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -679,6 +683,7 @@ struct ProofQuery {
 
 async fn proof(
     State(state): State<Shared>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path((blob, index)): Path<(String, String)>,
     query: Result<Query<ProofQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Value>, HttpError> {
@@ -698,13 +703,25 @@ async fn proof(
             })
         })
         .collect::<Result<Vec<u64>, HttpError>>()?;
-    if state.store.get(&blob, index).is_some() {
-        // One read per leaf: `/proof` is the cheapest way to ask for scattered leaves.
-        state.charge_reads(
-            &blob,
-            index,
-            u32::try_from(leaves.len()).unwrap_or(u32::MAX),
-        )?;
+    // Checked before it is charged: a bad or oversized leaf list costs no token. One token
+    // per request whatever its leaf count: a chained challenge needs each leaf before it
+    // knows the next, so batching leaves does not help a regenerator.
+    if let Some(info) = state.store.get(&blob, index) {
+        if leaves.len() > crate::store::MAX_OPEN_LEAVES {
+            return Err(StoreError::TooManyLeaves {
+                count: leaves.len(),
+                max: crate::store::MAX_OPEN_LEAVES,
+            }
+            .into());
+        }
+        if let Some(&leaf) = leaves.iter().find(|&&l| l >= info.leaf_count()) {
+            return Err(StoreError::LeafOutside {
+                leaf,
+                leaf_count: info.leaf_count(),
+            }
+            .into());
+        }
+        state.charge_read(&blob, index, from)?;
     }
     let store = Arc::clone(&state.store);
     let picked = leaves.clone();

@@ -186,7 +186,10 @@ pub fn start_provider(
                 };
                 // Stop drops open connections too: a keep-alive client must not hold it up.
                 tokio::select! {
-                    _ = axum::serve(listener, http::router(state)) => {}
+                    _ = axum::serve(
+                        listener,
+                        http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+                    ) => {}
                     _ = rx => {}
                 }
             });

@@ -3,17 +3,24 @@
 //! A provider that deleted its shard can rebuild any one leaf from the same leaf of `k`
 //! peers' shards. The timed audit makes it rebuild 2 048 dependent leaves within about 2 s,
 //! which a peer round trip of a few milliseconds rules out, but not peers in the same
-//! datacenter (under about 1.5 ms). This budget closes that gap from the other side: every
-//! read of a shard (a GET, whole or ranged, or one leaf of `/proof`) takes a token from that
-//! shard's bucket, so a peer serves a regenerator at most `burst + per_second · t` reads of
-//! its shard in `t` seconds, whoever and however many the requesters are. At the defaults
-//! (128 at once, 64 a second) the five peers of a 4+2 shard answer about 320 stripes within
-//! the 2 s deadline, against the ~1 300 distinct leaves a chain of 2 048 reads lands on: in
+//! datacenter (under about 1.5 ms). This budget closes much of that gap from the other
+//! side: every read of a shard (a GET, whole or ranged, or a `/proof`) takes a token from the
+//! bucket of that shard and the requester's network (its IPv4 /24 or IPv6 /48), so a peer
+//! serves a regenerator at most `burst + per_second · t` reads of its shard in `t` seconds
+//! per network it reads from. At the defaults (128 at once, 64 a second) the five peers of a
+//! 4+2 shard answer one network about 320 stripes within the 2 s deadline, against the
+//! ~1 300 distinct leaves a chain of 2 048 reads lands on: in
 //! the deterministic simulation (`storage/tests/it/regeneration.rs`, peers 0.1–0.5 ms away)
 //! a `Regenerator` passes 200/200 audits without budgets and 0/1 000 with them, and a
 //! provider must keep more than about 78% of its shard to pass (75% fails 200/200, 80%
 //! passes). The on-chain proof's random leaves find most of the rest: 8 of them miss a
 //! 20% hole with probability 0.8⁸ ≈ 17% per epoch.
+//!
+//! Why per network and not per shard alone: a budget every requester shares would let
+//! anyone deny a shard to everyone with a request every couple of seconds (a few shards per
+//! blob and its reads fail). Per network, a flood only spends the flooder's own budget. The
+//! price is that a regenerator reading from five or more networks at once gets through;
+//! paying for reads by the byte is the defence that does not care how many addresses it has.
 //!
 //! Honest reads are few per shard: a get streams each shard in one ranged GET after one
 //! trailer read, a repair reads whole shards, the gateway two or three reads per shard per
@@ -31,7 +38,7 @@ use std::collections::BTreeMap;
 pub const DEFAULT_READ_BURST: u32 = 128;
 /// Reads per second one shard's budget refills.
 pub const DEFAULT_READS_PER_SECOND: u32 = 64;
-/// Shards tracked at once (about 64 bytes each). A bucket that has refilled is dropped,
+/// (shard, network) pairs tracked at once (about 80 bytes each). A bucket that has refilled is dropped,
 /// since a new one starts full; beyond this, the longest-idle is dropped first.
 pub const MAX_TRACKED_SHARDS: usize = 65_536;
 
@@ -64,11 +71,38 @@ struct Bucket {
     updated_us: u64,
 }
 
-/// Per-shard token buckets. Time is microseconds on any monotonic clock the caller keeps.
+/// The network a request came from: an IPv4 /24 or an IPv6 /48 (IPv4-mapped addresses count
+/// as IPv4), one address's neighbours sharing its budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Network([u8; 7]);
+
+impl Network {
+    pub fn of(ip: std::net::IpAddr) -> Self {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        match ip {
+            std::net::IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                Self([4, a, b, c, 0, 0, 0])
+            }
+            std::net::IpAddr::V6(v6) => {
+                let o = v6.octets();
+                Self([6, o[0], o[1], o[2], o[3], o[4], o[5]])
+            }
+        }
+    }
+}
+
+/// Token buckets per (shard, network). Time is microseconds on any monotonic clock the
+/// caller keeps.
 #[derive(Debug)]
 pub struct ReadThrottle {
     config: ThrottleConfig,
-    buckets: BTreeMap<(Hash, u16), Bucket>,
+    buckets: BTreeMap<(Hash, u16, Network), Bucket>,
     capacity: usize,
 }
 
@@ -102,17 +136,16 @@ impl ReadThrottle {
         bucket.micro_tokens.saturating_add(refill).min(self.full())
     }
 
-    /// Takes `reads` tokens from the shard's bucket (at most a burst's worth is ever asked
-    /// of it, so a large `/proof` can still be answered), or says when to retry.
+    /// Takes one token from the bucket of this shard and network, or says when to retry.
     pub fn take(
         &mut self,
         blob: &Hash,
         index: u16,
-        reads: u32,
+        from: Network,
         now_us: u64,
     ) -> Result<(), Throttled> {
-        let cost = u64::from(reads.clamp(1, self.config.burst.max(1))).saturating_mul(MICRO);
-        let key = (*blob, index);
+        let cost = MICRO;
+        let key = (*blob, index, from);
         let level = match self.buckets.get(&key) {
             Some(bucket) => self.level(bucket, now_us),
             None => self.full(),
@@ -174,6 +207,10 @@ mod tests {
         Hash([n; 32])
     }
 
+    fn net(last: u8) -> Network {
+        Network::of(std::net::IpAddr::from([10, 0, last, 1]))
+    }
+
     #[test]
     fn a_burst_then_the_rate() {
         let config = ThrottleConfig {
@@ -182,33 +219,42 @@ mod tests {
         };
         let mut t = ReadThrottle::new(config);
         for _ in 0..4 {
-            t.take(&blob(1), 0, 1, 0).unwrap();
+            t.take(&blob(1), 0, net(0), 0).unwrap();
         }
-        let refused = t.take(&blob(1), 0, 1, 0).unwrap_err();
+        let refused = t.take(&blob(1), 0, net(0), 0).unwrap_err();
         assert_eq!(refused.retry_after_us, 500_000, "one token at 2/s");
-        // Other shards, and other indices of the same blob, have budgets of their own.
-        t.take(&blob(1), 1, 1, 0).unwrap();
-        t.take(&blob(2), 0, 1, 0).unwrap();
+        // Other shards, other indices of the same blob and other networks have budgets of
+        // their own: a flood spends only the flooder's.
+        t.take(&blob(1), 1, net(0), 0).unwrap();
+        t.take(&blob(2), 0, net(0), 0).unwrap();
+        t.take(&blob(1), 0, net(1), 0).unwrap();
         // Half a second later exactly one more read.
-        t.take(&blob(1), 0, 1, 500_000).unwrap();
-        assert!(t.take(&blob(1), 0, 1, 500_000).is_err());
+        t.take(&blob(1), 0, net(0), 500_000).unwrap();
+        assert!(t.take(&blob(1), 0, net(0), 500_000).is_err());
         // A long idle refills to the burst, not beyond.
         for _ in 0..4 {
-            t.take(&blob(1), 0, 1, 100_000_000).unwrap();
+            t.take(&blob(1), 0, net(0), 100_000_000).unwrap();
         }
-        assert!(t.take(&blob(1), 0, 1, 100_000_000).is_err());
+        assert!(t.take(&blob(1), 0, net(0), 100_000_000).is_err());
     }
 
     #[test]
-    fn large_requests_cost_at_most_a_burst() {
-        let mut t = ReadThrottle::new(ThrottleConfig {
-            burst: 8,
-            per_second: 8,
-        });
-        t.take(&blob(1), 0, 1_000, 0).unwrap();
-        let refused = t.take(&blob(1), 0, 1_000, 0).unwrap_err();
-        assert_eq!(refused.retry_after_us, 1_000_000);
-        assert!(t.take(&blob(1), 0, 3, 400_000).is_ok());
+    fn neighbours_share_a_network_and_mapped_addresses_are_ipv4() {
+        use std::net::{IpAddr, Ipv6Addr};
+        let a = Network::of(IpAddr::from([192, 0, 2, 1]));
+        assert_eq!(a, Network::of(IpAddr::from([192, 0, 2, 200])));
+        assert_ne!(a, Network::of(IpAddr::from([192, 0, 3, 1])));
+        assert_eq!(
+            a,
+            Network::of(IpAddr::V6(
+                std::net::Ipv4Addr::new(192, 0, 2, 9).to_ipv6_mapped()
+            ))
+        );
+        let v6: Ipv6Addr = "2001:db8:1:2::1".parse().unwrap();
+        let same48: Ipv6Addr = "2001:db8:1:ffff::2".parse().unwrap();
+        let other48: Ipv6Addr = "2001:db8:2::1".parse().unwrap();
+        assert_eq!(Network::of(v6.into()), Network::of(same48.into()));
+        assert_ne!(Network::of(v6.into()), Network::of(other48.into()));
     }
 
     #[test]
@@ -219,11 +265,11 @@ mod tests {
         };
         let mut t = ReadThrottle::with_capacity(config, 3);
         for n in 0..10u8 {
-            t.take(&blob(n), 0, 1, u64::from(n)).unwrap();
+            t.take(&blob(n), 0, net(0), u64::from(n)).unwrap();
             assert!(t.tracked() <= 3);
         }
         // The newest buckets are the ones kept: blob 9 is still half spent.
-        t.take(&blob(9), 0, 1, 10).unwrap();
-        assert!(t.take(&blob(9), 0, 1, 10).is_err());
+        t.take(&blob(9), 0, net(0), 10).unwrap();
+        assert!(t.take(&blob(9), 0, net(0), 10).is_err());
     }
 }

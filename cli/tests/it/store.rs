@@ -498,7 +498,13 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     extend_and_cancel(&net, &client, &stored);
 
     // 7. Durability from what the chain measured: the two shards faulted above count.
-    durability_is_quoted_from_the_chains_measurements(&net, &status, dir.path(), stored.len());
+    durability_is_quoted_from_the_chains_measurements(
+        &net,
+        &client,
+        &blob,
+        dir.path(),
+        stored.len(),
+    );
 
     // 6. An `InconsistentUploader`: real HTTP uploads of shards that each match their root
     // but are not one codeword. Reads refuse it; anyone's audit proves it on chain; the deal
@@ -579,7 +585,8 @@ fn extend_and_cancel(net: &Devnet, client: &NodeClient, stored: &[(Hash, u64, Ve
 
 fn durability_is_quoted_from_the_chains_measurements(
     net: &Devnet,
-    status: &Value,
+    client: &NodeClient,
+    blob: &Hash,
     dir: &Path,
     deals_before: usize,
 ) {
@@ -618,14 +625,32 @@ fn durability_is_quoted_from_the_chains_measurements(
         term_loss > d["loss_per_interval"].as_f64().unwrap(),
         "{quote}"
     );
-    // Every active deal of the blob quotes its own remaining term.
-    let deals = status["deals"].as_array().unwrap();
-    assert!(
-        deals.iter().any(|d| d["durability"]["summary"]
-            .as_str()
-            .is_some_and(|s| s.contains("nines over the deal's"))),
-        "{status}"
-    );
+    // Every active deal of the blob quotes its own remaining term: the epochs from the
+    // current one to its last paid one (status was read a moment ago, so one epoch may have
+    // ended since).
+    let status = run_ok(net, &["store", "status", &blob.to_string(), "--json"]);
+    let current = client.get("/v1/network").unwrap()["current_epoch"]
+        .as_u64()
+        .unwrap();
+    let mut quoted = 0;
+    for d in status["deals"].as_array().unwrap() {
+        if d["deal"]["status"]["status"] != "active" {
+            assert!(d["durability"].is_null(), "{d}");
+            continue;
+        }
+        let summary = d["durability"]["summary"].as_str().unwrap();
+        assert!(summary.contains("nines over the deal's"), "{summary}");
+        let left = d["durability"]["figures"]["term"]["epochs"]
+            .as_u64()
+            .unwrap();
+        let end = d["deal"]["end_epoch"].as_u64().unwrap();
+        assert!(
+            left == end + 1 - current || left == end + 2 - current,
+            "{left} epochs left for a deal ending after epoch {end}, now epoch {current}"
+        );
+        quoted += 1;
+    }
+    assert!(quoted >= 1, "{status}");
 
     // A put that asks for nines gets the cheapest code that reaches them on the providers.
     let path = dir.join("durable");

@@ -136,6 +136,19 @@ fn reports_from_a_third_of_the_stake_fail_a_proven_shard() {
     assert!(!statement(1).warning);
     assert!(statement(1).proven_storage_bytes > 0);
     assert_eq!(statement(0).proven_storage_bytes, 0);
+
+    // Next epoch nobody proves: shards 1 and 2 are fresh losses; shard 0, still awaiting its
+    // repair, is not counted a second time.
+    let next = chain.epoch();
+    chain.finish_epoch();
+    let report = &chain.state().epochs[&next];
+    assert_eq!(
+        (
+            report.storage_shards_challenged,
+            report.storage_shards_faulted
+        ),
+        (2, 2)
+    );
 }
 
 #[test]

@@ -27,7 +27,7 @@ use cairn_proofs::inconsistency::rebuild_leaf;
 use cairn_proofs::shard::ShardTree;
 use cairn_proofs::storage::{first_index, next_index};
 use cairn_proofs::timed::{AuditFailure, AuditRule};
-use cairn_storage::throttle::{ReadThrottle, ThrottleConfig};
+use cairn_storage::throttle::{Network, ReadThrottle, ThrottleConfig};
 use cairn_types::proof::{LeafOpening, MerklePath};
 use cairn_types::tx::BlobMeta;
 use cairn_types::{BoundedBytes, DealId, Hash};
@@ -223,6 +223,9 @@ async fn stripe_peers(
     let Some(throttle) = budgets else {
         return by_rtt[..K].to_vec();
     };
+    // The regenerator reads from one network (an IPv4 /24); with several it would get a
+    // budget per network.
+    let from = Network::of(std::net::IpAddr::from([198, 51, 100, 7]));
     let mut got: Vec<usize> = Vec::with_capacity(K);
     loop {
         let now = now_us(ctx);
@@ -234,7 +237,7 @@ async fn stripe_peers(
             if got.contains(&p) {
                 continue;
             }
-            match throttle.take(&world.meta.id, u16::try_from(p).unwrap(), 1, now) {
+            match throttle.take(&world.meta.id, u16::try_from(p).unwrap(), from, now) {
                 Ok(()) => got.push(p),
                 Err(refused) => soonest = soonest.min(refused.retry_after_us),
             }
