@@ -109,6 +109,7 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/providers", get(providers))
         .route("/v1/providers/{id}", get(provider))
         .route("/v1/blobs/{id}", get(blob))
+        .route("/v1/deals", get(deals))
         .route("/v1/deals/{id}", get(deal))
         .route("/v1/orders", get(orders))
         .route("/v1/orders/{id}", get(order))
@@ -365,6 +366,31 @@ async fn blob(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResu
     node.with_ledger(|l| views::blob(l, &id))
         .ok_or_else(|| ApiError::not_found("blob", id))
         .map(axum::Json)
+}
+
+/// `ListQuery` and an owner. Not `#[serde(flatten)]`: flattened fields lose their types in
+/// a query string ("5" would not read as a number).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DealQuery {
+    /// Only this owner's deals.
+    owner: Option<String>,
+    limit: Option<usize>,
+    status: Option<String>,
+}
+
+async fn deals(
+    State(node): State<NodeHandle>,
+    query: Result<Query<DealQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let list = ListQuery {
+        limit: q.limit,
+        status: q.status,
+    };
+    let limit = list.limit()?;
+    let owner: Option<Address> = q.owner.as_deref().map(|o| parse("owner", o)).transpose()?;
+    ok(node.with_ledger(|l| views::deals(l, owner.as_ref(), list.status.as_deref(), limit)))
 }
 
 async fn deal(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResult {

@@ -49,6 +49,7 @@ pub const PATHS: &[&str] = &[
     "/v1/providers",
     "/v1/providers/{id}",
     "/v1/blobs/{id}",
+    "/v1/deals",
     "/v1/deals/{id}",
     "/v1/orders",
     "/v1/orders/{id}",
@@ -62,6 +63,12 @@ pub const PATHS: &[&str] = &[
 ];
 
 pub fn document() -> Value {
+    let mut deals = list_op(
+        "storage deals, newest first (status: pending, active, expired, cancelled, invalid)",
+    );
+    if let Some(parameters) = deals["get"]["parameters"].as_array_mut() {
+        parameters.push(json!({ "name": "owner", "in": "query", "required": false, "description": "only this owner's deals (cairn + 64 hex)", "schema": { "type": "string" } }));
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -107,6 +114,7 @@ pub fn document() -> Value {
             "/v1/providers": list_op("provider registry with declared and proven capacity"),
             "/v1/providers/{id}": get_op("one provider with reward statements and proof history", &[("id", "provider address")], true),
             "/v1/blobs/{id}": get_op("blob metadata and its deals", &[("id", "blob id")], true),
+            "/v1/deals": deals,
             "/v1/deals/{id}": get_op("a storage deal with its current challenges", &[("id", "deal id, e.g. deal-3 or 3")], true),
             "/v1/orders": list_op("compute orders, newest first, with their bids (hardware and proven rate)"),
             "/v1/orders/{id}": get_op("one compute order with bids", &[("id", "order id")], true),

@@ -122,6 +122,26 @@ pub fn deal(ledger: &Ledger, id: DealId) -> Option<Value> {
     Some(json!({ "deal": deal_view(deal), "challenges": challenges }))
 }
 
+/// Deals newest first, optionally one owner's and of one status (`active`, `pending`, ...).
+pub fn deals(
+    ledger: &Ledger,
+    owner: Option<&Address>,
+    status: Option<&str>,
+    limit: usize,
+) -> Value {
+    let items: Vec<Value> = ledger
+        .state()
+        .deals
+        .values()
+        .rev()
+        .filter(|d| owner.is_none_or(|o| d.owner == *o))
+        .filter(|d| status.is_none_or(|s| s == d.status.name()))
+        .take(limit)
+        .map(deal_view)
+        .collect();
+    json!({ "deals": items })
+}
+
 pub fn blob(ledger: &Ledger, id: &Hash) -> Option<Value> {
     let state = ledger.state();
     let deals = state.blobs.get(id)?;

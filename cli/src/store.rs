@@ -646,31 +646,21 @@ fn ls(global: &Global, key: &KeyArgs) -> Result<()> {
     let owner = cairn_client::Keystore::open(&global.home_dir()?)
         .info(&key.from)?
         .address;
-    let mut deals = Vec::new();
-    let mut misses = 0;
-    // Deal ids are dense from 0; the listing ends after a few misses in a row.
-    for id in 0u64..100_000 {
-        match node.get(&format!("/v1/deals/{id}")) {
-            Ok(v) => {
-                misses = 0;
-                if v["deal"]["owner"].as_str() == Some(&owner.to_string()) {
-                    let d = &v["deal"];
-                    deals.push(json!({
-                        "deal": d["id"], "blob": d["blob"]["id"], "size_bytes": d["blob"]["size_bytes"],
-                        "status": d["status"]["status"], "end_epoch": d["end_epoch"],
-                        "permanent": d["permanent"], "repair_needed": d["repair_needed"],
-                    }));
-                }
-            }
-            Err(cairn_client::NodeError::Refused { status: 404, .. }) => {
-                misses += 1;
-                if misses > 3 {
-                    break;
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    // Newest first from the node's owner index, a page of at most 1000 (the API's limit).
+    let page = node.get(&format!("/v1/deals?owner={owner}&limit=1000"))?;
+    let deals: Vec<serde_json::Value> = page["deals"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            json!({
+                "deal": d["id"], "blob": d["blob"]["id"], "size_bytes": d["blob"]["size_bytes"],
+                "status": d["status"]["status"], "end_epoch": d["end_epoch"],
+                "permanent": d["permanent"], "repair_needed": d["repair_needed"],
+            })
+        })
+        .collect();
     print(global, &json!({ "owner": owner, "deals": deals }))
 }
 

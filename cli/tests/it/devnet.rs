@@ -448,6 +448,9 @@ fn slow_api_refuses_bad_transactions() {
         ("/v1/accounts/nope", "bad_address"),
         ("/v1/orders?limit=5000", "bad_query"),
         ("/v1/leases?bogus=1", "bad_query"),
+        ("/v1/deals?bogus=1", "bad_query"),
+        ("/v1/deals?limit=0", "bad_query"),
+        ("/v1/deals?owner=cairn00", "bad_owner"),
         ("/v1/deals/999999", "not_found"),
         ("/v1/nowhere", "no_route"),
     ] {

@@ -493,6 +493,18 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     assert_eq!(status["blob"]["id"], blob.to_string());
     let ls = run_ok(&net, &["store", "ls", "--json"]);
     assert_eq!(ls["deals"].as_array().unwrap().len(), stored.len());
+    // From the node's owner index, newest first; a malformed owner is named.
+    let ids: Vec<u64> = ls["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["deal"].as_u64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+    match client.get("/v1/deals?owner=nothex") {
+        Err(cairn_client::NodeError::Refused { status: 400, .. }) => {}
+        other => panic!("a malformed owner should be refused: {other:?}"),
+    }
 
     // Extend and cancel: the owner's own deals, refusals before any fee.
     extend_and_cancel(&net, &client, &stored);
