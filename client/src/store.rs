@@ -404,9 +404,33 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Picks `n` distinct providers at random, weighted by stake, preferring regions not yet
-/// used (region spread): each pick draws among the providers of unused regions while any
-/// remain.
+/// The network an endpoint's host sits in, for placement spread: an IPv4 /24 or an IPv6 /48
+/// (one operator's machines usually share one), else the host name itself.
+pub fn endpoint_network(endpoint: &str) -> String {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.split(':').next().unwrap_or(authority),
+    };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+        Err(_) => host.to_ascii_lowercase(),
+    }
+}
+
+/// Picks `n` distinct providers at random, weighted by stake, spreading shards over regions
+/// and networks (IPv4 /24, IPv6 /48): each pick draws among the providers that share the
+/// fewest of the two with the shards placed so far, so that one datacenter or operator
+/// losing power takes as few shards of a blob as the providers allow (reliability §2c:
+/// correlated losses are what the durability figures cannot see).
 pub fn place(
     candidates: &[ProviderEntry],
     n: usize,
@@ -425,15 +449,19 @@ pub fn place(
     }
     let mut chosen: Vec<ProviderEntry> = Vec::with_capacity(n);
     while chosen.len() < n {
-        let used: Vec<&str> = chosen.iter().map(|p| p.region.as_str()).collect();
-        let fresh: Vec<usize> = (0..pool.len())
-            .filter(|&i| !used.contains(&pool[i].region.as_str()))
+        let regions: Vec<&str> = chosen.iter().map(|p| p.region.as_str()).collect();
+        let networks: Vec<String> = chosen
+            .iter()
+            .map(|p| endpoint_network(&p.endpoint))
             .collect();
-        let indices: Vec<usize> = if fresh.is_empty() {
-            (0..pool.len()).collect()
-        } else {
-            fresh
+        let shared = |p: &ProviderEntry| {
+            u8::from(regions.contains(&p.region.as_str()))
+                + u8::from(networks.contains(&endpoint_network(&p.endpoint)))
         };
+        let least = pool.iter().map(|p| shared(p)).min().unwrap_or(0);
+        let indices: Vec<usize> = (0..pool.len())
+            .filter(|&i| shared(pool[i]) == least)
+            .collect();
         let total: u128 = indices.iter().map(|&i| pool[i].stake.max(1)).sum();
         let mut draw = u128::from(random_u64()) % total.max(1);
         let mut pick = indices[0];
@@ -1570,4 +1598,65 @@ pub fn repair_shard(
     })();
     let _ = std::fs::remove_file(&path);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u8, endpoint: &str, region: &str) -> ProviderEntry {
+        ProviderEntry {
+            address: Address([n; 32]),
+            endpoint: endpoint.to_string(),
+            region: region.to_string(),
+            stake: 1,
+            free_bytes: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn endpoints_group_by_network() {
+        assert_eq!(endpoint_network("http://10.1.2.3:7900"), "10.1.2.0/24");
+        assert_eq!(endpoint_network("http://10.1.2.99"), "10.1.2.0/24");
+        assert_eq!(
+            endpoint_network("https://[2001:db8:5:6::1]:443/x"),
+            "2001:db8:5::/48"
+        );
+        assert_eq!(endpoint_network("http://Store.Example:80"), "store.example");
+    }
+
+    #[test]
+    fn placement_spreads_over_networks_and_regions() {
+        // Two machines in one /24, two in another, one alone; one region for all.
+        let candidates = [
+            entry(1, "http://10.0.1.1:1", "eu"),
+            entry(2, "http://10.0.1.2:1", "eu"),
+            entry(3, "http://10.0.2.1:1", "eu"),
+            entry(4, "http://10.0.2.2:1", "eu"),
+            entry(5, "http://10.0.3.1:1", "eu"),
+        ];
+        for _ in 0..200 {
+            let picked = place(&candidates, 3, 1, &[]).unwrap();
+            let mut networks: Vec<String> = picked
+                .iter()
+                .map(|p| endpoint_network(&p.endpoint))
+                .collect();
+            networks.sort();
+            networks.dedup();
+            assert_eq!(
+                networks.len(),
+                3,
+                "three shards, three networks: {picked:?}"
+            );
+        }
+        // More shards than networks: every network is used before any is used twice.
+        for _ in 0..200 {
+            let picked = place(&candidates, 4, 1, &[]).unwrap();
+            let distinct: std::collections::BTreeSet<String> = picked
+                .iter()
+                .map(|p| endpoint_network(&p.endpoint))
+                .collect();
+            assert_eq!(distinct.len(), 3);
+        }
+    }
 }
