@@ -214,6 +214,7 @@ pub fn summary(index: &Index, crn_usd: f64) -> Value {
     let network = index.network.as_ref();
     let tvl = network.and_then(|n| n.tvl);
     json!({
+        "storage_loss": storage_loss(index),
         "height": index.height,
         "timestamp_ms": index.last_timestamp_ms,
         "blocks_indexed": index.blocks,
@@ -246,6 +247,46 @@ pub fn summary(index: &Index, crn_usd: f64) -> Value {
             "next_epoch": network.map(|n| n.next_emission),
         },
         "last_epoch_revenue": revenue,
+    })
+}
+
+/// Epochs the shard loss rate is summed over: the node's own window (`/v1/network`).
+const LOSS_WINDOW_EPOCHS: usize = 64;
+
+/// Shard loss over the last finished epochs indexed (challenged and faulted shard-epochs),
+/// its rate and one-sided 95% upper bound, and what that bound leaves the devnet's and a
+/// larger network's default codes per epoch: the figures `cairn store durability` plans with.
+pub fn storage_loss(index: &Index) -> Value {
+    let window: Vec<&EpochEntry> = index
+        .epochs
+        .values()
+        .rev()
+        .filter(|e| e.report.finished)
+        .take(LOSS_WINDOW_EPOCHS)
+        .collect();
+    let challenged = window.iter().fold(0u64, |sum, e| {
+        sum.saturating_add(e.report.storage_shards_challenged)
+    });
+    let faulted = window.iter().fold(0u64, |sum, e| {
+        sum.saturating_add(e.report.storage_shards_faulted)
+    });
+    let Ok(observed) = cairn_coding::durability::Observed::new(challenged, faulted) else {
+        return Value::Null;
+    };
+    let estimate = observed.estimate();
+    let nines = |k: u16, m: u16| {
+        cairn_coding::durability::Durability::of(k, m, estimate.rate, 1)
+            .ok()
+            .and_then(|d| d.nines_per_interval)
+    };
+    json!({
+        "epochs": window.len(),
+        "shards_challenged": challenged,
+        "shards_faulted": faulted,
+        "rate_per_epoch": observed.point(),
+        "planning_rate": estimate.rate,
+        "planning_rate_source": estimate.source,
+        "nines_per_epoch": { "4+2": nines(4, 2), "10+5": nines(10, 5) },
     })
 }
 
@@ -388,5 +429,50 @@ pub fn block_time_ms(index: &Index, network: &NetworkView) -> f64 {
             (index.last_timestamp_ms - first) as f64 / (index.blocks - 1) as f64
         }
         _ => network.block_time_ms.max(1) as f64,
+    }
+}
+
+#[cfg(test)]
+mod storage_loss_tests {
+    use super::*;
+    use cairn_ledger::state::EpochReport;
+
+    fn epoch(n: u64, challenged: u64, faulted: u64, finished: bool) -> EpochEntry {
+        EpochEntry {
+            report: EpochReport {
+                epoch: n,
+                storage_shards_challenged: challenged,
+                storage_shards_faulted: faulted,
+                finished,
+                ..Default::default()
+            },
+            end_timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn shard_loss_sums_the_last_finished_epochs() {
+        let mut index = Index::default();
+        // 70 finished epochs of 100 shards with one fault each, then one still open.
+        for n in 0..70 {
+            index.epochs.insert(n, epoch(n, 100, 1, true));
+        }
+        index.epochs.insert(70, epoch(70, 100, 50, false));
+        let loss = storage_loss(&index);
+        assert_eq!(loss["epochs"], 64);
+        assert_eq!(loss["shards_challenged"], 6400);
+        assert_eq!(loss["shards_faulted"], 64);
+        assert_eq!(loss["rate_per_epoch"].as_f64(), Some(0.01));
+        assert_eq!(loss["planning_rate_source"], "measured");
+        let rate = loss["planning_rate"].as_f64().unwrap();
+        assert!(rate > 0.01 && rate < 0.0125, "{loss}");
+        assert!(
+            loss["nines_per_epoch"]["10+5"].as_f64().unwrap() > 7.0,
+            "{loss}"
+        );
+        // Nothing indexed: no rate, the assumption to plan with.
+        let empty = storage_loss(&Index::default());
+        assert!(empty["rate_per_epoch"].is_null());
+        assert_eq!(empty["planning_rate_source"], "assumed");
     }
 }

@@ -168,6 +168,27 @@ pub fn summary(index: &Index, crn_usd: f64) -> String {
         &crn_text(&s["emission"]["last_epoch"]),
         &format!("next {}", crn_text(&s["emission"]["next_epoch"])),
     );
+    let loss = &s["storage_loss"];
+    card(
+        &mut out,
+        "Shard loss per epoch",
+        &loss["rate_per_epoch"]
+            .as_f64()
+            .map_or("—".to_string(), |r| format!("{:.3}%", r * 100.0)),
+        &format!(
+            "{} of {} shard-epochs in {} epochs; plan at {} ({}): 4+2 {} nines per epoch",
+            text(&loss["shards_faulted"]),
+            text(&loss["shards_challenged"]),
+            text(&loss["epochs"]),
+            loss["planning_rate"]
+                .as_f64()
+                .map_or("—".to_string(), |r| format!("{:.2}%", r * 100.0)),
+            text(&loss["planning_rate_source"]),
+            loss["nines_per_epoch"]["4+2"]
+                .as_f64()
+                .map_or("—".to_string(), |n| format!("{n:.1}")),
+        ),
+    );
     let r = &s["last_epoch_revenue"];
     card(
         &mut out,
