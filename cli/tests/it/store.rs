@@ -13,13 +13,22 @@ use std::time::{Duration, Instant};
 // Eight providers for 4+2 shards: two are free to take repaired shards.
 const PROVIDERS: u16 = 8;
 
-/// A base port with `PROVIDERS` free ports after it.
+/// A base port with `PROVIDERS` free ports after it, below the kernel's ephemeral range
+/// (32768 and up by default): the providers bind these ports seconds after this check, and
+/// in the ephemeral range any outgoing connection of a concurrent test could take one as its
+/// source port meanwhile. Concurrent tests draw their runs at random, so they seldom meet.
 fn free_run() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut draw = u64::from(std::process::id()) << 32 | u64::from(nanos);
     for _ in 0..200 {
-        let base = crate::devnet::free_port();
-        if base > 60_000 {
-            continue;
-        }
+        // splitmix64 step: a fresh candidate each try.
+        draw = draw.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = draw;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let base = 20_000 + u16::try_from((z ^ (z >> 31)) % 12_000).unwrap();
         let all_free =
             (0..PROVIDERS).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
         if all_free {
