@@ -28,6 +28,9 @@ pub enum StoreCommand {
         /// Output file.
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: PathBuf,
+        /// Only bytes START..END of the blob (only the segments they touch are fetched).
+        #[arg(long, value_name = "START..END", value_parser = parse_byte_range)]
+        range: Option<std::ops::Range<u64>>,
         #[command(flatten)]
         key: KeyArgs,
     },
@@ -311,7 +314,12 @@ fn progress_bar(global: &Global, total: u64, verb: &'static str) -> impl FnMut(u
 pub fn run(global: &Global, command: StoreCommand) -> Result<()> {
     match command {
         StoreCommand::Put(args) => put(global, args),
-        StoreCommand::Get { id, output, key } => get(global, &id, &output, &key),
+        StoreCommand::Get {
+            id,
+            output,
+            range,
+            key,
+        } => get(global, &id, &output, range, &key),
         StoreCommand::Status { id } => status(global, &id),
         StoreCommand::Ls { key } => ls(global, &key),
         StoreCommand::Extend { deal, epochs, key } => extend(global, deal, epochs, &key),
@@ -437,7 +445,13 @@ fn put(global: &Global, args: PutArgs) -> Result<()> {
     Ok(())
 }
 
-fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> Result<()> {
+fn get(
+    global: &Global,
+    id: &Hash,
+    output: &std::path::Path,
+    range: Option<std::ops::Range<u64>>,
+    key: &KeyArgs,
+) -> Result<()> {
     let node = NodeClient::new(&node_url(global)?);
     let records = records_dir(global)?;
     let owner = load_key(global, &key.from, &key.passphrase).ok();
@@ -460,7 +474,36 @@ fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> R
             e
         }
     };
-    let mut bar = progress_bar(global, meta.size_bytes, "get");
+    if let Some(r) = &range
+        && r.end > meta.size_bytes
+    {
+        bail!(
+            "--range {}..{} is outside blob {id}, which has {} bytes",
+            r.start,
+            r.end,
+            meta.size_bytes
+        );
+    }
+    let total = range.as_ref().map_or(meta.size_bytes, |r| r.end - r.start);
+    let mut bar = progress_bar(global, total, "get");
+    // The whole blob, or only the range (its segments alone are fetched and decoded).
+    let mut read = |out: &mut dyn std::io::Write| -> Result<flows::GetOutcome, flows::StoreError> {
+        match &range {
+            None => flows::read_blob(&node, id, &protection, &mut &mut *out, &mut bar),
+            Some(r) => {
+                let started = std::time::Instant::now();
+                let failures =
+                    flows::read_blob_range(&node, id, &protection, r.clone(), &mut &mut *out)?;
+                bar(total);
+                Ok(flows::GetOutcome {
+                    blob: *id,
+                    size_bytes: total,
+                    failures,
+                    elapsed_ms: started.elapsed().as_millis(),
+                })
+            }
+        }
+    };
     let kind = std::fs::metadata(output).ok().map(|m| m.file_type());
     if kind.is_some_and(|t| t.is_dir()) {
         bail!("output {} is a directory: name a file", output.display());
@@ -473,7 +516,7 @@ fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> R
             .open(output)
             .with_context(|| format!("opening {}", output.display()))?;
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, device);
-        flows::read_blob(&node, id, &protection, &mut writer, &mut bar).map_err(hint)?
+        read(&mut writer).map_err(hint)?
     } else {
         // A temp file beside the output, renamed at the end: a failed read leaves no half
         // file. Written around the page cache (cairn_client::direct): a large download
@@ -481,14 +524,12 @@ fn get(global: &Global, id: &Hash, output: &std::path::Path, key: &KeyArgs) -> R
         let tmp = output.with_extension("cairn-partial");
         let mut writer = DirectWriter::create(&tmp, false, DEFAULT_WRITE_BUFFER_BYTES)
             .with_context(|| format!("creating {}", tmp.display()))?;
-        let result = flows::read_blob(&node, id, &protection, &mut writer, &mut bar)
-            .map_err(hint)
-            .and_then(|o| {
-                writer
-                    .finish(false)
-                    .with_context(|| format!("writing {}", tmp.display()))?;
-                Ok(o)
-            });
+        let result = read(&mut writer).map_err(hint).and_then(|o| {
+            writer
+                .finish(false)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            Ok(o)
+        });
         let outcome = match result {
             Ok(o) => o,
             Err(e) => {

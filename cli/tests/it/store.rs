@@ -220,6 +220,41 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
         "read with the on-chain key"
     );
     std::fs::write(&record, kept).unwrap();
+    // A range: exactly those bytes, from only the segments they touch; one past the end is
+    // refused by name and writes nothing.
+    let part = dir.path().join("part");
+    let doc = run_ok(
+        &net,
+        &[
+            "store",
+            "get",
+            &blob.to_string(),
+            "-o",
+            part.to_str().unwrap(),
+            "--range",
+            "1000000..1500000",
+            "--json",
+        ],
+    );
+    assert_eq!(doc["size_bytes"], 500_000, "{doc}");
+    assert_eq!(std::fs::read(&part).unwrap(), data[1_000_000..1_500_000]);
+    let beyond = dir.path().join("beyond");
+    let out = net.cli(&[
+        "store",
+        "get",
+        &blob.to_string(),
+        "-o",
+        beyond.to_str().unwrap(),
+        "--range",
+        "0..2500001",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is outside blob") && err.contains("2500000 bytes"),
+        "{err}"
+    );
+    assert!(!beyond.exists());
     let root: Hash = deal(&client, deal_id)["deal"]["blob"]["shard_roots"][0]
         .as_str()
         .unwrap()
@@ -1081,6 +1116,18 @@ fn store_put_names_bad_arguments() {
         ),
         (vec!["store", "durability", "--durability", "0"], "nines"),
         (vec!["store", "durability", "--epochs", "0"], "--epochs"),
+        (
+            vec![
+                "store",
+                "get",
+                &"ab".repeat(32),
+                "-o",
+                "y",
+                "--range",
+                "9..1",
+            ],
+            "START must be below END",
+        ),
         (vec!["store", "extend", "seven", "--epochs", "1"], "DEAL"),
         (vec!["store", "extend", "1"], "--epochs"),
         (vec!["store", "extend", "1", "--epochs", "0"], "--epochs"),
