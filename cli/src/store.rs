@@ -177,6 +177,10 @@ pub struct PutArgs {
     /// Price per GiB-epoch offered.
     #[arg(long, default_value = "1 CRN")]
     pub price: Amount,
+    /// Print what the put would store, cost and buy, without reading the file, placing or
+    /// paying anything.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -396,7 +400,6 @@ fn durability(global: &Global, args: &DurabilityArgs) -> Result<()> {
 
 fn put(global: &Global, args: PutArgs) -> Result<()> {
     let node = NodeClient::new(&node_url(global)?);
-    let key = load_key(global, &args.key.from, &args.key.passphrase)?;
     let params = chain_params(global)?;
     let size = std::fs::metadata(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?
@@ -410,6 +413,29 @@ fn put(global: &Global, args: PutArgs) -> Result<()> {
         public: args.public,
         price_per_gib_epoch: args.price,
     };
+    if args.dry_run {
+        let plan = flows::plan_put(&node, size, &options, params.permanent_prepay_epochs)?;
+        if global.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            println!(
+                "would store {} bytes as {}+{} shards of {} bytes ({} bytes on {} of {} live providers), paying {} into the deal",
+                plan.size_bytes,
+                plan.data_shards,
+                plan.parity_shards,
+                plan.shard_size_bytes,
+                plan.stored_bytes,
+                u32::from(plan.data_shards) + u32::from(plan.parity_shards),
+                plan.live_providers,
+                plan.escrow,
+            );
+            if let Some(durability) = &plan.durability {
+                println!("durability: {}", durability.summary());
+            }
+        }
+        return Ok(());
+    }
+    let key = load_key(global, &args.key.from, &args.key.passphrase)?;
     let mut bar = progress_bar(global, size, "put");
     let outcome = flows::put_file(
         &node,

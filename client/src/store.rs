@@ -7,10 +7,11 @@
 //! segments' pieces per shard in flight. Both directions code segments on every core
 //! (`cairn_coding`'s lanes); download threads verify the pieces they receive.
 
-use crate::durability::{DurabilityReport, NetworkLoss};
+use crate::durability::{DurabilityReport, NetworkLoss, Term};
 use crate::node::{NodeClient, NodeError};
 use crate::shards::{Receipt, ShardClient, ShardError};
 use bytes::BytesMut;
+use cairn_coding::durability::LossEstimate;
 use cairn_coding::{
     CodingError, DEFAULT_MAX_PIECE_SIZE_BYTES, DataKey, Decoder, EncodedBlob, Encoder, Layout,
     Params, PieceChecker, Protection, SegmentPieces, VerifiedPiece, available_lanes,
@@ -831,6 +832,93 @@ fn upload(
     Ok((receipts, failures))
 }
 
+/// The planning rate and term a put's durability is figured with (`None` from a node that
+/// does not count shard loss).
+type Planning = Option<(LossEstimate, Term)>;
+
+/// The code a put uses: `--redundancy`, else the cheapest for `--durability`, else the
+/// default for the live providers; checked against the coding limits.
+fn choose_code(
+    node: &NodeClient,
+    providers: usize,
+    options: &PutOptions,
+) -> Result<(u16, u16, Planning), StoreError> {
+    // The durability figures need the chain's loss counts; only a put that plans by them
+    // needs a node that has them.
+    let planning = match NetworkLoss::fetch(node) {
+        Ok(network) => Some((
+            network.estimate(options.loss_rate)?,
+            network.term(options.permanent, options.epochs),
+        )),
+        Err(_) if options.durability_nines.is_none() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let (k, m) = match (options.redundancy, options.durability_nines, &planning) {
+        (Some(code), _, _) => code,
+        (None, Some(nines), Some((loss, term))) => {
+            crate::durability::plan(providers, loss, *term, nines)?
+        }
+        _ => default_redundancy(providers),
+    };
+    Params::new(k, m).validate()?;
+    Ok((k, m, planning))
+}
+
+/// What a put pays into the deal: its term (the prepaid epochs of a permanent deal) at the
+/// offered price.
+fn put_escrow(
+    options: &PutOptions,
+    size_bytes: u64,
+    permanent_prepay_epochs: u64,
+) -> Result<Amount, StoreError> {
+    let term = if options.permanent {
+        permanent_prepay_epochs
+    } else {
+        options.epochs
+    };
+    deal_cost(options.price_per_gib_epoch, size_bytes, term)
+}
+
+/// What a put of `size_bytes` would do, without reading the file or paying anything.
+#[derive(Clone, Debug, Serialize)]
+pub struct PutPlan {
+    pub size_bytes: u64,
+    pub data_shards: u16,
+    pub parity_shards: u16,
+    pub shard_size_bytes: u64,
+    /// Bytes the providers store in all: n shards.
+    pub stored_bytes: u64,
+    pub live_providers: usize,
+    /// Paid into the deal's escrow (or the permanent deal's endowment) at the put.
+    pub escrow: Amount,
+    pub durability: Option<DurabilityReport>,
+}
+
+/// Plans a put: the code, the shard size, what it stores and costs, and what it buys.
+pub fn plan_put(
+    node: &NodeClient,
+    size_bytes: u64,
+    options: &PutOptions,
+    permanent_prepay_epochs: u64,
+) -> Result<PutPlan, StoreError> {
+    let providers = live_storage_providers(node)?.len();
+    let (k, m, planning) = choose_code(node, providers, options)?;
+    let layout = Layout::new(size_bytes, &Params::new(k, m), !options.public)?;
+    let n = u64::from(k) + u64::from(m);
+    Ok(PutPlan {
+        size_bytes,
+        data_shards: k,
+        parity_shards: m,
+        shard_size_bytes: layout.shard_size_bytes,
+        stored_bytes: layout.shard_size_bytes.saturating_mul(n),
+        live_providers: providers,
+        escrow: put_escrow(options, size_bytes, permanent_prepay_epochs)?,
+        durability: planning
+            .map(|(loss, term)| DurabilityReport::new(k, m, loss, term))
+            .transpose()?,
+    })
+}
+
 /// Stores a file: see the module docs. `progress` sees plaintext bytes streamed so far.
 #[allow(clippy::too_many_arguments)]
 pub fn put_file(
@@ -847,25 +935,8 @@ pub fn put_file(
     let stamp = file_stamp(path)?;
     let size = stamp.0;
     let candidates = live_storage_providers(node)?;
-    // The durability figures need the chain's loss counts; only a put that plans by them
-    // needs a node that has them.
-    let planning = match NetworkLoss::fetch(node) {
-        Ok(network) => Some((
-            network.estimate(options.loss_rate)?,
-            network.term(options.permanent, options.epochs),
-        )),
-        Err(_) if options.durability_nines.is_none() => None,
-        Err(e) => return Err(e.into()),
-    };
-    let (k, m) = match (options.redundancy, options.durability_nines, &planning) {
-        (Some(code), _, _) => code,
-        (None, Some(nines), Some((loss, term))) => {
-            crate::durability::plan(candidates.len(), loss, *term, nines)?
-        }
-        _ => default_redundancy(candidates.len()),
-    };
+    let (k, m, planning) = choose_code(node, candidates.len(), options)?;
     let params = Params::new(k, m);
-    params.validate()?;
     let protection = if options.public {
         Protection::Public
     } else {
@@ -915,12 +986,7 @@ pub fn put_file(
             size_bytes: size,
         },
     )?;
-    let term = if options.permanent {
-        permanent_prepay_epochs
-    } else {
-        options.epochs
-    };
-    let cost = deal_cost(options.price_per_gib_epoch, size, term)?.ucrn();
+    let cost = put_escrow(options, size, permanent_prepay_epochs)?.ucrn();
     let n = params.shard_count();
     let needed = (usize::from(k) + usize::from(certificate_margin)).min(n);
     let mut exclude: Vec<Address> = Vec::new();

@@ -712,6 +712,36 @@ fn durability_is_quoted_from_the_chains_measurements(
     let path = dir.join("durable");
     std::fs::write(&path, bytes(70_000, 77)).unwrap();
     let path = path.to_str().unwrap();
+    // A dry run says what the put would store and cost, and stores nothing.
+    let plan = run_ok(
+        net,
+        &[
+            "store",
+            "put",
+            path,
+            "--json",
+            "--dry-run",
+            "--durability",
+            "4",
+            "--loss-rate",
+            "1%",
+        ],
+    );
+    assert_eq!(plan["size_bytes"], 70_000, "{plan}");
+    let (k, m) = (
+        plan["data_shards"].as_u64().unwrap(),
+        plan["parity_shards"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        plan["stored_bytes"].as_u64(),
+        plan["shard_size_bytes"].as_u64().map(|s| s * (k + m))
+    );
+    assert!(
+        plan["durability"]["nines_over_term"].as_f64().unwrap() >= 4.0,
+        "{plan}"
+    );
+    let listed = run_ok(net, &["store", "ls", "--json"]);
+    assert_eq!(listed["deals"].as_array().unwrap().len(), deals_before);
     let doc = run_ok(
         net,
         &[
@@ -728,9 +758,10 @@ fn durability_is_quoted_from_the_chains_measurements(
     let d = &doc["durability"];
     assert!(d["nines_over_term"].as_f64().unwrap() >= 4.0, "{doc}");
     assert_eq!(d["loss"]["source"], "given");
-    let (k, m) = (
-        doc["data_shards"].as_u64().unwrap(),
-        doc["parity_shards"].as_u64().unwrap(),
+    // The put stored what the dry run planned.
+    assert_eq!(
+        (doc["data_shards"].as_u64(), doc["parity_shards"].as_u64()),
+        (Some(k), Some(m))
     );
     assert!(k + m <= u64::from(PROVIDERS) && m >= 1, "{doc}");
     // One the providers cannot reach is refused before anything is paid or stored.
