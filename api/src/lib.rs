@@ -10,6 +10,8 @@ pub mod metrics;
 pub mod openapi;
 mod views;
 
+pub use views::STORAGE_LOSS_WINDOW_EPOCHS;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;

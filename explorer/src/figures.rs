@@ -250,26 +250,16 @@ pub fn summary(index: &Index, crn_usd: f64) -> Value {
     })
 }
 
-/// Epochs the shard loss rate is summed over: the node's own window (`/v1/network`).
-const LOSS_WINDOW_EPOCHS: usize = 64;
-
-/// Shard loss over the last finished epochs indexed (challenged and faulted shard-epochs),
+/// Shard loss over the last finished epochs indexed, in the node's own window (`/v1/network`):
+/// challenged and faulted shard-epochs,
 /// its rate and one-sided 95% upper bound, and what that bound leaves the devnet's and a
 /// larger network's default codes per epoch: the figures `cairn store durability` plans with.
 pub fn storage_loss(index: &Index) -> Value {
-    let window: Vec<&EpochEntry> = index
-        .epochs
-        .values()
-        .rev()
-        .filter(|e| e.report.finished)
-        .take(LOSS_WINDOW_EPOCHS)
-        .collect();
-    let challenged = window.iter().fold(0u64, |sum, e| {
-        sum.saturating_add(e.report.storage_shards_challenged)
-    });
-    let faulted = window.iter().fold(0u64, |sum, e| {
-        sum.saturating_add(e.report.storage_shards_faulted)
-    });
+    let loss = cairn_ledger::state::ShardLoss::over(
+        index.epochs.values().map(|e| &e.report),
+        cairn_api::STORAGE_LOSS_WINDOW_EPOCHS,
+    );
+    let (challenged, faulted) = (loss.shards_challenged, loss.shards_faulted);
     let Ok(observed) = cairn_coding::durability::Observed::new(challenged, faulted) else {
         return Value::Null;
     };
@@ -280,7 +270,7 @@ pub fn storage_loss(index: &Index) -> Value {
             .and_then(|d| d.nines_per_interval)
     };
     json!({
-        "epochs": window.len(),
+        "epochs": loss.epochs,
         "shards_challenged": challenged,
         "shards_faulted": faulted,
         "rate_per_epoch": observed.point(),

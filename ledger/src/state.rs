@@ -491,6 +491,30 @@ pub struct ShardLoss {
     pub shards_faulted: u64,
 }
 
+impl ShardLoss {
+    /// Sums the last `window_epochs` finished reports of `reports` (oldest first, as the
+    /// ledger and the explorer keep them).
+    pub fn over<'a>(
+        reports: impl DoubleEndedIterator<Item = &'a EpochReport>,
+        window_epochs: u64,
+    ) -> Self {
+        let finished = reports.rev().filter(|r| r.finished);
+        let mut loss = Self::default();
+        for report in finished.take(usize::try_from(window_epochs).unwrap_or(usize::MAX)) {
+            loss.epochs = loss.epochs.saturating_add(1);
+            loss.first_epoch = Some(report.epoch);
+            loss.last_epoch = loss.last_epoch.or(Some(report.epoch));
+            loss.shards_challenged = loss
+                .shards_challenged
+                .saturating_add(report.storage_shards_challenged);
+            loss.shards_faulted = loss
+                .shards_faulted
+                .saturating_add(report.storage_shards_faulted);
+        }
+        loss
+    }
+}
+
 /// Where every base unit is, for the supply invariant and the explorer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupplyBreakdown {
@@ -696,20 +720,7 @@ impl State {
     /// Storage challenges and faults summed over the last `window_epochs` finished epochs:
     /// what the chain has measured of shard loss (each fault sends its shard to repair).
     pub fn measured_shard_loss(&self, window_epochs: u64) -> ShardLoss {
-        let finished = self.epochs.values().rev().filter(|r| r.finished);
-        let mut loss = ShardLoss::default();
-        for report in finished.take(usize::try_from(window_epochs).unwrap_or(usize::MAX)) {
-            loss.epochs = loss.epochs.saturating_add(1);
-            loss.first_epoch = Some(report.epoch);
-            loss.last_epoch = loss.last_epoch.or(Some(report.epoch));
-            loss.shards_challenged = loss
-                .shards_challenged
-                .saturating_add(report.storage_shards_challenged);
-            loss.shards_faulted = loss
-                .shards_faulted
-                .saturating_add(report.storage_shards_faulted);
-        }
-        loss
+        ShardLoss::over(self.epochs.values(), window_epochs)
     }
 
     /// The state commitment: BLAKE3 over a deterministic serialization of every map.
