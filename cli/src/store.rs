@@ -589,6 +589,10 @@ fn status(global: &Global, id: &Hash) -> Result<()> {
     let blob = node.get(&format!("/v1/blobs/{id}"))?;
     // Durability is quoted where the node counts shard loss; status works without it.
     let network = cairn_client::durability::NetworkLoss::fetch(&node).ok();
+    // One planning rate for all the blob's deals.
+    let quote = network
+        .map(|n| n.estimate(None).map(|loss| (n, loss)))
+        .transpose()?;
     let mut deals = Vec::new();
     for d in blob["deals"].as_array().cloned().unwrap_or_default() {
         let Some(deal_id) = d["id"].as_u64() else {
@@ -596,11 +600,10 @@ fn status(global: &Global, id: &Hash) -> Result<()> {
         };
         let mut view = node.get(&format!("/v1/deals/{deal_id}"))?;
         // Only a live deal has a future to quote.
-        if let Some(network) = &network
+        if let Some((network, loss)) = &quote
             && view["deal"]["status"]["status"] == "active"
         {
-            let loss = network.estimate(None)?;
-            let report = cairn_client::durability::of_deal(network, loss, &view["deal"])?;
+            let report = cairn_client::durability::of_deal(network, *loss, &view["deal"])?;
             view["durability"] = json!({ "summary": report.summary(), "figures": report });
         }
         deals.push(view);

@@ -57,6 +57,23 @@ impl Default for ThrottleConfig {
     }
 }
 
+impl ThrottleConfig {
+    /// A full bucket, in millionths of a token.
+    fn full_micro_tokens(self) -> u64 {
+        u64::from(self.burst).saturating_mul(MICRO)
+    }
+
+    /// A bucket's tokens at `now_us`: refilled since it was last touched, capped at full.
+    fn level(self, bucket: &Bucket, now_us: u64) -> u64 {
+        let elapsed = now_us.saturating_sub(bucket.updated_us);
+        let refill = elapsed.saturating_mul(u64::from(self.per_second));
+        bucket
+            .micro_tokens
+            .saturating_add(refill)
+            .min(self.full_micro_tokens())
+    }
+}
+
 /// A refused read: when the bucket will hold enough tokens again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Throttled {
@@ -125,17 +142,6 @@ impl ReadThrottle {
         self.config
     }
 
-    fn full(&self) -> u64 {
-        u64::from(self.config.burst).saturating_mul(MICRO)
-    }
-
-    /// The bucket's tokens at `now_us` (refilled since it was last touched, capped).
-    fn level(&self, bucket: &Bucket, now_us: u64) -> u64 {
-        let elapsed = now_us.saturating_sub(bucket.updated_us);
-        let refill = elapsed.saturating_mul(u64::from(self.config.per_second));
-        bucket.micro_tokens.saturating_add(refill).min(self.full())
-    }
-
     /// Takes one token from the bucket of this shard and network, or says when to retry.
     pub fn take(
         &mut self,
@@ -147,8 +153,8 @@ impl ReadThrottle {
         let cost = MICRO;
         let key = (*blob, index, from);
         let level = match self.buckets.get(&key) {
-            Some(bucket) => self.level(bucket, now_us),
-            None => self.full(),
+            Some(bucket) => self.config.level(bucket, now_us),
+            None => self.config.full_micro_tokens(),
         };
         if level < cost {
             let missing = cost - level;
@@ -174,14 +180,9 @@ impl ReadThrottle {
 
     /// Drops refilled buckets; if none has refilled, the longest idle one.
     fn make_room(&mut self, now_us: u64) {
-        let full = self.full();
         let config = self.config;
-        self.buckets.retain(|_, b| {
-            let elapsed = now_us.saturating_sub(b.updated_us);
-            b.micro_tokens
-                .saturating_add(elapsed.saturating_mul(u64::from(config.per_second)))
-                < full
-        });
+        self.buckets
+            .retain(|_, b| config.level(b, now_us) < config.full_micro_tokens());
         if self.buckets.len() >= self.capacity
             && let Some(oldest) = self
                 .buckets
