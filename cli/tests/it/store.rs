@@ -68,6 +68,13 @@ fn run_ok(net: &Devnet, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
+/// Runs a command that must fail and returns what it said on stderr.
+fn run_err(net: &Devnet, args: &[&str]) -> String {
+    let out = net.cli(args);
+    assert!(!out.status.success(), "cairn {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn put(net: &Devnet, path: &Path, extra: &[&str]) -> (Hash, u64) {
     let mut args = vec![
         "store",
@@ -239,17 +246,18 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     assert_eq!(doc["size_bytes"], 500_000, "{doc}");
     assert_eq!(std::fs::read(&part).unwrap(), data[1_000_000..1_500_000]);
     let beyond = dir.path().join("beyond");
-    let out = net.cli(&[
-        "store",
-        "get",
-        &blob.to_string(),
-        "-o",
-        beyond.to_str().unwrap(),
-        "--range",
-        "0..2500001",
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_err(
+        &net,
+        &[
+            "store",
+            "get",
+            &blob.to_string(),
+            "-o",
+            beyond.to_str().unwrap(),
+            "--range",
+            "0..2500001",
+        ],
+    );
     assert!(
         err.contains("is outside blob") && err.contains("2500000 bytes"),
         "{err}"
@@ -413,19 +421,17 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
         let answer: Value = response.body_mut().read_json().unwrap();
         assert_eq!(answer["error"]["code"], code, "{url}");
     }
-    let out = net.cli(&[
-        "store",
-        "get",
-        &unknown.to_string(),
-        "-o",
-        dir.path().join("never").to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no blob"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let err = run_err(
+        &net,
+        &[
+            "store",
+            "get",
+            &unknown.to_string(),
+            "-o",
+            dir.path().join("never").to_str().unwrap(),
+        ],
     );
+    assert!(err.contains("no blob"), "{err}");
     assert!(!dir.path().join("never").exists());
 
     // The gateway: public blobs over plain HTTP, ranges, cache headers, refusals.
@@ -589,9 +595,10 @@ fn extend_and_cancel(net: &Devnet, client: &NodeClient, stored: &[(Hash, u64, Ve
     );
 
     // Someone else's deal is refused by name, before anything is signed.
-    let out = net.cli(&["store", "extend", &id, "--epochs", "1", "--from", "cheater"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_err(
+        net,
+        &["store", "extend", &id, "--epochs", "1", "--from", "cheater"],
+    );
     assert!(
         err.contains(&format!("cannot extend deal {id}: it belongs to")),
         "{err}"
@@ -611,18 +618,17 @@ fn extend_and_cancel(net: &Devnet, client: &NodeClient, stored: &[(Hash, u64, Ve
         deal(client, *small_deal)["deal"]["status"]["status"],
         "cancelled"
     );
-    let out = net.cli(&["store", "get", &small_blob.to_string(), "-o", "/dev/null"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_err(
+        net,
+        &["store", "get", &small_blob.to_string(), "-o", "/dev/null"],
+    );
     assert!(err.contains("no active or pending deal stores it"), "{err}");
     for verb in ["cancel", "extend"] {
         let mut args = vec!["store", verb, &id];
         if verb == "extend" {
             args.extend(["--epochs", "1"]);
         }
-        let out = net.cli(&args);
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = run_err(net, &args);
         assert!(
             err.contains(&format!("cannot {verb} deal {id}: it is cancelled")),
             "{err}"
@@ -765,17 +771,18 @@ fn durability_is_quoted_from_the_chains_measurements(
     );
     assert!(k + m <= u64::from(PROVIDERS) && m >= 1, "{doc}");
     // One the providers cannot reach is refused before anything is paid or stored.
-    let out = net.cli(&[
-        "store",
-        "put",
-        path,
-        "--durability",
-        "30",
-        "--loss-rate",
-        "10%",
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_err(
+        net,
+        &[
+            "store",
+            "put",
+            path,
+            "--durability",
+            "30",
+            "--loss-rate",
+            "10%",
+        ],
+    );
     assert!(
         err.contains(&format!(
             "no code on {PROVIDERS} live providers reaches 30 nines"
@@ -870,15 +877,16 @@ fn inconsistent_upload_is_proven_invalid(net: &Devnet, client: &NodeClient, dir:
     let holders: Vec<usize> = (0..6).map(|i| holder(net, client, deal_id, i)).collect();
     // The strict read refuses it rather than return either of its two possible contents.
     let out = dir.join("out-inconsistent");
-    let refused = net.cli(&[
-        "store",
-        "get",
-        &blob.to_string(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = run_err(
+        net,
+        &[
+            "store",
+            "get",
+            &blob.to_string(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
     assert!(
         stderr.contains("inconsistent encoding in segment 0"),
         "{stderr}"
