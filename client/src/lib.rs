@@ -6,6 +6,7 @@ pub mod audit;
 pub mod direct;
 pub mod durability;
 pub mod keystore;
+pub mod network;
 pub mod node;
 pub mod shards;
 pub mod store;

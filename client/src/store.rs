@@ -415,14 +415,7 @@ pub fn endpoint_network(endpoint: &str) -> String {
         None => authority.split(':').next().unwrap_or(authority),
     };
     match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
-        }
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
+        Ok(ip) => crate::network::Network::of(ip).to_string(),
         Err(_) => host.to_ascii_lowercase(),
     }
 }

@@ -88,31 +88,9 @@ struct Bucket {
     updated_us: u64,
 }
 
-/// The network a request came from: an IPv4 /24 or an IPv6 /48 (IPv4-mapped addresses count
-/// as IPv4), one address's neighbours sharing its budget.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Network([u8; 7]);
-
-impl Network {
-    pub fn of(ip: std::net::IpAddr) -> Self {
-        let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-            v4 => v4,
-        };
-        match ip {
-            std::net::IpAddr::V4(v4) => {
-                let [a, b, c, _] = v4.octets();
-                Self([4, a, b, c, 0, 0, 0])
-            }
-            std::net::IpAddr::V6(v6) => {
-                let o = v6.octets();
-                Self([6, o[0], o[1], o[2], o[3], o[4], o[5]])
-            }
-        }
-    }
-}
+/// The network a request came from: an IPv4 /24 or an IPv6 /48, one address's neighbours
+/// sharing its budget. The same grouping spreads a blob's shards at placement.
+pub use cairn_client::network::Network;
 
 /// Token buckets per (shard, network). Time is microseconds on any monotonic clock the
 /// caller keeps.
@@ -237,25 +215,6 @@ mod tests {
             t.take(&blob(1), 0, net(0), 100_000_000).unwrap();
         }
         assert!(t.take(&blob(1), 0, net(0), 100_000_000).is_err());
-    }
-
-    #[test]
-    fn neighbours_share_a_network_and_mapped_addresses_are_ipv4() {
-        use std::net::{IpAddr, Ipv6Addr};
-        let a = Network::of(IpAddr::from([192, 0, 2, 1]));
-        assert_eq!(a, Network::of(IpAddr::from([192, 0, 2, 200])));
-        assert_ne!(a, Network::of(IpAddr::from([192, 0, 3, 1])));
-        assert_eq!(
-            a,
-            Network::of(IpAddr::V6(
-                std::net::Ipv4Addr::new(192, 0, 2, 9).to_ipv6_mapped()
-            ))
-        );
-        let v6: Ipv6Addr = "2001:db8:1:2::1".parse().unwrap();
-        let same48: Ipv6Addr = "2001:db8:1:ffff::2".parse().unwrap();
-        let other48: Ipv6Addr = "2001:db8:2::1".parse().unwrap();
-        assert_eq!(Network::of(v6.into()), Network::of(same48.into()));
-        assert_ne!(Network::of(v6.into()), Network::of(other48.into()));
     }
 
     #[test]
