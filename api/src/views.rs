@@ -71,6 +71,10 @@ pub fn providers(ledger: &Ledger, status: Option<&str>, limit: usize) -> Value {
                 "proven_int8_ops": p.proven_int8_ops,
                 "proven_storage_bytes": p.proven_storage_bytes,
                 "proven_last_epoch": last.is_some_and(|e| p.is_proven(e)),
+                // Timed-audit strikes (late, not faulted) and faulty epochs in a row: the
+                // warnings an operator sees before any slash.
+                "late_audit_epochs": p.late_audit_epochs,
+                "consecutive_faulty_epochs": p.consecutive_faulty_epochs,
             })
         })
         .collect();

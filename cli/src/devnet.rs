@@ -730,6 +730,27 @@ fn start_storage(
     )?)
 }
 
+/// When an auditor counts itself too busy to report lateness: the defaults, or
+/// `CAIRN_AUDIT_MAX_CPU_PRESSURE` (percent; 100 turns the pressure check off) and
+/// `CAIRN_AUDIT_MAX_PROBE_SLOWDOWN` (0 turns the probe off), which the fair-audit
+/// measurements use to see what the strikes alone do.
+fn load_limits() -> cairn_storage::load::LoadLimits {
+    let mut limits = cairn_storage::load::LoadLimits::default();
+    if let Some(pct) = std::env::var("CAIRN_AUDIT_MAX_CPU_PRESSURE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        limits.max_cpu_pressure_pct = pct;
+    }
+    if let Some(times) = std::env::var("CAIRN_AUDIT_MAX_PROBE_SLOWDOWN")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        limits.max_probe_slowdown = times;
+    }
+    limits
+}
+
 /// A validator's timed auditor on this chain: the default rule, polling once a block.
 fn auditor_config(
     genesis: &Genesis,
@@ -740,6 +761,7 @@ fn auditor_config(
         shards_per_epoch: usize::from(shards_per_epoch),
         epoch_length_blocks: genesis.params.epoch_length_blocks,
         poll: Duration::from_millis(genesis.params.block_time_ms.max(100)),
+        load: load_limits(),
     }
 }
 

@@ -96,6 +96,9 @@ pub enum StoreCommand {
         /// Fixed time for the round trip and the answer's transfer, in milliseconds.
         #[arg(long, default_value_t = AuditRule::default().allowance_ms)]
         allowance_ms: u32,
+        /// How far past the deadline (percent of it) a right answer is only late, not failed.
+        #[arg(long, default_value_t = AuditRule::default().fault_after_pct)]
+        fault_after_pct: u32,
     },
     /// What a code buys: the chance of losing a blob per epoch and over a term, at the shard
     /// loss rate the chain has measured (faulted over challenged shard-epochs of the last
@@ -340,6 +343,7 @@ pub fn run(global: &Global, command: StoreCommand) -> Result<()> {
             steps,
             step_budget_us,
             allowance_ms,
+            fault_after_pct,
         } => challenge(
             global,
             deal,
@@ -348,6 +352,7 @@ pub fn run(global: &Global, command: StoreCommand) -> Result<()> {
                 steps,
                 step_budget_us,
                 allowance_ms,
+                fault_after_pct,
             },
         ),
         StoreCommand::Durability(args) => durability(global, &args),
@@ -646,22 +651,42 @@ fn challenge(global: &Global, deal: u64, shard: Option<u16>, rule: AuditRule) ->
     }
     let node = NodeClient::new(&node_url(global)?);
     let verdicts = cairn_client::audit::timed_audit(&node, cairn_types::DealId(deal), shard, rule)?;
-    let failed = verdicts.iter().filter(|v| v.failure.is_some()).count();
+    use cairn_client::audit::TimedOutcome;
+    let count = |o: TimedOutcome| verdicts.iter().filter(|v| v.outcome == o).count();
+    // Wrong is what no load explains; too late faults too; late is only a strike.
+    let wrong = count(TimedOutcome::Wrong);
+    let failed = wrong + count(TimedOutcome::TooLate);
+    let late = count(TimedOutcome::Late);
     if global.json {
         print(
             global,
-            &json!({ "deal": deal, "rule": rule, "failed": failed, "holders": verdicts }),
+            &json!({
+                "deal": deal,
+                "rule": rule,
+                "deadline_ms": rule.deadline_ms(),
+                "fault_after_ms": rule.fault_after_ms(),
+                "failed": failed,
+                "wrong": wrong,
+                "late": late,
+                "holders": verdicts,
+            }),
         )?;
     } else {
         for v in &verdicts {
-            match &v.failure {
-                None => println!(
-                    "deal {deal} shard {}: passed, {} reads in {} ms (deadline {} ms) at {}",
-                    v.shard_index, v.steps, v.elapsed_ms, v.deadline_ms, v.endpoint
+            let why = v.failure.as_deref().unwrap_or_default();
+            let at = &v.endpoint;
+            let (shard, ms) = (v.shard_index, v.elapsed_ms);
+            match v.outcome {
+                TimedOutcome::OnTime => println!(
+                    "deal {deal} shard {shard}: passed, {} reads in {ms} ms (deadline {} ms) at {at}",
+                    v.steps, v.deadline_ms
                 ),
-                Some(why) => println!(
-                    "deal {deal} shard {}: FAILED after {} ms (deadline {} ms) at {}: {why}",
-                    v.shard_index, v.elapsed_ms, v.deadline_ms, v.endpoint
+                TimedOutcome::Late => println!(
+                    "deal {deal} shard {shard}: late (a strike, not a fault) at {at}: {why}"
+                ),
+                TimedOutcome::TooLate | TimedOutcome::Wrong => println!(
+                    "deal {deal} shard {shard}: FAILED after {ms} ms (deadline {} ms, fault line {} ms) at {at}: {why}",
+                    v.deadline_ms, v.fault_after_ms
                 ),
             }
         }

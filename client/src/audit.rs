@@ -12,7 +12,7 @@ use crate::node::NodeClient;
 use crate::shards::{ChainChallenge, ShardClient};
 use crate::store::{StoreError, send_and_wait, shard_endpoints};
 use cairn_proofs::inconsistency::{build, data_leaves, disagreement, is_header, opens};
-use cairn_proofs::timed::AuditRule;
+use cairn_proofs::timed::{AuditFailure, AuditRule, Timeliness};
 use cairn_types::proof::LeafOpening;
 use cairn_types::tx::{BlobMeta, ReportInconsistency};
 use cairn_types::{DealId, Hash, Keypair, TxBody};
@@ -45,6 +45,30 @@ pub enum Audit {
     },
 }
 
+/// What one holder's timed audit found, from the least to the most serious.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimedOutcome {
+    /// Right and within the deadline.
+    OnTime,
+    /// Right, after the deadline, within the fault line: a strike, not a fault. Depends on
+    /// how busy the machines and the network were.
+    Late,
+    /// No right answer by the fault line: faults the shard. Also depends on load.
+    TooLate,
+    /// Refused, unreachable, or answered with bytes that do not open to the shard root:
+    /// whatever the load, the holder did not produce its shard.
+    Wrong,
+}
+
+impl TimedOutcome {
+    /// Whether the outcome comes from the clock (and so from how busy things were) rather
+    /// than from what the holder answered.
+    pub fn is_timing(self) -> bool {
+        matches!(self, Self::Late | Self::TooLate)
+    }
+}
+
 /// One holder's result in a timed audit (`cairn_proofs::timed`).
 #[derive(Clone, Debug, Serialize)]
 pub struct TimedVerdict {
@@ -54,14 +78,18 @@ pub struct TimedVerdict {
     /// The whole exchange as this client's monotonic clock measured it.
     pub elapsed_ms: u64,
     pub deadline_ms: u64,
-    /// Why it failed; `None` when the answer was right and in time.
+    /// Past this an answer faults the shard (`AuditRule::fault_after_ms`).
+    pub fault_after_ms: u64,
+    pub outcome: TimedOutcome,
+    /// What went wrong, or how late it was; `None` when the answer was right and on time.
     pub failure: Option<String>,
 }
 
 /// Times one chained audit of each holder of `deal` (only `shard` when given) under `rule`,
 /// with a fresh random seed per holder, one holder after another so they do not share the
-/// client's link. A holder that is unreachable, refuses, answers wrongly or late fails; the
-/// verdicts are this client's own measurement and change nothing on chain.
+/// client's link. Each verdict says whether the holder answered wrongly (load cannot
+/// explain it) or only late or too late (load can); the verdicts are this client's own
+/// measurement and change nothing on chain.
 pub fn timed_audit(
     node: &NodeClient,
     deal: DealId,
@@ -87,7 +115,14 @@ pub fn timed_audit(
     let max_bytes = per_leaf
         .saturating_mul(u64::from(rule.steps))
         .saturating_add(16);
-    let deadline = Duration::from_millis(rule.deadline_ms());
+    // The transport waits until the fault line: an answer between the deadline and it is
+    // late (a strike), not missing.
+    let fault_line = Duration::from_millis(rule.fault_after_ms());
+    // The same rule with no clock, to check the bytes alone.
+    let relaxed = AuditRule {
+        allowance_ms: u32::MAX,
+        ..rule
+    };
     let mut verdicts = Vec::new();
     for (index, endpoint) in (0u16..).zip(endpoints) {
         if shard.is_some_and(|s| s != index) {
@@ -104,6 +139,8 @@ pub fn timed_audit(
                 steps: rule.steps,
                 elapsed_ms: 0,
                 deadline_ms: rule.deadline_ms(),
+                fault_after_ms: rule.fault_after_ms(),
+                outcome: TimedOutcome::Wrong,
                 failure: Some("no provider endpoint on chain for this shard".into()),
             });
             continue;
@@ -115,22 +152,47 @@ pub fn timed_audit(
             seed,
             steps: rule.steps,
         };
-        let answer = client.chain(&meta.id, index, &challenge, deadline, max_bytes);
+        let answer = client.chain(&meta.id, index, &challenge, fault_line, max_bytes);
         let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let failure = match answer {
-            Ok(leaves) => rule
-                .judge(&meta, &seed, deal, index, &leaves, elapsed_ms)
-                .err()
-                .map(|e| e.to_string()),
-            // Given up at the deadline: late, whatever the transport calls it.
-            Err(_) if elapsed_ms >= rule.deadline_ms() => Some(
-                cairn_proofs::timed::AuditFailure::Late {
-                    elapsed_ms,
-                    deadline_ms: rule.deadline_ms(),
-                }
-                .to_string(),
+        let (outcome, failure) = match answer {
+            // The bytes are checked with no clock (a wrong answer is wrong however fast),
+            // then the time is read against the deadline and the fault line.
+            Ok(leaves) => match relaxed.judge(&meta, &seed, deal, index, &leaves, 0) {
+                Err(e) => (TimedOutcome::Wrong, Some(e.to_string())),
+                Ok(()) => match rule.timeliness(elapsed_ms) {
+                    Timeliness::OnTime => (TimedOutcome::OnTime, None),
+                    Timeliness::Late => (
+                        TimedOutcome::Late,
+                        Some(format!(
+                            "late: right answer in {elapsed_ms} ms, after the {} ms deadline and before the {} ms fault line",
+                            rule.deadline_ms(),
+                            rule.fault_after_ms()
+                        )),
+                    ),
+                    Timeliness::TooLate => (
+                        TimedOutcome::TooLate,
+                        Some(
+                            AuditFailure::Late {
+                                elapsed_ms,
+                                deadline_ms: rule.fault_after_ms(),
+                            }
+                            .to_string(),
+                        ),
+                    ),
+                },
+            },
+            // Given up at the fault line: too late, whatever the transport calls it.
+            Err(_) if elapsed_ms >= rule.fault_after_ms() => (
+                TimedOutcome::TooLate,
+                Some(
+                    AuditFailure::Late {
+                        elapsed_ms,
+                        deadline_ms: rule.fault_after_ms(),
+                    }
+                    .to_string(),
+                ),
             ),
-            Err(e) => Some(e.to_string()),
+            Err(e) => (TimedOutcome::Wrong, Some(e.to_string())),
         };
         verdicts.push(TimedVerdict {
             shard_index: index,
@@ -138,6 +200,8 @@ pub fn timed_audit(
             steps: rule.steps,
             elapsed_ms,
             deadline_ms: rule.deadline_ms(),
+            fault_after_ms: rule.fault_after_ms(),
+            outcome,
             failure,
         });
     }

@@ -321,6 +321,8 @@ pub struct ProviderEntry {
     pub region: String,
     pub stake: u128,
     pub free_bytes: u64,
+    /// Timed-audit strikes on chain (late answers in consecutive audited epochs).
+    pub late_audit_epochs: u32,
 }
 
 /// Active providers that declare storage.
@@ -348,6 +350,10 @@ pub fn storage_providers(node: &NodeClient) -> Result<Vec<ProviderEntry>, StoreE
             region: p["region"].as_str().unwrap_or_default().to_string(),
             stake: amount(&p["self_bond"]).saturating_add(amount(&p["delegated"])),
             free_bytes: declared,
+            late_audit_epochs: p["late_audit_epochs"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
         });
     }
     Ok(out)
@@ -1670,6 +1676,7 @@ mod tests {
             region: region.to_string(),
             stake: 1,
             free_bytes: u64::MAX,
+            late_audit_epochs: 0,
         }
     }
 

@@ -102,13 +102,57 @@ impl Ledger {
         tallies: &mut BTreeMap<Address, Tally>,
     ) -> BTreeMap<(DealId, u16), bool> {
         let mut verdicts = BTreeMap::new();
-        let stake_of =
-            |address: &Address| self.state.validators.get(address).map_or(0, |v| v.stake.0);
-        let total_stake = self
+        // A copy of the validators' stake (a handful of entries), so the challenges and
+        // providers can be updated while reports are weighed.
+        let stakes: BTreeMap<Address, u128> = self
             .state
             .validators
-            .values()
-            .fold(0u128, |sum, v| sum.saturating_add(v.stake.0));
+            .iter()
+            .map(|(a, v)| (*a, v.stake.0))
+            .collect();
+        let stake_of = |address: &Address| stakes.get(address).copied().unwrap_or(0);
+        let total_stake = stakes.values().fold(0u128, |sum, v| sum.saturating_add(*v));
+        // Stake as it is now: a reporter that has since left counts for nothing.
+        let weight = |reporters: &BTreeSet<Address>| {
+            let reported = reporters
+                .iter()
+                .fold(0u128, |sum, a| sum.saturating_add(stake_of(a)));
+            (reported > 0 && reported.saturating_mul(3) > total_stake).then_some(reported)
+        };
+        // Lateness first: which providers more than a third of the stake found late (and
+        // not worse) on some shard, and which were challenged without being found late.
+        let mut late: BTreeSet<Address> = BTreeSet::new();
+        let mut challenged: BTreeSet<Address> = BTreeSet::new();
+        for challenge in self.state.storage_challenges.values() {
+            if challenge.epoch != epoch {
+                continue;
+            }
+            challenged.insert(challenge.provider);
+            if weight(&challenge.audit_reporters).is_none()
+                && weight(&challenge.late_reporters).is_some()
+            {
+                late.insert(challenge.provider);
+            }
+        }
+        // A strike per late epoch; an epoch with challenges and no lateness clears them.
+        // Strikes past the limit stay, so every further late epoch faults again and the
+        // warnings run their course to a slash.
+        let limit = self.params.late_audits_before_fault;
+        let mut faulted_late: BTreeMap<Address, u32> = BTreeMap::new();
+        for address in &challenged {
+            let Some(provider) = self.state.providers.get_mut(address) else {
+                continue;
+            };
+            if late.contains(address) {
+                provider.late_audit_epochs = provider.late_audit_epochs.saturating_add(1);
+                if provider.late_audit_epochs >= limit {
+                    faulted_late.insert(*address, provider.late_audit_epochs);
+                }
+            } else {
+                provider.late_audit_epochs = 0;
+            }
+        }
+        self.report_mut(epoch).late_audit_strikes = u64::try_from(late.len()).unwrap_or(u64::MAX);
         for (key, challenge) in self.state.storage_challenges.iter_mut() {
             if challenge.epoch != epoch {
                 continue;
@@ -116,16 +160,20 @@ impl Ledger {
             if challenge.verdict == Verdict::Pending {
                 challenge.verdict = Verdict::Missed;
             }
-            // Stake as it is now: a reporter that has since left counts for nothing.
-            let reported = challenge
-                .audit_reporters
-                .iter()
-                .fold(0u128, |sum, a| sum.saturating_add(stake_of(a)));
-            if reported > 0 && reported.saturating_mul(3) > total_stake {
+            if let Some(reported) = weight(&challenge.audit_reporters) {
                 challenge.verdict = Verdict::Failed {
                     detail: format!(
-                        "timed audit: {} validators holding {reported} of {total_stake} uCRN of stake found the holder late or wrong",
+                        "timed audit: {} validators holding {reported} of {total_stake} uCRN of stake found the holder wrong or past the fault line",
                         challenge.audit_reporters.len()
+                    ),
+                };
+            } else if let Some(reported) = weight(&challenge.late_reporters)
+                && let Some(strikes) = faulted_late.get(&challenge.provider)
+            {
+                challenge.verdict = Verdict::Failed {
+                    detail: format!(
+                        "timed audit: late in {strikes} consecutive audited epochs (the limit is {limit}); {} validators holding {reported} of {total_stake} uCRN of stake found it late this epoch",
+                        challenge.late_reporters.len()
                     ),
                 };
             }
@@ -787,6 +835,7 @@ impl Ledger {
                         deadline,
                         verdict: Verdict::Pending,
                         audit_reporters: BTreeSet::new(),
+                        late_reporters: BTreeSet::new(),
                     },
                 );
             }

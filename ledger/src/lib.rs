@@ -141,6 +141,7 @@ impl Ledger {
                     committed: state::Committed::default(),
                     active_leases: 0,
                     consecutive_faulty_epochs: 0,
+                    late_audit_epochs: 0,
                     total_faults: 0,
                     total_slashed: Amount::ZERO,
                     fees_earned_total: Amount::ZERO,
@@ -610,7 +611,12 @@ impl Ledger {
             TxBody::OpenCompute(b) => self.open_compute(ctx, b),
             TxBody::RepairShard(b) => self.repair_shard(ctx, b),
             TxBody::ReportInconsistency(b) => self.report_inconsistency(ctx, b),
-            TxBody::ReportAuditFailures(b) => self.report_audit_failures(ctx, b),
+            TxBody::ReportAuditFailures(b) => {
+                self.report_audit_failures(ctx, b, storage::AuditReport::Failed)
+            }
+            TxBody::ReportAuditLateness(b) => {
+                self.report_audit_failures(ctx, b, storage::AuditReport::Late)
+            }
         }
     }
 }

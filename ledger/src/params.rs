@@ -90,6 +90,13 @@ pub struct Params {
 
     /// Faulty epochs tolerated as warnings before a slash.
     pub warnings_before_slash: u32,
+    /// Consecutive audited epochs in which a provider may be found late (right answer,
+    /// after the timed audit's deadline but before its fault line: `ReportAuditLateness`)
+    /// before the lateness faults it. Each late epoch is a strike shown on chain and
+    /// brings audits by every validator the next epoch; an epoch audited on time clears
+    /// them. A busy honest machine is late now and then; a provider that regenerates its
+    /// leaves is late every time, so it reaches the limit and the usual warnings follow.
+    pub late_audits_before_fault: u32,
     pub slash_bps: u16,
     pub jail_epochs: u64,
     /// Epochs of reward statements and provider history kept in state.
@@ -145,6 +152,7 @@ impl Default for Params {
             lease_grace_blocks: 600,
             min_lease_deposit_blocks: 10,
             warnings_before_slash: 2,
+            late_audits_before_fault: 3,
             slash_bps: 100,
             jail_epochs: 2,
             history_epochs: 64,

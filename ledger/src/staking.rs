@@ -84,6 +84,7 @@ impl Ledger {
                 committed: Committed::default(),
                 active_leases: 0,
                 consecutive_faulty_epochs: 0,
+                late_audit_epochs: 0,
                 total_faults: 0,
                 total_slashed: Amount::ZERO,
                 fees_earned_total: Amount::ZERO,

@@ -81,6 +81,11 @@ pub struct Provider {
     pub active_leases: u64,
     /// Consecutive epochs with at least one fault; reset by a clean epoch.
     pub consecutive_faulty_epochs: u32,
+    /// Consecutive audited epochs in which validators with more than a third of the stake
+    /// found this provider late (`ReportAuditLateness`): strikes, not faults, until they
+    /// reach `late_audits_before_fault`. Auditors audit every provider with a strike.
+    #[serde(default)]
+    pub late_audit_epochs: u32,
     pub total_faults: u64,
     pub total_slashed: Amount,
     pub fees_earned_total: Amount,
@@ -301,6 +306,10 @@ pub struct StorageChallenge {
     /// stake among them fails the challenge whatever the on-chain proof said.
     #[serde(default)]
     pub audit_reporters: BTreeSet<Address>,
+    /// Validators that found this holder right but late this epoch
+    /// (`ReportAuditLateness`): with more than a third of the stake, a strike.
+    #[serde(default)]
+    pub late_reporters: BTreeSet<Address>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -423,6 +432,9 @@ pub struct EpochReport {
     pub storage_shards_challenged: u64,
     #[serde(default)]
     pub storage_shards_faulted: u64,
+    /// Providers that took a timed-audit strike this epoch (late, not faulted).
+    #[serde(default)]
+    pub late_audit_strikes: u64,
     /// Registered and in good standing (not jailed, not leaving) at the epoch's end.
     pub registered_providers: u64,
     /// With at least one passing proof this epoch (design §8's "active").

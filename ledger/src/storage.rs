@@ -12,6 +12,14 @@ use cairn_types::tx::{
 use cairn_types::{Address, Amount, DealId};
 use std::collections::BTreeSet;
 
+/// Which timed-audit report a validator sent: wrong, missing or past the fault line
+/// (`ReportAuditFailures`), or right but late (`ReportAuditLateness`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AuditReport {
+    Failed,
+    Late,
+}
+
 impl Ledger {
     fn check_blob(&self, body: &CreateDeal) -> Result<(), TxError> {
         let blob = &body.blob;
@@ -378,7 +386,8 @@ impl Ledger {
             .ok_or(TxError::UnknownStorageChallenge { deal, shard_index })
     }
 
-    /// A validator's timed-audit failures (`cairn_proofs::timed`) of this epoch's challenges.
+    /// A validator's timed-audit failures or lateness (`cairn_proofs::timed`) of this epoch's
+    /// challenges.
     /// Checked whole before anything is recorded; a validator repeating a shard it already
     /// reported changes nothing. The verdict waits for the epoch's end (`storage_verdicts`),
     /// where only reports from more than a third of the stake fail the challenge.
@@ -386,6 +395,7 @@ impl Ledger {
         &mut self,
         ctx: &Ctx,
         body: &ReportAuditFailures,
+        kind: AuditReport,
     ) -> Result<(), TxError> {
         if self
             .state
@@ -414,7 +424,10 @@ impl Ledger {
         }
         for key in seen {
             if let Some(challenge) = self.state.storage_challenges.get_mut(&key) {
-                challenge.audit_reporters.insert(ctx.sender);
+                match kind {
+                    AuditReport::Failed => challenge.audit_reporters.insert(ctx.sender),
+                    AuditReport::Late => challenge.late_reporters.insert(ctx.sender),
+                };
             }
         }
         Ok(())

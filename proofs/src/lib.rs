@@ -26,4 +26,4 @@ pub mod timed;
 pub use compute::{ComputeProofError, GemmShape};
 pub use inconsistency::InconsistencyError;
 pub use storage::StorageProofError;
-pub use timed::{AuditFailure, AuditRule};
+pub use timed::{AuditFailure, AuditRule, Timeliness};

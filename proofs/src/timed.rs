@@ -51,6 +51,19 @@ pub struct AuditRule {
     pub step_budget_us: u32,
     /// Fixed time for the auditor's round trip to the provider and the answer's transfer.
     pub allowance_ms: u32,
+    /// Past the deadline, how far (in percent of it) an answer may come and still be only
+    /// [`Timeliness::Late`]: a strike that brings re-audits, not a fault. Beyond it the
+    /// answer is [`Timeliness::TooLate`], which faults the shard. 200% puts the fault line
+    /// at about 6 s by default: an honest provider on a saturated two-core machine was
+    /// measured at 2.1–2.4 s, while a regenerator needs at least 6.5 s over the internet
+    /// (1 300 distinct leaves, each a round trip of at least 5 ms) and a nearby one is held
+    /// by the peers' read budgets to about 18 s (docs/benchmarks.md, "Fair audits").
+    #[serde(default = "default_fault_after_pct")]
+    pub fault_after_pct: u32,
+}
+
+fn default_fault_after_pct() -> u32 {
+    200
 }
 
 impl Default for AuditRule {
@@ -59,8 +72,25 @@ impl Default for AuditRule {
             steps: 2048,
             step_budget_us: 500,
             allowance_ms: 1_000,
+            fault_after_pct: default_fault_after_pct(),
         }
     }
+}
+
+/// How an answer's time reads against the rule (a wrong answer is wrong whatever its time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timeliness {
+    /// Within [`AuditRule::deadline_ms`].
+    OnTime,
+    /// After the deadline but within [`AuditRule::fault_after_ms`]: what a busy honest
+    /// machine and a provider that regenerates a few leaves both look like. It is reported
+    /// as a strike: the provider is audited again by every validator, and only
+    /// consecutive strikes (which a regenerator cannot avoid, since its lateness comes from
+    /// the missing bytes and not from the moment) fault it (`late_audits_before_fault`).
+    Late,
+    /// After [`AuditRule::fault_after_ms`], or no answer by then: faults the shard.
+    TooLate,
 }
 
 /// Why an audit failed.
@@ -96,6 +126,28 @@ impl AuditRule {
         steps_us
             .div_ceil(1_000)
             .saturating_add(u64::from(self.allowance_ms))
+    }
+
+    /// The time past which an answer faults the shard: the deadline plus
+    /// `fault_after_pct` percent of it.
+    pub fn fault_after_ms(&self) -> u64 {
+        let deadline = self.deadline_ms();
+        deadline.saturating_add(
+            deadline
+                .saturating_mul(u64::from(self.fault_after_pct))
+                .div_ceil(100),
+        )
+    }
+
+    /// How `elapsed_ms` reads against the deadline and the fault line.
+    pub fn timeliness(&self, elapsed_ms: u64) -> Timeliness {
+        if elapsed_ms <= self.deadline_ms() {
+            Timeliness::OnTime
+        } else if elapsed_ms <= self.fault_after_ms() {
+            Timeliness::Late
+        } else {
+            Timeliness::TooLate
+        }
     }
 
     /// The verdict on one answer: every link of the chain checked against the shard root
@@ -157,14 +209,41 @@ mod tests {
             steps: 3,
             step_budget_us: 333,
             allowance_ms: 0,
+            fault_after_pct: 0,
         };
         assert_eq!(odd.deadline_ms(), 1, "rounded up, never down");
         let huge = AuditRule {
             steps: u32::MAX,
             step_budget_us: u32::MAX,
             allowance_ms: u32::MAX,
+            fault_after_pct: u32::MAX,
         };
         assert!(huge.deadline_ms() > u64::from(u32::MAX));
+        assert!(
+            huge.fault_after_ms() >= huge.deadline_ms(),
+            "saturates, never wraps"
+        );
+    }
+
+    #[test]
+    fn lateness_has_a_band_between_the_deadline_and_the_fault_line() {
+        let rule = AuditRule::default();
+        let deadline = rule.deadline_ms();
+        assert_eq!(rule.fault_after_ms(), deadline * 3);
+        assert_eq!(rule.timeliness(0), Timeliness::OnTime);
+        assert_eq!(rule.timeliness(deadline), Timeliness::OnTime);
+        assert_eq!(rule.timeliness(deadline + 1), Timeliness::Late);
+        assert_eq!(rule.timeliness(deadline * 3), Timeliness::Late);
+        assert_eq!(rule.timeliness(deadline * 3 + 1), Timeliness::TooLate);
+        let strict = AuditRule {
+            fault_after_pct: 0,
+            ..rule
+        };
+        assert_eq!(strict.timeliness(deadline + 1), Timeliness::TooLate);
+        // A rule written before the band existed reads with the default band.
+        let old: AuditRule =
+            serde_json::from_str(r#"{"steps":8,"step_budget_us":500,"allowance_ms":10}"#).unwrap();
+        assert_eq!(old.fault_after_pct, 200);
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! - [`gateway`]: `GET /v1/blobs/{id}`, public blobs for plain HTTP clients (Range, ETag =
 //!   blob id, immutable caching).
 //! - [`auditor`]: the validators' timed auditor: a sample of each epoch's challenged shards
-//!   audited against the clock, the late or wrong holders reported in `ReportAuditFailures`.
+//!   (and every provider with a strike) audited against the clock, the wrong or too-late
+//!   holders reported in `ReportAuditFailures`, the late ones in `ReportAuditLateness`.
+//! - [`load`]: whether the auditor's own machine is too busy for its clock to judge.
 //! - [`throttle`]: a read budget per stored shard, so that peers serve a regenerator only
 //!   so many leaves a second.
 //! - [`repair`]: the repairer loop: finds shards the chain marked for repair, fetches k
@@ -29,6 +31,7 @@ pub mod chain;
 pub mod devnet;
 pub mod gateway;
 pub mod http;
+pub mod load;
 pub mod repair;
 pub mod responder;
 pub mod store;

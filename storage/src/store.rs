@@ -466,11 +466,20 @@ impl ShardStore {
 
     /// Opens a stored shard for reading.
     pub fn open_shard(&self, blob: &Hash, index: u16) -> Result<OpenShard, StoreError> {
+        self.open_shard_with(blob, index, self.io)
+    }
+
+    fn open_shard_with(
+        &self,
+        blob: &Hash,
+        index: u16,
+        mode: IoMode,
+    ) -> Result<OpenShard, StoreError> {
         let info = self
             .get(blob, index)
             .ok_or(StoreError::NotFound { blob: *blob, index })?;
         let path = self.path_of(blob, index);
-        let reader = DirectReader::open_with(&path, self.io).map_err(io("opening", &path))?;
+        let reader = DirectReader::open_with(&path, mode).map_err(io("opening", &path))?;
         Ok(OpenShard { reader, info, path })
     }
 
@@ -553,7 +562,22 @@ impl ShardStore {
         leaf: u64,
     ) -> Result<LeafOpening, StoreError> {
         let block = tree.block_of(leaf);
-        let bytes = shard.read(block.clone())?;
+        let len = usize::try_from(block.end - block.start).unwrap_or(usize::MAX);
+        let mut buf = AlignedBuf::new(DirectReader::buffer_bytes_for(len));
+        Self::open_leaf_into(shard, &mut buf, tree, info, leaf)
+    }
+
+    /// [`Self::open_leaf`] reading into `buf` (large enough for any block of the shard).
+    fn open_leaf_into(
+        shard: &mut OpenShard,
+        buf: &mut AlignedBuf,
+        tree: &ShardTree,
+        info: &ShardInfo,
+        leaf: u64,
+    ) -> Result<LeafOpening, StoreError> {
+        let block = tree.block_of(leaf);
+        let at = shard.read_into(buf, block.clone())?;
+        let bytes = &buf.as_slice()[at];
         let size = u64::from(info.leaf_size_bytes.max(1));
         let start = leaf.saturating_mul(size).min(info.size_bytes);
         let end = start.saturating_add(size).min(info.size_bytes);
@@ -567,7 +591,7 @@ impl ShardStore {
         Ok(LeafOpening {
             data: BoundedBytes(data),
             // Empty for a shard of one leaf (its hash is the root).
-            path: tree.path(leaf, &bytes).unwrap_or_default(),
+            path: tree.path(leaf, bytes).unwrap_or_default(),
         })
     }
 
@@ -641,12 +665,20 @@ impl ShardStore {
             });
         }
         let (tree, info) = self.tree(blob, index)?;
-        let mut shard = self.open_shard(blob, index)?;
+        // Through the page cache, whatever the store's mode: a timed audit is thousands of
+        // dependent 64 KiB reads, and a direct read waits for the disk every time, behind
+        // any other writer (a concurrent writer made honest providers late: issue "fair
+        // audits"). Cached pages serve repeated blocks at once; a provider that does not
+        // hold the bytes has no pages to serve them from.
+        let mut shard = self.open_shard_with(blob, index, IoMode::Cached)?;
         let count = tree.leaf_count();
         let mut leaf = first_index(seed, deal, index, count);
         let mut openings = Vec::with_capacity(steps);
+        // One buffer for every step (a block is at most 64 KiB).
+        let block_bytes = usize::try_from(tree.block_of(0).end).unwrap_or(usize::MAX);
+        let mut buf = AlignedBuf::new(DirectReader::buffer_bytes_for(block_bytes));
         for step in (1u32..).take(steps) {
-            let opening = self.open_leaf(&mut shard, &tree, &info, leaf)?;
+            let opening = Self::open_leaf_into(&mut shard, &mut buf, &tree, &info, leaf)?;
             leaf = next_index(seed, step, &opening.data.0, count);
             openings.push(opening);
         }

@@ -292,6 +292,13 @@ pub struct ReportAuditFailures {
 }
 codec_struct!(ReportAuditFailures { epoch, shards });
 
+/// A validator's timed audits of this epoch that were answered right but late: after the
+/// deadline and before the fault line (`cairn_proofs::timed::Timeliness::Late`). Carried in
+/// the same shape as [`ReportAuditFailures`], but it faults nothing by itself: with more
+/// than a third of the stake behind it, the provider takes a strike and is audited again
+/// by every validator; only `late_audits_before_fault` consecutive strikes fault it.
+pub type ReportAuditLateness = ReportAuditFailures;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateOrder {
     pub manifest_hash: Hash,
@@ -406,6 +413,7 @@ pub enum TxBody {
     RepairShard(RepairShard),
     ReportInconsistency(ReportInconsistency),
     ReportAuditFailures(ReportAuditFailures),
+    ReportAuditLateness(ReportAuditLateness),
 }
 codec_enum!(TxBody {
     0 => Transfer,
@@ -434,6 +442,7 @@ codec_enum!(TxBody {
     23 => RepairShard,
     24 => ReportInconsistency,
     25 => ReportAuditFailures,
+    26 => ReportAuditLateness,
 });
 
 impl TxBody {
@@ -466,6 +475,7 @@ impl TxBody {
             Self::RepairShard(_) => "repair_shard",
             Self::ReportInconsistency(_) => "report_inconsistency",
             Self::ReportAuditFailures(_) => "report_audit_failures",
+            Self::ReportAuditLateness(_) => "report_audit_lateness",
         }
     }
 }

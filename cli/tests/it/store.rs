@@ -277,10 +277,12 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     );
 
     // A timed audit (2 048 dependent reads per holder, real HTTP, shards on disk): every
-    // honest holder answers right and inside the deadline. A verdict is a timing, and this
-    // test may share two cores with several devnets: a holder found late (or not reached)
-    // is audited again, up to 3 times, and must pass one of them; a wrong answer fails at
-    // once.
+    // honest holder answers right. Whether it answers in time depends on how busy this
+    // machine is (this test may share two cores with several devnets), so the verdict
+    // asserted is the one no load explains: no honest holder answers wrongly. A holder
+    // found late or too late is audited again, up to 3 times, for the log; the timing
+    // margins themselves are measured under the deterministic runtime
+    // (storage/tests/it/regeneration.rs) and in docs/benchmarks.md.
     let timed = |shard: Option<usize>| -> Value {
         let deal = deal_id.to_string();
         let shard = shard.map(|s| s.to_string());
@@ -300,19 +302,21 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     assert_eq!(holders.len(), assigned, "{first}");
     for (i, mut h) in holders.into_iter().enumerate() {
         for _ in 0..3 {
-            let failure = h["failure"].as_str().unwrap_or_default();
-            if h["failure"].is_null() || failure.contains("the answer is wrong") {
+            if h["outcome"] == "on_time" || h["outcome"] == "wrong" {
                 break;
             }
-            eprintln!("timed audit of holder {i} failed, again: {h}");
+            eprintln!("timed audit of holder {i} was {}, again: {h}", h["outcome"]);
             h = timed(Some(i))["holders"][0].clone();
         }
-        assert!(h["failure"].is_null(), "holder {i}: {h}");
+        assert_ne!(h["outcome"], "wrong", "holder {i}: {h}");
         let (elapsed, deadline) = (
             h["elapsed_ms"].as_u64().unwrap(),
             h["deadline_ms"].as_u64().unwrap(),
         );
-        println!("timed audit, honest holder: {elapsed} ms of {deadline} ms");
+        println!(
+            "timed audit, honest holder: {} in {elapsed} ms of {deadline} ms",
+            h["outcome"]
+        );
     }
 
     // 4. Bad input on the shard API: each a clear 4xx, nothing stored changes.
@@ -486,10 +490,23 @@ fn slow_store_round_trips_refuses_bad_input_and_repairs_lost_shards() {
     }
     std::fs::write(&shard0, &rotten).unwrap();
     // The timed audit names both: the rotten holder answers wrong bytes, the other has none.
+    // Wrong is counted apart from late: on a busy machine honest holders may be late (a
+    // strike), which this test must not depend on.
     let timed = net.cli(&["store", "challenge", &deal_id.to_string(), "--json"]);
     assert!(!timed.status.success());
     let timed: Value = serde_json::from_slice(&timed.stdout).unwrap();
-    assert_eq!(timed["failed"], 2, "{timed}");
+    assert_eq!(timed["wrong"], 2, "{timed}");
+    for (i, holder) in timed["holders"].as_array().unwrap().iter().enumerate() {
+        let outcome = holder["outcome"].as_str().unwrap();
+        if i < 2 {
+            assert_eq!(outcome, "wrong", "{timed}");
+        } else {
+            assert_ne!(
+                outcome, "wrong",
+                "an honest holder answered wrongly: {timed}"
+            );
+        }
+    }
     let failure = |i: usize| {
         timed["holders"][i]["failure"]
             .as_str()

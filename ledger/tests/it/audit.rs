@@ -10,6 +10,7 @@ use cairn_ledger::sim::sim_params;
 use cairn_ledger::state::Verdict;
 use cairn_ledger::{Genesis, TxError};
 use cairn_types::tx::{AuditedShard, ReportAuditFailures};
+// `Blob` is the fixture's encoded test blob (common.rs).
 use cairn_types::{Address, BoundedVec, DealId, Epoch, Keypair, TxBody};
 
 /// Three validators: 50% (the fixture's proposer), 30% and 20% of the stake.
@@ -54,9 +55,32 @@ fn report(epoch: Epoch, shards: &[(DealId, u16, Address)]) -> TxBody {
     })
 }
 
+fn lateness(epoch: Epoch, shards: &[(DealId, u16, Address)]) -> TxBody {
+    let TxBody::ReportAuditFailures(body) = report(epoch, shards) else {
+        unreachable!("report builds a failure report");
+    };
+    TxBody::ReportAuditLateness(body)
+}
+
 /// A 2+1 deal on storage providers 0..3, active, with this epoch's challenges issued and
 /// every shard's on-chain proof submitted and passed.
 fn proven_deal(chain: &mut Chain) -> (DealId, Vec<Keypair>) {
+    let (deal, three, _) = proven_deal_and_blob(chain);
+    (deal, three)
+}
+
+/// Every shard of `deal` proves this epoch's challenge on chain.
+fn prove_all(chain: &mut Chain, b: &Blob, deal: DealId, holders: &[Keypair]) {
+    let epoch = chain.epoch();
+    for (index, k) in (0u16..).zip(holders) {
+        chain.ok(
+            k,
+            submit_proofs(epoch, vec![storage_proof(chain, b, deal, index)]),
+        );
+    }
+}
+
+fn proven_deal_and_blob(chain: &mut Chain) -> (DealId, Vec<Keypair>, Blob) {
     let three: Vec<Keypair> = (0..3).map(storage).collect();
     let b = blob(41, 2, 1, 3_000, 1024);
     let price = crn(10_000);
@@ -67,23 +91,19 @@ fn proven_deal(chain: &mut Chain) -> (DealId, Vec<Keypair>) {
         create_deal(
             &b.meta,
             &addresses(&three),
-            4,
+            20,
             price,
-            cost.checked_mul(4).unwrap(),
+            cost.checked_mul(20).unwrap(),
         ),
     );
     chain.ok(&alice(), activate(deal, &b.meta, &three));
     chain.finish_epoch();
-    let epoch = chain.epoch();
-    for (index, k) in (0u16..).zip(&three) {
-        chain.ok(
-            k,
-            submit_proofs(epoch, vec![storage_proof(chain, &b, deal, index)]),
-        );
+    prove_all(chain, &b, deal, &three);
+    for index in 0..3u16 {
         let challenge = &chain.state().storage_challenges[&(deal, index)];
         assert_eq!(challenge.verdict, Verdict::Passed);
     }
-    (deal, three)
+    (deal, three, b)
 }
 
 #[test]
@@ -264,4 +284,91 @@ fn bad_audit_reports_are_refused_whole() {
             .audit_reporters
             .is_empty()
     );
+}
+
+/// Issue "fair audits": a late answer is a strike, not a fault. Strikes come only from more
+/// than a third of the stake, are shown on the provider, clear after an epoch audited on
+/// time, and fault only at `late_audits_before_fault` in a row; after that every further
+/// late epoch faults, so the warnings run to a slash as for any fault.
+#[test]
+fn late_answers_are_strikes_that_fault_only_when_they_repeat() {
+    let mut chain = chain();
+    let limit = sim_params().late_audits_before_fault;
+    assert_eq!(limit, 3, "sim_params keeps the default");
+    let (deal, three, b) = proven_deal_and_blob(&mut chain);
+    let late_one = three[0].address();
+    let strikes = |chain: &Chain| chain.state().providers[&late_one].late_audit_epochs;
+    let faults = |chain: &Chain| chain.state().providers[&late_one].total_faults;
+    let paid = |chain: &Chain, epoch| {
+        chain
+            .state()
+            .statement(epoch, &late_one)
+            .map_or(0, |s| s.proven_storage_bytes)
+    };
+    // Epoch A: 20% finds it late (below a third): nothing.
+    let epoch = chain.epoch();
+    chain.ok(&val_c(), lateness(epoch, &[(deal, 0, late_one)]));
+    chain.finish_epoch();
+    assert_eq!((strikes(&chain), faults(&chain)), (0, 0));
+
+    // Two late epochs (80% each): two strikes, no fault, still paid, no repair.
+    for strike in 1..limit {
+        prove_all(&mut chain, &b, deal, &three);
+        let epoch = chain.epoch();
+        chain.ok(&validator(), lateness(epoch, &[(deal, 0, late_one)]));
+        chain.ok(&val_b(), lateness(epoch, &[(deal, 0, late_one)]));
+        chain.finish_epoch();
+        assert_eq!(strikes(&chain), strike);
+        assert_eq!(faults(&chain), 0, "a strike is not a fault");
+        assert!(paid(&chain, epoch) > 0, "a late but right shard is paid");
+        assert!(chain.state().deals[&deal].repair_needed.is_empty());
+        assert_eq!(chain.state().epochs[&epoch].late_audit_strikes, 1);
+    }
+    // An epoch without lateness clears the strikes.
+    prove_all(&mut chain, &b, deal, &three);
+    chain.finish_epoch();
+    assert_eq!(strikes(&chain), 0, "an epoch on time clears the strikes");
+
+    // Late `limit` epochs in a row: the last one faults the shard, and so does the next.
+    for round in 1..=limit + 1 {
+        prove_all(&mut chain, &b, deal, &three);
+        let epoch = chain.epoch();
+        chain.ok(&validator(), lateness(epoch, &[(deal, 0, late_one)]));
+        chain.finish_epoch();
+        if round < limit {
+            assert_eq!(faults(&chain), 0, "round {round}");
+        } else {
+            assert_eq!(
+                faults(&chain),
+                u64::from(round - limit + 1),
+                "round {round}"
+            );
+            assert_eq!(paid(&chain, epoch), 0, "a faulted shard is not paid");
+        }
+        if round == limit {
+            // The verdict says why: the strikes, not one late answer.
+            let statement = chain.state().statement(epoch, &late_one).unwrap();
+            assert!(statement.warning, "{statement:?}");
+        }
+    }
+    assert!(strikes(&chain) > limit, "strikes past the limit stay");
+}
+
+#[test]
+fn a_failure_report_outranks_lateness_and_faults_at_once() {
+    let mut chain = chain();
+    let (deal, three) = proven_deal(&mut chain);
+    let epoch = chain.epoch();
+    let holder = three[1].address();
+    chain.ok(&validator(), lateness(epoch, &[(deal, 1, holder)]));
+    chain.ok(&val_b(), report(epoch, &[(deal, 1, holder)]));
+    chain.ok(&val_c(), report(epoch, &[(deal, 1, holder)]));
+    chain.finish_epoch();
+    let provider = &chain.state().providers[&holder];
+    assert_eq!(provider.total_faults, 1);
+    assert_eq!(
+        provider.late_audit_epochs, 0,
+        "a failure is not also a strike"
+    );
+    assert_eq!(chain.state().deals[&deal].repair_needed, vec![1]);
 }

@@ -34,7 +34,7 @@ use cairn_types::{
 };
 
 /// Number of `TxBody` variants; `every_body` builds one of each.
-pub const TX_BODY_VARIANTS: usize = 26;
+pub const TX_BODY_VARIANTS: usize = 27;
 
 /// The chain id every fixture signs for.
 pub const CHAIN_ID: &str = "cairn-vector-1";
@@ -291,6 +291,14 @@ pub fn every_body() -> Vec<TxBody> {
                 provider: addr("vector-erin"),
             }]),
         }),
+        TxBody::ReportAuditLateness(ReportAuditFailures {
+            epoch: 13,
+            shards: BoundedVec(vec![AuditedShard {
+                deal: DealId(2),
+                shard_index: 1,
+                provider: addr("vector-erin"),
+            }]),
+        }),
     ];
     assert_eq!(bodies.len(), TX_BODY_VARIANTS);
     bodies
@@ -325,6 +333,7 @@ pub fn variant_index(body: &TxBody) -> usize {
         TxBody::RepairShard(_) => 23,
         TxBody::ReportInconsistency(_) => 24,
         TxBody::ReportAuditFailures(_) => 25,
+        TxBody::ReportAuditLateness(_) => 26,
     }
 }
 
