@@ -75,6 +75,8 @@ pub fn providers(ledger: &Ledger, status: Option<&str>, limit: usize) -> Value {
                 // warnings an operator sees before any slash.
                 "late_audit_epochs": p.late_audit_epochs,
                 "consecutive_faulty_epochs": p.consecutive_faulty_epochs,
+                "total_faults": p.total_faults,
+                "total_slashed": p.total_slashed,
             })
         })
         .collect();

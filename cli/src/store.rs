@@ -254,7 +254,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub capacity_bytes: Option<u64>,
     /// Test double: `withholder` never answers challenges, `forger` bluffs for shards it
-    /// cannot read, `laggard` answers timed audits only after 4 s (for the Byzantine-provider
+    /// cannot read, `laggard` answers timed audits only after 8 s (for the Byzantine-provider
     /// tests).
     #[arg(long, hide = true, default_value = "honest")]
     pub behaviour: cairn_storage::Behaviour,

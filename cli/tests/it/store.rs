@@ -1509,7 +1509,7 @@ fn slow_a_laggard_is_faulted_by_the_validators_timed_audit() {
         .to_string();
     fleet.stop(laggard);
     fleet.serve(laggard, Some("laggard"));
-    // The timed audit by hand sees it too: late, not wrong.
+    // The timed audit by hand sees it too: too late (past the fault line), not wrong.
     let by_hand = net.cli(&[
         "store",
         "challenge",
@@ -1520,11 +1520,13 @@ fn slow_a_laggard_is_faulted_by_the_validators_timed_audit() {
     ]);
     assert!(!by_hand.status.success());
     let by_hand: Value = serde_json::from_slice(&by_hand.stdout).unwrap();
+    assert_eq!(by_hand["holders"][0]["outcome"], "too_late", "{by_hand}");
+    assert_eq!(by_hand["wrong"], 0, "{by_hand}");
     let failure = by_hand["holders"][0]["failure"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    assert!(failure.contains("the deadline is 2024 ms"), "{by_hand}");
+    assert!(failure.contains("the deadline is 6072 ms"), "{by_hand}");
     // Timed audits are bounded per provider: while the laggard holds 4, a fifth is refused
     // (429 `audits_busy`) instead of queued behind them.
     let url = format!(
