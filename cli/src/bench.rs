@@ -550,8 +550,17 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
         w.get_ref().sync_all()?;
     }
     let want = file_hash(&input)?;
+    // Deals that outlive every round, even a slow one: a deal that expired before its round
+    // read it back made the bench fail on a loaded machine (issue "fair audits"). Ten
+    // minutes a round is well past any round seen; devnet money is free.
+    let epochs = args
+        .rounds
+        .saturating_mul(600_000)
+        .div_ceil(params.epoch_ms())
+        .saturating_add(2)
+        .clamp(params.min_deal_epochs.max(2), params.max_deal_epochs);
     let options = PutOptions {
-        epochs: 2,
+        epochs,
         permanent: false,
         redundancy: args.redundancy,
         durability_nines: None,

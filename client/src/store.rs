@@ -1105,28 +1105,55 @@ pub fn blob_deal(node: &NodeClient, blob: &Hash) -> Result<(BlobMeta, Value), St
                 height: invalid["status"]["height"].as_u64().unwrap_or_default(),
             });
         }
+        // Say which deal ended and how, so "store it again" is the obvious next step rather
+        // than a hunt for a provider's endpoint.
+        let last = deals.iter().max_by_key(|d| d["id"].as_u64());
+        let detail = match last {
+            Some(d) => format!(
+                "no active or pending deal stores it: its last deal, deal-{}, is {} (its providers may have collected the shards; store the file again)",
+                d["id"].as_u64().unwrap_or_default(),
+                d["status"]["status"].as_str().unwrap_or("ended")
+            ),
+            None => "no active or pending deal stores it".to_string(),
+        };
         return Err(StoreError::Unreadable {
             blob: *blob,
-            detail: "no active or pending deal stores it".to_string(),
+            detail,
         });
     };
     Ok((meta, deal))
 }
 
 /// The endpoint of each shard's provider (`None` when the registry has none).
+///
+/// Every holder is looked up by its own address, whatever its status: a jailed or leaving
+/// provider still keeps and serves its shards (the registry's active list would hide it, and
+/// a read would then blame a missing endpoint for what was a jail).
 pub fn shard_endpoints(node: &NodeClient, deal: &Value) -> Result<Vec<Option<String>>, StoreError> {
-    let list = storage_providers(node)?;
     let providers = deal["providers"].as_array().cloned().unwrap_or_default();
-    Ok(providers
-        .iter()
-        .map(|a| {
-            a.as_str().and_then(|a| {
-                list.iter()
-                    .find(|p| p.address.to_string() == a)
-                    .map(|p| p.endpoint.clone())
-            })
-        })
-        .collect())
+    let mut out = Vec::with_capacity(providers.len());
+    let mut seen: Vec<(String, Option<String>)> = Vec::new();
+    for a in &providers {
+        let Some(address) = a.as_str() else {
+            out.push(None);
+            continue;
+        };
+        if let Some((_, endpoint)) = seen.iter().find(|(s, _)| s == address) {
+            out.push(endpoint.clone());
+            continue;
+        }
+        let endpoint = match node.get(&format!("/v1/providers/{address}")) {
+            Ok(v) => v["provider"]["endpoint"]
+                .as_str()
+                .filter(|e| !e.is_empty())
+                .map(str::to_string),
+            Err(crate::node::NodeError::Refused { status: 404, .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        seen.push((address.to_string(), endpoint.clone()));
+        out.push(endpoint);
+    }
+    Ok(out)
 }
 
 /// One shard's download: a thread streaming pieces `from..` of the shard in order, each
@@ -1300,7 +1327,10 @@ fn decode_segments(
             dead[i] = true;
         } else if e.is_none() {
             dead[i] = true;
-            failures.push(format!("shard {i}: provider has no endpoint"));
+            let who = deal["providers"][i].as_str().unwrap_or("?");
+            failures.push(format!(
+                "shard {i}: provider {who} is not registered or has no endpoint on chain"
+            ));
         }
     }
     // Trailer: any shard whose copy opens every root.

@@ -101,7 +101,11 @@ fn judge_probe(probe: Duration, fastest: Duration, max_slowdown: u32) -> Load {
 
 fn probe() -> Duration {
     static DATA: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let data = DATA.get_or_init(|| (0..PROBE_BYTES).map(|i| (i % 251) as u8).collect());
+    let data = DATA.get_or_init(|| {
+        (0..PROBE_BYTES)
+            .map(|i| u8::try_from(i % 251).unwrap_or(0))
+            .collect()
+    });
     let start = Instant::now();
     std::hint::black_box(blake3::hash(std::hint::black_box(data)));
     start.elapsed()

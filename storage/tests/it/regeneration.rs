@@ -234,7 +234,7 @@ impl Links {
         rtt_us + jitter + u64::try_from(bytes).unwrap() / self.link_bytes_per_us
     }
     /// The answer's way back to the auditor.
-    fn to_auditor_us(&mut self, bytes: usize) -> u64 {
+    fn back_to_auditor_us(&mut self, bytes: usize) -> u64 {
         let jitter = self.draw.between(0, self.auditor_rtt_us / 10);
         self.auditor_rtt_us + jitter + u64::try_from(bytes).unwrap() / self.auditor_bytes_per_us
     }
@@ -441,7 +441,7 @@ async fn audit(
                 .iter()
                 .map(|l| l.data.0.len() + 32 * l.path.0.len())
                 .sum();
-            let back = links.to_auditor_us(bytes) - half;
+            let back = links.back_to_auditor_us(bytes) - half;
             wait(ctx, back).await;
             leaves
         }
