@@ -109,8 +109,10 @@ while True:
     docs.append(doc)
 for doc in docs:
     for h in doc.get("holders", []):
-        outcomes[h["outcome"]] = outcomes.get(h["outcome"], 0) + 1
-        if h["outcome"] != "wrong":
+        # Binaries from before the late band print only `failure`.
+        outcome = h.get("outcome") or ("on_time" if h.get("failure") is None else "failed")
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcome != "wrong":
             times.append(h["elapsed_ms"])
 times.sort()
 def pct(p):
@@ -125,12 +127,12 @@ for p in providers:
     if p["declared"].get("storage_bytes", 0) == 0:
         continue
     status = p["status"] if isinstance(p["status"], str) else json.dumps(p["status"])
-    print(f"  provider {p['address'][:14]}…: status {status}, strikes {p.get('late_audit_epochs')}, faulty epochs in a row {p.get('consecutive_faulty_epochs')}")
-    if "active" not in status or p.get("consecutive_faulty_epochs", 0) > 0:
+    print(f"  provider {p['address'][:14]}…: status {status}, strikes {p.get('late_audit_epochs')}, faulty epochs in a row {p.get('consecutive_faulty_epochs')}, faults {p.get('total_faults')}, slashed {p.get('total_slashed')} uCRN")
+    if "active" not in status or (p.get("consecutive_faulty_epochs") or 0) > 0 or (p.get("total_faults") or 0) > 0:
         bad += 1
 log = open(f"{out}/devnet.log").read().splitlines()
 audits = [l for l in log if "shard(s) audited" in l]
-print(f"auditor: {len(audits)} epoch lines; reported late: {sum('late in' in l for l in audits)}, reported wrong or too late: {sum('wrong or too late in' in l for l in audits)}, overloaded: {sum('overloaded' in l for l in audits)}")
+print(f"auditor: {len(audits)} epoch lines; reported late: {sum('late in' in l for l in audits)}, reported wrong or too late: {sum('wrong or too late in' in l for l in audits)}, reported late or wrong (before the late band): {sum('late or wrong in' in l for l in audits)}, overloaded: {sum('overloaded' in l for l in audits)}")
 for l in audits[-5:]:
     print("  " + l.strip())
 faults = [l for l in log if any(w in l.lower() for w in ("faulted", "slashed", "jailed"))]

@@ -75,7 +75,10 @@ pub struct TimedVerdict {
     pub shard_index: u16,
     pub endpoint: String,
     pub steps: u32,
-    /// The whole exchange as this client's monotonic clock measured it.
+    /// The round trip to the provider measured just before (the fastest of two small
+    /// requests), at most half the rule's allowance: credited to the provider.
+    pub rtt_ms: u64,
+    /// The exchange as this client's monotonic clock measured it, less `rtt_ms`.
     pub elapsed_ms: u64,
     pub deadline_ms: u64,
     /// Past this an answer faults the shard (`AuditRule::fault_after_ms`).
@@ -137,6 +140,7 @@ pub fn timed_audit(
                 shard_index: index,
                 endpoint: String::new(),
                 steps: rule.steps,
+                rtt_ms: 0,
                 elapsed_ms: 0,
                 deadline_ms: rule.deadline_ms(),
                 fault_after_ms: rule.fault_after_ms(),
@@ -146,14 +150,25 @@ pub fn timed_audit(
             continue;
         };
         let client = ShardClient::new(&endpoint);
+        let rtt_ms = round_trip_ms(&client, &rule);
         let start = Instant::now();
         let challenge = ChainChallenge {
             deal,
             seed,
             steps: rule.steps,
         };
-        let answer = client.chain(&meta.id, index, &challenge, fault_line, max_bytes);
-        let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let answer = client.chain(
+            &meta.id,
+            index,
+            &challenge,
+            fault_line.saturating_add(Duration::from_millis(rtt_ms)),
+            max_bytes,
+        );
+        // The provider's side: the exchange less the network's round trip as measured just
+        // before, so an auditor far away does not make a provider late.
+        let elapsed_ms = u64::try_from(start.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(rtt_ms);
         let (outcome, failure) = match answer {
             // The bytes are checked with no clock (a wrong answer is wrong however fast),
             // then the time is read against the deadline and the fault line.
@@ -198,6 +213,7 @@ pub fn timed_audit(
             shard_index: index,
             endpoint,
             steps: rule.steps,
+            rtt_ms,
             elapsed_ms,
             deadline_ms: rule.deadline_ms(),
             fault_after_ms: rule.fault_after_ms(),
@@ -206,6 +222,24 @@ pub fn timed_audit(
         });
     }
     Ok(verdicts)
+}
+
+/// The fastest of two `GET /v1/provider` round trips to the holder, capped at half the
+/// rule's allowance (a provider that slows its answers to buy time gains at most that,
+/// against a regenerator's tens of seconds); 0 when it does not answer.
+fn round_trip_ms(client: &ShardClient, rule: &AuditRule) -> u64 {
+    let cap = u64::from(rule.allowance_ms / 2);
+    (0..2)
+        .filter_map(|_| {
+            let start = Instant::now();
+            client
+                .provider_address(Duration::from_millis(cap.max(1)))
+                .ok()
+                .map(|_| u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX))
+        })
+        .min()
+        .unwrap_or(0)
+        .min(cap)
 }
 
 /// Where the shards' data ends, as a provider's opening of the trailer header proves it.
