@@ -1941,9 +1941,11 @@ fn preview_refuses_before_the_fee_is_paid() {
         }))
     );
     assert!(matches!(
-        chain
-            .ledger
-            .preview(alice().address(), Amount(fee.0 - 1), &transfer(&bob(), Amount(1))),
+        chain.ledger.preview(
+            alice().address(),
+            Amount(fee.0 - 1),
+            &transfer(&bob(), Amount(1))
+        ),
         Err(PreviewError::Admission(AdmissionError::FeeTooLow { .. }))
     ));
     // The body sees the balance after its fee: all of it is an overdraft, all but the fee
@@ -1956,9 +1958,11 @@ fn preview_refuses_before_the_fee_is_paid() {
         Err(PreviewError::Body(TxError::InsufficientBalance { .. }))
     ));
     assert_eq!(
-        chain
-            .ledger
-            .preview(alice().address(), fee, &transfer(&bob(), Amount(balance.0 - fee.0))),
+        chain.ledger.preview(
+            alice().address(),
+            fee,
+            &transfer(&bob(), Amount(balance.0 - fee.0))
+        ),
         Ok(())
     );
     assert_eq!(chain.ledger, before, "asking changed nothing");

@@ -318,3 +318,38 @@ fn bounded_vectors_and_bytes_refuse_too_many() {
     set(&mut v, "/proofs/0/leaves/0/data", json!("0g"));
     expect_error::<SubmitStorageProofs>(&v.to_string(), &["Invalid character"]);
 }
+
+/// Ids parse in both forms cairn prints (`deal-0` in text, `0` in JSON), and nothing else.
+#[test]
+fn ids_parse_as_printed() {
+    use cairn_types::{ChallengeId, DealId, LeaseId, OrderId};
+    for (text, id) in [("deal-0", 0), ("0", 0), ("deal-42", 42), ("42", 42)] {
+        assert_eq!(text.parse::<DealId>().unwrap(), DealId(id), "{text}");
+    }
+    assert_eq!(DealId(7).to_string().parse::<DealId>().unwrap(), DealId(7));
+    assert_eq!(
+        LeaseId(3).to_string().parse::<LeaseId>().unwrap(),
+        LeaseId(3)
+    );
+    assert_eq!(
+        OrderId(2).to_string().parse::<OrderId>().unwrap(),
+        OrderId(2)
+    );
+    assert_eq!(
+        ChallengeId(9).to_string().parse::<ChallengeId>().unwrap(),
+        ChallengeId(9)
+    );
+    assert_eq!("lease-0".parse::<LeaseId>().unwrap(), LeaseId(0));
+    for bad in [
+        "lease-0", "deal-", "", "-1", "+1", "deal-x", "deal--1", "deal-0 ",
+    ] {
+        let err = bad.parse::<DealId>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{bad:?} is not a deal id: write it as cairn prints it, deal-N or N (e.g. deal-0)"
+            )
+        );
+    }
+    assert_eq!(serde_json::to_string(&DealId(5)).unwrap(), "5");
+}
