@@ -221,10 +221,7 @@ pub(crate) fn resolve_address(global: &Global, text: &str) -> Result<Address> {
                 .to_ascii_lowercase()
                 .starts_with(cairn_types::keys::ADDRESS_PREFIX)
             {
-                bail!(
-                    "{not_address}; nor is {text:?} a key name in {} (`cairn keys list`)",
-                    store.dir().display()
-                )
+                bail!("{not_address} (nor is it the name of a key: `cairn keys list`)")
             }
             bail!(
                 "{text:?} is neither an address nor a key name: no key named {text:?} in {} (`cairn keys list`), and as an address: {not_address}",
