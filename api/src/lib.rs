@@ -105,6 +105,7 @@ pub fn router(node: NodeHandle) -> Router {
             "/v1/txs/batch",
             post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
         )
+        .route("/v1/txs/check", post(check))
         .route("/v1/txs/{hash}", get(tx))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/blocks/{height}", get(block))
@@ -204,6 +205,45 @@ async fn submit(
             axum::Json(json!({ "hash": hash, "status": "pending" })),
         )),
         Err(e) => Err(submit_error(e)),
+    }
+}
+
+/// An unsigned transaction to check: who sends it, what it does, and its fee (the chain's
+/// minimum when left out).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRequest {
+    sender: Address,
+    body: cairn_types::TxBody,
+    fee: Option<cairn_types::Amount>,
+}
+
+/// `POST /v1/txs/check`: whether a transaction would go through on the finalized state, asked
+/// before it is signed, so a client refuses what would fail instead of paying its fee.
+/// Always 200 when the request is well-formed: `{"ok": true}` or `{"ok": false, "stage":
+/// "admission" | "body", "error": {reason, ...}, "message"}`.
+async fn check(State(node): State<NodeHandle>, body: Bytes) -> ApiResult {
+    let request: CheckRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("malformed_check", format!("{{sender, body, fee?}}: {e}"))
+    })?;
+    // A copy of the state per check: off the async workers.
+    let verdict = tokio::task::spawn_blocking(move || {
+        node.with_ledger(|l| {
+            let fee = request.fee.unwrap_or(l.params().min_tx_fee);
+            l.preview(request.sender, fee, &request.body)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match verdict {
+        Ok(()) => ok(json!({ "ok": true })),
+        Err(e) => {
+            let (stage, error) = match &e {
+                cairn_ledger::PreviewError::Admission(a) => ("admission", to_json(a)?),
+                cairn_ledger::PreviewError::Body(b) => ("body", to_json(b)?),
+            };
+            ok(json!({ "ok": false, "stage": stage, "error": error, "message": e.to_string() }))
+        }
     }
 }
 

@@ -43,6 +43,7 @@ pub const PATHS: &[&str] = &[
     "/v1/status",
     "/v1/txs",
     "/v1/txs/batch",
+    "/v1/txs/check",
     "/v1/txs/{hash}",
     "/v1/accounts/{address}",
     "/v1/blocks/{height}",
@@ -67,14 +68,14 @@ pub fn document() -> Value {
         "storage deals, newest first (status: pending, active, expired, cancelled, invalid)",
     );
     if let Some(parameters) = deals["get"]["parameters"].as_array_mut() {
-        parameters.push(json!({ "name": "owner", "in": "query", "required": false, "description": "only this owner's deals (cairn + 64 hex)", "schema": { "type": "string" } }));
+        parameters.push(json!({ "name": "owner", "in": "query", "required": false, "description": "only this owner's deals (a cairn1... address)", "schema": { "type": "string" } }));
     }
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Cairn node API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Finalized state of a Cairn chain, transaction submission and a stream of finalized blocks. Amounts are decimal strings of uCRN (1 CRN = 10^6 uCRN); addresses are \"cairn\" + 64 hex; hashes are 64 hex."
+            "description": "Finalized state of a Cairn chain, transaction submission and a stream of finalized blocks. Amounts are decimal strings of uCRN (1 CRN = 10^6 uCRN); addresses are Bech32m with the prefix cairn (\"cairn1\" + 58 characters, the last 6 a checksum); hashes are 64 hex."
         },
         "paths": {
             "/v1/status": get_op("chain id, finalized height, state root, validators, mempool size", &[], false),
@@ -106,6 +107,23 @@ pub fn document() -> Value {
                     "400": error_response("malformed body or empty batch"),
                     "413": error_response("more than 4096 transactions or a body above 16 MiB"),
                     "415": error_response("unsupported Content-Type")
+                }
+            }},
+            "/v1/txs/check": { "post": {
+                "summary": "would this unsigned transaction go through now? (fee checks, then the body on a copy of the finalized state); ask before signing",
+                "requestBody": { "required": true, "content": {
+                    "application/json": { "schema": { "type": "object", "required": ["sender", "body"], "properties": {
+                        "sender": { "type": "string", "description": "address" },
+                        "body": { "description": "a transaction body, as in SignedTransaction" },
+                        "fee": { "type": "string", "description": "uCRN; the chain's minimum when left out" } } } }
+                }},
+                "responses": {
+                    "200": { "description": "the verdict", "content": { "application/json": { "schema": { "type": "object", "properties": {
+                        "ok": { "type": "boolean" },
+                        "stage": { "type": "string", "enum": ["admission", "body"], "description": "admission: it would be refused, nothing paid; body: it would fail and still pay its fee" },
+                        "error": { "type": "object", "description": "{reason, ...}, as in receipts" },
+                        "message": { "type": "string" } } } } } },
+                    "400": error_response("malformed request")
                 }
             }},
             "/v1/txs/{hash}": get_op("receipt of a finalized transaction, or its pending status", &[("hash", "transaction hash")], true),

@@ -44,41 +44,54 @@ pub struct SignArgs {
     /// Return once the node accepted it, without waiting for finality.
     #[arg(long)]
     pub no_wait: bool,
+    /// Send it even when the node's check says it would fail (the fee is charged when it
+    /// does).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AccountCommand {
-    /// Balance, nonce, stake and delegations of an address (or of `--key`).
+    /// Balance, nonce, stake and delegations of an address or key name (or of `--key`).
     Show {
-        address: Option<Address>,
+        /// An address (cairn1...) or the name of a key in the home's keystore.
+        address: Option<String>,
         #[arg(long, default_value = "default")]
         key: String,
     },
-    /// Send CRN: `cairn account transfer ADDRESS "12.5 CRN"`.
+    /// Send CRN: `cairn account transfer ADDRESS "12.5 CRN"` (or "500 uCRN"; a key name for
+    /// ADDRESS sends to that key). Checked against the node's state before it is signed.
     Transfer {
-        to: Address,
+        /// An address (cairn1...) or the name of a key in the home's keystore.
+        to: String,
+        /// With its unit: "12.5 CRN" or "500 uCRN".
         amount: Amount,
         #[command(flatten)]
         sign: SignArgs,
     },
     /// Add to your provider self-bond.
     Stake {
+        /// With its unit: "12.5 CRN" or "500 uCRN".
         amount: Amount,
         #[command(flatten)]
         sign: SignArgs,
     },
     /// Delegate stake to a provider (passive rewards minus its commission).
     Delegate {
-        provider: Address,
+        /// The provider's address (cairn1...) or the name of its key in the home's keystore.
+        provider: String,
+        /// With its unit: "12.5 CRN" or "500 uCRN".
         amount: Amount,
         #[command(flatten)]
         sign: SignArgs,
     },
     /// Start unbonding a delegation.
     Undelegate {
-        provider: Address,
+        /// The provider's address (cairn1...) or the name of its key in the home's keystore.
+        provider: String,
+        /// With its unit: "12.5 CRN" or "500 uCRN".
         amount: Amount,
         #[command(flatten)]
         sign: SignArgs,
@@ -93,7 +106,7 @@ pub enum TxCommand {
 
 pub(crate) fn print(global: &Global, value: &Value) -> Result<()> {
     if global.json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        outln!("{}", serde_json::to_string_pretty(value)?);
     } else {
         print_human(value, 0);
     }
@@ -107,10 +120,10 @@ fn print_human(value: &Value, indent: usize) {
             for (k, v) in map {
                 match v {
                     Value::Object(_) | Value::Array(_) if !is_empty(v) => {
-                        println!("{pad}{k}:");
+                        outln!("{pad}{k}:");
                         print_human(v, indent + 2);
                     }
-                    _ => println!("{pad}{k}: {}", scalar(v)),
+                    _ => outln!("{pad}{k}: {}", human_scalar(k, v)),
                 }
             }
         }
@@ -118,14 +131,14 @@ fn print_human(value: &Value, indent: usize) {
             for item in items {
                 match item {
                     Value::Object(_) => {
-                        println!("{pad}-");
+                        outln!("{pad}-");
                         print_human(item, indent + 2);
                     }
-                    _ => println!("{pad}- {}", scalar(item)),
+                    _ => outln!("{pad}- {}", scalar(item)),
                 }
             }
         }
-        other => println!("{pad}{}", scalar(other)),
+        other => outln!("{pad}{}", scalar(other)),
     }
 }
 
@@ -135,6 +148,42 @@ fn is_empty(v: &Value) -> bool {
         Value::Array(a) => a.is_empty(),
         _ => false,
     }
+}
+
+/// Fields of the node's JSON that hold amounts. The JSON carries them as uCRN digit strings
+/// with nothing else marking them as money, so people get them in CRN by name.
+const AMOUNT_FIELDS: &[&str] = &[
+    "amount",
+    "balance",
+    "bond",
+    "delegated",
+    "deposit",
+    "endowment",
+    "escrow",
+    "escrow_left",
+    "fee",
+    "fees_earned_total",
+    "max_price_per_block",
+    "paid",
+    "price_per_block",
+    "price_per_gib_epoch",
+    "refunded",
+    "rewards_total",
+    "self_bond",
+    "stake",
+    "total_slashed",
+    "validator_stake",
+    "min_tx_fee",
+];
+
+/// A scalar for people: a known amount field in CRN ("1,234.5 CRN"), anything else as is.
+fn human_scalar(key: &str, v: &Value) -> String {
+    if AMOUNT_FIELDS.contains(&key)
+        && let Some(ucrn) = v.as_str().and_then(|t| t.parse::<u128>().ok())
+    {
+        return Amount::from_ucrn(ucrn).to_string();
+    }
+    scalar(v)
 }
 
 fn scalar(v: &Value) -> String {
@@ -150,6 +199,64 @@ fn scalar(v: &Value) -> String {
 pub fn status(global: &Global) -> Result<()> {
     let client = NodeClient::new(&node_url(global)?);
     print(global, &client.status()?)
+}
+
+/// An address from what the user typed: an address (`cairn1...`), else the name of a key in
+/// the home's keystore. Neither is refused naming both readings, so a mistyped address is
+/// never taken for a name nor a misspelt name for an address.
+pub(crate) fn resolve_address(global: &Global, text: &str) -> Result<Address> {
+    let not_address = match text.parse::<Address>() {
+        Ok(address) => return Ok(address),
+        Err(e) => e,
+    };
+    let store = Keystore::open(&global.home_dir()?);
+    match store.info(text) {
+        Ok(info) => Ok(info.address),
+        Err(
+            cairn_client::KeystoreError::NotFound { .. }
+            | cairn_client::KeystoreError::BadName { .. },
+        ) => {
+            // What looks like an address gets the address's problem first.
+            if text
+                .to_ascii_lowercase()
+                .starts_with(cairn_types::keys::ADDRESS_PREFIX)
+            {
+                bail!("{not_address} (nor is it the name of a key: `cairn keys list`)")
+            }
+            bail!(
+                "{text:?} is neither an address nor a key name: no key named {text:?} in {} (`cairn keys list`), and as an address: {not_address}",
+                store.dir().display()
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Asks the node whether `body` from `sender` would go through, before anything is signed;
+/// refuses it with the reason unless `force`.
+pub(crate) fn check_before_signing(
+    client: &NodeClient,
+    sender: &Address,
+    body: &TxBody,
+    fee: Option<Amount>,
+    force: bool,
+) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    if let Some(refusal) = client.check(sender, body, fee)? {
+        let cost = if refusal.fee_paid {
+            "it would be included and fail, and its fee would be charged"
+        } else {
+            "the node would refuse it"
+        };
+        bail!(
+            "{} refused before signing: {}; nothing was sent and no fee paid ({cost}; --force sends it anyway)",
+            body.kind(),
+            refusal.message
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn load_key(
@@ -169,6 +276,7 @@ pub(crate) fn load_key(
 fn send(global: &Global, sign: &SignArgs, body: TxBody) -> Result<()> {
     let client = NodeClient::new(&node_url(global)?);
     let key = load_key(global, &sign.from, &sign.passphrase)?;
+    check_before_signing(&client, &key.address(), &body, sign.fee, sign.force)?;
     let hash = client.send(&key, body, sign.fee)?;
     if sign.no_wait {
         return print(
@@ -192,13 +300,14 @@ pub fn account(global: &Global, command: AccountCommand) -> Result<()> {
     match command {
         AccountCommand::Show { address, key } => {
             let address = match address {
-                Some(a) => a,
+                Some(a) => resolve_address(global, &a)?,
                 None => Keystore::open(&global.home_dir()?).info(&key)?.address,
             };
             let client = NodeClient::new(&node_url(global)?);
             print(global, &client.account(&address)?)
         }
         AccountCommand::Transfer { to, amount, sign } => {
+            let to = resolve_address(global, &to)?;
             send(global, &sign, TxBody::Transfer(Transfer { to, amount }))
         }
         AccountCommand::Stake { amount, sign } => {
@@ -208,20 +317,26 @@ pub fn account(global: &Global, command: AccountCommand) -> Result<()> {
             provider,
             amount,
             sign,
-        } => send(
-            global,
-            &sign,
-            TxBody::Delegate(Delegation { provider, amount }),
-        ),
+        } => {
+            let provider = resolve_address(global, &provider)?;
+            send(
+                global,
+                &sign,
+                TxBody::Delegate(Delegation { provider, amount }),
+            )
+        }
         AccountCommand::Undelegate {
             provider,
             amount,
             sign,
-        } => send(
-            global,
-            &sign,
-            TxBody::Undelegate(Delegation { provider, amount }),
-        ),
+        } => {
+            let provider = resolve_address(global, &provider)?;
+            send(
+                global,
+                &sign,
+                TxBody::Undelegate(Delegation { provider, amount }),
+            )
+        }
     }
 }
 

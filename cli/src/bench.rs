@@ -192,7 +192,7 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
     let watch_url = url.clone();
     std::thread::spawn(move || {
         if let Err(e) = watch(&watch_url, event_tx) {
-            eprintln!("event stream ended: {e:#}");
+            errln!("event stream ended: {e:#}");
         }
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -300,9 +300,9 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
         },
     });
     if global.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "{} submitted ({} refused) at {:.0} tx/s; {} finalized at {:.0} tx/s; submit-to-finality p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms",
             submitted.len(),
             rejected,
@@ -576,7 +576,7 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
         // Measured again each round: the host drifts within a run as well.
         let host = HostRates::measure(&dir, size.min(512 << 20), &coding, &protection)?;
         if !global.json {
-            eprintln!(
+            errln!(
                 "round {round}, this machine now: O_DIRECT write {:.3} GB/s, read {:.3} GB/s; \
                  encode on {} lane(s) {:.3} GB/s; which allow a put of at most {:.3} GB/s and a \
                  get into a file of {:.3} GB/s",
@@ -660,7 +660,7 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
         doc["put_of_ceiling"] = json!(gb_per_s(size, put_time) / host.put_ceiling(k, m));
         doc["get_of_ceiling"] = json!(gb_per_s(size, get_time) / host.get_file_ceiling());
         if !global.json {
-            eprintln!(
+            errln!(
                 "round {round}: {}",
                 figures
                     .iter()
@@ -705,9 +705,9 @@ fn bench_store(global: &Global, args: &StoreBenchArgs) -> Result<()> {
         "median": medians,
     });
     if global.json {
-        println!("{doc}");
+        outln!("{doc}");
     } else {
-        println!(
+        outln!(
             "{} MiB{}, median of {} rounds: {}",
             args.size_mib,
             if args.public {

@@ -450,7 +450,7 @@ fn serve(
             .await
             .context("serving the node API")?;
         if !json {
-            println!("stopping");
+            outln!("stopping");
         }
         anyhow::Ok(())
     })
@@ -463,11 +463,11 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
         let files = write_node_files(&home, &genesis, args.api_port)?;
         if global.json {
             let doc = serde_json::json!({ "home": home, "genesis": home.join("genesis.toml"), "node_configs": files });
-            println!("{doc}");
+            outln!("{doc}");
         } else {
-            println!("devnet initialised in {}", home.display());
+            outln!("devnet initialised in {}", home.display());
             for f in files {
-                println!(
+                outln!(
                     "  cairn node --home {} --config {}",
                     home.display(),
                     f.display()
@@ -527,14 +527,14 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
         ) {
             Ok(s) => storage = Some(s),
             Err(e) => {
-                eprintln!("warning: storage providers did not start: {e:#}");
+                errln!("warning: storage providers did not start: {e:#}");
             }
         }
         if !args.no_gateway {
             let listen = SocketAddr::from(([127, 0, 0, 1], args.gateway_port));
             match cairn_storage::start_gateway(url, listen) {
                 Ok(g) => gateway = Some(g),
-                Err(e) => eprintln!("warning: gateway: {e}"),
+                Err(e) => errln!("warning: gateway: {e}"),
             }
         }
         // Explorer role (design §8) and the --demo load generator: one block of their own.
@@ -542,7 +542,7 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
             let listen = SocketAddr::from(([127, 0, 0, 1], args.explorer_port));
             match crate::explorer::start(url, home.join("explorer"), listen, None) {
                 Ok(e) => explorer = Some(e),
-                Err(e) => eprintln!("warning: {e:#}"),
+                Err(e) => errln!("warning: {e:#}"),
             }
         }
         if args.demo {
@@ -560,14 +560,14 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
                             block_time * 2,
                             &stop,
                             |step| match step {
-                                Ok(line) if !json => println!("  {line}"),
+                                Ok(line) if !json => outln!("  {line}"),
                                 Ok(_) => {}
-                                Err(e) => eprintln!("  demo: {e}"),
+                                Err(e) => errln!("  demo: {e}"),
                             },
                         );
                     }));
                 }
-                _ => eprintln!(
+                _ => errln!(
                     "warning: --demo needs the `default` key and a compute provider (--compute-provers >= 1)"
                 ),
             }
@@ -597,27 +597,25 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
             .unwrap_or_default();
         let doc = serde_json::json!({ "api": url, "explorer": explorer_url, "gateway": gateway_url, "chain_id": chain_id, "p2p": p2p, "resumed_at_height": height, "compute_providers": endpoints, "storage_providers": storage_endpoints });
         if let Err(e) = std::fs::write(&node_json, doc.to_string()) {
-            eprintln!("warning: cannot write {}: {e}", node_json.display());
+            errln!("warning: cannot write {}: {e}", node_json.display());
         }
         if json {
-            println!("{doc}");
+            outln!("{doc}");
         } else {
-            println!(
+            outln!(
                 "cairn devnet: chain {chain_id}, {} validator(s), resumed at height {height}",
                 p2p.len()
             );
-            println!(
-                "  node API   {url}  (OpenAPI: {url}/v1/openapi.json, events: {url}/v1/events)"
-            );
+            outln!("  node API   {url}  (OpenAPI: {url}/v1/openapi.json, events: {url}/v1/events)");
             if let Some(e) = &explorer_url {
-                println!("  explorer   {e}  (API: {e}/api/v1/summary, metrics: {url}/metrics)");
+                outln!("  explorer   {e}  (API: {e}/api/v1/summary, metrics: {url}/metrics)");
             }
-            println!("  p2p        {}", p2p.join(", "));
-            println!("  home       {}", home.display());
-            println!(
+            outln!("  p2p        {}", p2p.join(", "));
+            outln!("  home       {}", home.display());
+            outln!(
                 "  account    `default` (devnet key, unencrypted) funded with 1,000,000,000 CRN"
             );
-            println!(
+            outln!(
                 "  provers    {} compute prover(s) answering proof-of-compute challenges",
                 genesis
                     .providers
@@ -626,20 +624,21 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
                     .count()
             );
             for (name, h) in &market {
-                println!(
+                outln!(
                     "  market     {name} {} (lease API and ingress {})",
-                    h.address, h.url
+                    h.address,
+                    h.url
                 );
             }
             if let Some(s) = &storage {
                 for (name, endpoint) in s.endpoints() {
-                    println!("  storage    {name} {endpoint}");
+                    outln!("  storage    {name} {endpoint}");
                 }
             }
             if let Some(g) = &gateway_url {
-                println!("  gateway    {g}/v1/blobs/<id>  (public blobs)");
+                outln!("  gateway    {g}/v1/blobs/<id>  (public blobs)");
             }
-            println!("  Ctrl-C stops; starting again resumes from disk");
+            outln!("  Ctrl-C stops; starting again resumes from disk");
         }
     });
     for (_, provider) in market {
@@ -796,14 +795,14 @@ fn prove_forever(
             Ok(Event::Committed {
                 challenge,
                 compute_ms,
-            }) => println!("  {name}: solved compute challenge {challenge} in {compute_ms} ms"),
+            }) => outln!("  {name}: solved compute challenge {challenge} in {compute_ms} ms"),
             Ok(Event::Opened { challenge, entries }) => {
-                println!("  {name}: opened {entries} entries of challenge {challenge}");
+                outln!("  {name}: opened {entries} entries of challenge {challenge}");
             }
             Ok(Event::Decided { challenge, verdict }) => {
-                println!("  {name}: challenge {challenge} {verdict}");
+                outln!("  {name}: challenge {challenge} {verdict}");
             }
-            Err(e) => eprintln!("  {name}: {e}"),
+            Err(e) => errln!("  {name}: {e}"),
         }
     });
 }
@@ -852,7 +851,7 @@ pub fn node(global: &Global, args: NodeArgs) -> Result<()> {
     let result = match file.api {
         Some(api) => serve(global, handle, api, None, |url| {
             if !global.json {
-                println!("cairn node: chain {}, node API {url}", genesis.chain_id);
+                outln!("cairn node: chain {}, node API {url}", genesis.chain_id);
             }
             if file.audited_shards_per_epoch > 0 {
                 let config = auditor_config(&genesis, file.audited_shards_per_epoch);
@@ -861,7 +860,7 @@ pub fn node(global: &Global, args: NodeArgs) -> Result<()> {
                 auditor = Some(std::thread::spawn(move || {
                     cairn_storage::auditor::run(&url, &auditor_key, config, &flag, |line| {
                         if !quiet {
-                            println!("  auditor: {line}");
+                            outln!("  auditor: {line}");
                         }
                     });
                 }));

@@ -61,17 +61,17 @@ pub fn run(global: &Global, args: ExplorerArgs) -> Result<()> {
     };
     let explorer = start(&node, dir.clone(), args.listen, args.crn_usd)?;
     if global.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "explorer": explorer.url(), "node": node, "data_dir": dir })
         );
     } else {
-        println!(
+        outln!(
             "cairn explorer: {} following {node} (index in {})",
             explorer.url(),
             dir.display()
         );
-        println!("  Ctrl-C stops; starting again resumes from the index");
+        outln!("  Ctrl-C stops; starting again resumes from the index");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -125,7 +125,7 @@ pub fn stats(global: &Global, args: StatsArgs) -> Result<()> {
             Ok(s) => (s, format!("explorer {url}")),
             Err(e) if args.explorer.is_none() => {
                 let node = crate::account::node_url(global)?;
-                eprintln!("note: {e:#}; computing from the node at {node}");
+                errln!("note: {e:#}; computing from the node at {node}");
                 (
                     cairn_explorer::summary_from_node(&node, args.crn_usd)?,
                     format!("node {node}"),
@@ -142,15 +142,15 @@ pub fn stats(global: &Global, args: StatsArgs) -> Result<()> {
         }
     };
     if global.json {
-        println!("{summary}");
+        outln!("{summary}");
         return Ok(());
     }
     let p = &summary["providers"];
     let r = &summary["last_epoch_revenue"];
-    println!("Cairn network (from {from})");
-    println!("  height            {}", summary["height"]);
-    println!("  last epoch        {}", summary["last_epoch"]);
-    println!(
+    outln!("Cairn network (from {from})");
+    outln!("  height            {}", summary["height"]);
+    outln!("  last epoch        {}", summary["last_epoch"]);
+    outln!(
         "  providers         {} registered, {} active ({:+}), {} proven ({:+})",
         p["registered"],
         p["active"],
@@ -158,19 +158,19 @@ pub fn stats(global: &Global, args: StatsArgs) -> Result<()> {
         p["proven"],
         p["proven_growth"].as_i64().unwrap_or(0)
     );
-    println!(
+    outln!(
         "  TVL               {} (~${:.2} at ${}/CRN)",
         crn(&summary["tvl"]["crn"]),
         summary["tvl"]["usd"].as_f64().unwrap_or(0.0),
         summary["tvl"]["crn_usd"]
     );
-    println!("  supply            {}", crn(&summary["supply"]["total"]));
-    println!(
+    outln!("  supply            {}", crn(&summary["supply"]["total"]));
+    outln!(
         "  emission          {} last epoch, {} next",
         crn(&summary["emission"]["last_epoch"]),
         crn(&summary["emission"]["next_epoch"])
     );
-    println!(
+    outln!(
         "  revenue           {} last epoch (storage {}, compute {}; tx fees {})",
         crn(&r["total"]),
         crn(&r["storage"]),

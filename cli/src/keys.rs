@@ -91,9 +91,9 @@ impl PassphraseArgs {
 
 fn print_info(global: &Global, info: &KeyInfo) -> Result<()> {
     if global.json {
-        println!("{}", serde_json::to_string_pretty(info)?);
+        outln!("{}", serde_json::to_string_pretty(info)?);
     } else {
-        println!(
+        outln!(
             "{}  {}  {}",
             info.name,
             info.address,
@@ -156,9 +156,9 @@ pub fn run(global: &Global, command: KeysCommand) -> Result<()> {
         KeysCommand::List => {
             let keys = store.list()?;
             if global.json {
-                println!("{}", serde_json::to_string_pretty(&keys)?);
+                outln!("{}", serde_json::to_string_pretty(&keys)?);
             } else if keys.is_empty() {
-                println!("no keys in {}", store.dir().display());
+                outln!("no keys in {}", store.dir().display());
             } else {
                 for info in &keys {
                     print_info(global, info)?;
@@ -181,9 +181,9 @@ pub fn run(global: &Global, command: KeysCommand) -> Result<()> {
                     "address": key.address(),
                     "secret_hex": secret_hex,
                 });
-                println!("{doc}");
+                outln!("{doc}");
             } else {
-                println!("{secret_hex}");
+                outln!("{secret_hex}");
             }
             Ok(())
         }

@@ -4,6 +4,10 @@
 //! command accepts `--json` for one machine-readable JSON document on stdout, and `--home`
 //! (default `$CAIRN_HOME`, else `~/.cairn`) for where keys, genesis and data live.
 
+// First, so its print macros are in scope in every module below.
+#[macro_use]
+mod output;
+
 mod account;
 mod bench;
 mod devnet;
@@ -124,9 +128,9 @@ fn main() {
             // The command's own JSON document already says what failed: one document only.
         } else if json {
             let doc = serde_json::json!({ "error": format!("{error:#}") });
-            println!("{doc}");
+            outln!("{doc}");
         } else {
-            eprintln!("error: {error:#}");
+            errln!("error: {error:#}");
         }
         std::process::exit(1);
     }
@@ -164,15 +168,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Explorer(args) => explorer::run(&cli.global, args),
         Command::Stats(args) => explorer::stats(&cli.global, args),
         Command::CliReference => {
-            print!("{}", cli_reference());
+            out!("{}", cli_reference());
             Ok(())
         }
         Command::Ledger(LedgerCommand::Params) => {
             let params = cairn_ledger::Params::default();
             if cli.global.json {
-                println!("{}", serde_json::to_string_pretty(&params)?);
+                outln!("{}", serde_json::to_string_pretty(&params)?);
             } else {
-                print!("{}", toml::to_string_pretty(&params)?);
+                out!("{}", toml::to_string_pretty(&params)?);
             }
             Ok(())
         }

@@ -2,7 +2,7 @@
 //! `cairn lease ...` and `cairn provider run`.
 
 use crate::Global;
-use crate::account::{load_key, node_url, print};
+use crate::account::{check_before_signing, load_key, node_url, print};
 use crate::keys::PassphraseArgs;
 use anyhow::{Context, Result, bail};
 use cairn_client::NodeClient;
@@ -89,13 +89,20 @@ pub enum LeaseCommand {
         lease: LeaseId,
         #[arg(long, default_value = "closed by the tenant")]
         reason: String,
+        /// Send it even when the node's check says it would fail (the fee is charged).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         tenant: TenantArgs,
     },
     /// Add to the lease's escrow (a paused lease resumes).
     Topup {
         lease: LeaseId,
+        /// With its unit: "12.5 CRN" or "500 uCRN".
         amount: Amount,
+        /// Send it even when the node's check says it would fail (the fee is charged).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         tenant: TenantArgs,
     },
@@ -132,36 +139,36 @@ pub fn manifest(global: &Global, command: ManifestCommand) -> Result<()> {
     match manifest::parse(&text) {
         Ok(m) => {
             if global.json {
-                println!(
+                outln!(
                     "{}",
                     json!({ "valid": true, "manifest_hash": m.hash(), "manifest": m })
                 );
             } else {
-                println!(
+                outln!(
                     "{}: valid ({} runtime, service {})",
                     file.display(),
                     m.runtime,
                     m.service
                 );
-                println!("  manifest hash  {}", m.hash());
-                println!(
+                outln!("  manifest hash  {}", m.hash());
+                outln!(
                     "  resources      {} millicores, {} memory bytes, {} storage bytes, {} GPU(s)",
-                    m.cpu_millicores, m.memory_bytes, m.storage_bytes, m.gpu_count
+                    m.cpu_millicores,
+                    m.memory_bytes,
+                    m.storage_bytes,
+                    m.gpu_count
                 );
-                println!(
-                    "  max price      {} uCRN/block",
-                    m.max_price_per_block.ucrn()
-                );
+                outln!("  max price      {}/block", m.max_price_per_block);
             }
             Ok(())
         }
         Err(e) => {
             if global.json {
-                println!("{}", json!({ "valid": false, "problems": e.problems }));
+                outln!("{}", json!({ "valid": false, "problems": e.problems }));
                 std::process::exit(1);
             }
             for p in &e.problems {
-                eprintln!(
+                errln!(
                     "{}:{}:{}: {}: {}",
                     file.display(),
                     p.line,
@@ -184,7 +191,7 @@ pub fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
         .with_context(|| format!("reading {}", args.file.display()))?;
     let m = manifest::parse(&text).map_err(|e| {
         for p in &e.problems {
-            eprintln!(
+            errln!(
                 "{}:{}:{}: {}: {}",
                 args.file.display(),
                 p.line,
@@ -205,21 +212,21 @@ pub fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
     if args.dry_run {
         let verdicts = tenant::dry_run(&node, &m, max_price)?;
         if global.json {
-            println!(
+            outln!(
                 "{}",
                 json!({ "manifest_hash": m.hash(), "max_price_per_block": max_price, "providers": verdicts })
             );
         } else {
-            println!(
-                "dry run: {} at most {} uCRN/block; nothing placed",
+            outln!(
+                "dry run: {} at most {}/block; nothing placed",
                 m.hash(),
-                max_price.ucrn()
+                max_price
             );
             if verdicts.is_empty() {
-                println!("  no active providers on chain");
+                outln!("  no active providers on chain");
             }
             for v in &verdicts {
-                println!("  {} ({}): {}", v.provider, v.endpoint, v.verdict);
+                outln!("  {} ({}): {}", v.provider, v.endpoint, v.verdict);
             }
         }
         return Ok(());
@@ -234,26 +241,26 @@ pub fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
     let json_out = global.json;
     let mut progress = |line: &str| {
         if !json_out {
-            println!("{line}");
+            outln!("{line}");
         }
     };
     match tenant::deploy(&node, &key, &text, &opts, &mut progress) {
         Ok(d) => {
             if global.json {
-                println!("{}", serde_json::to_value(&d)?);
+                outln!("{}", serde_json::to_value(&d)?);
             } else {
-                println!(
-                    "lease {} with {} at {} uCRN/block",
+                outln!(
+                    "{} with {} at {}/block",
                     d.lease,
                     d.provider,
-                    d.price_per_block.ucrn()
+                    d.price_per_block
                 );
-                println!(
+                outln!(
                     "  running after {} blocks ({} ms) from the order",
                     d.running_height.saturating_sub(d.order_height),
                     d.order_to_running_ms
                 );
-                println!("  url  {}", d.url);
+                outln!("  url  {}", d.url);
             }
             Ok(())
         }
@@ -263,15 +270,15 @@ pub fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             reasons,
         }) => {
             if global.json {
-                println!(
+                outln!(
                     "{}",
                     json!({ "error": "no bid", "order": order, "bid_deadline": deadline, "providers": reasons })
                 );
                 std::process::exit(1);
             }
-            eprintln!("no provider bid on {order} before height {deadline}:");
+            errln!("no provider bid on {order} before height {deadline}:");
             for r in &reasons {
-                eprintln!("  {} ({}): {}", r.provider, r.endpoint, r.verdict);
+                errln!("  {} ({}): {}", r.provider, r.endpoint, r.verdict);
             }
             bail!(
                 "no bid: the order expires on chain and its deposit returns to you (only its fee is spent)"
@@ -311,20 +318,26 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
                 .cloned()
                 .collect();
             if global.json {
-                println!("{}", json!({ "leases": mine }));
+                outln!("{}", json!({ "leases": mine }));
             } else {
+                // Amounts arrive as uCRN digit strings; people read CRN.
+                let crn = |v: &serde_json::Value| {
+                    v.as_str()
+                        .and_then(|t| t.parse::<u128>().ok())
+                        .map_or_else(|| "?".to_string(), |u| Amount::from_ucrn(u).to_string())
+                };
                 for l in &mine {
-                    println!(
-                        "lease-{}  {}  provider {}  {} uCRN/block  escrow left {}",
+                    outln!(
+                        "lease-{}  {}  provider {}  {}/block  escrow left {}",
                         l["lease"]["id"],
                         l["projected_state"].as_str().unwrap_or("?"),
                         l["lease"]["provider"].as_str().unwrap_or("?"),
-                        l["lease"]["price_per_block"].as_str().unwrap_or("?"),
-                        l["escrow_left"].as_str().unwrap_or("?")
+                        crn(&l["lease"]["price_per_block"]),
+                        crn(&l["escrow_left"])
                     );
                 }
                 if mine.is_empty() {
-                    println!("no leases");
+                    outln!("no leases");
                 }
             }
             Ok(())
@@ -344,7 +357,7 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
         } => {
             let key = load_key(global, &tenant.from, &tenant.passphrase)?;
             let api = lease_api(&node, lease, &key)?;
-            let mut out = std::io::stdout();
+            let mut out = crate::output::Stdout::new();
             api.logs(lease, follow, &mut out)
                 .map_err(anyhow::Error::msg)
         }
@@ -354,10 +367,10 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
                 .events(lease)
                 .map_err(anyhow::Error::msg)?;
             if global.json {
-                println!("{doc}");
+                outln!("{doc}");
             } else {
                 for e in doc["events"].as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "{}  {}",
                         e["time_ms"],
                         e["message"].as_str().unwrap_or_default()
@@ -369,11 +382,14 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
         LeaseCommand::Close {
             lease,
             reason,
+            force,
             tenant,
         } => {
             let key = load_key(global, &tenant.from, &tenant.passphrase)?;
             let reason = BoundedString::new(&reason).context("--reason: at most 256 bytes")?;
-            let hash = node.send(&key, TxBody::CloseLease(CloseLease { lease, reason }), None)?;
+            let body = TxBody::CloseLease(CloseLease { lease, reason });
+            check_before_signing(&node, &key.address(), &body, None, force)?;
+            let hash = node.send(&key, body, None)?;
             let record = node.wait_finalized(&hash, Duration::from_secs(60))?;
             if !record["receipt"]["error"].is_null() {
                 bail!(
@@ -393,10 +409,13 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
         LeaseCommand::Topup {
             lease,
             amount,
+            force,
             tenant,
         } => {
             let key = load_key(global, &tenant.from, &tenant.passphrase)?;
-            let hash = node.send(&key, TxBody::TopUpLease(TopUpLease { lease, amount }), None)?;
+            let body = TxBody::TopUpLease(TopUpLease { lease, amount });
+            check_before_signing(&node, &key.address(), &body, None, force)?;
+            let hash = node.send(&key, body, None)?;
             let record = node.wait_finalized(&hash, Duration::from_secs(60))?;
             if !record["receipt"]["error"].is_null() {
                 bail!(
@@ -464,14 +483,15 @@ pub fn provider_cmd(global: &Global, command: ProviderCommand) -> Result<()> {
             let key = load_key(global, &cfg.key, &passphrase)?;
             let handle = provider::start(&cfg, key.clone(), runtimes(&key.address().to_string()))?;
             if global.json {
-                println!(
+                outln!(
                     "{}",
                     json!({ "provider": handle.address, "url": handle.url })
                 );
             } else {
-                println!(
+                outln!(
                     "cairn provider {} serving the lease API and ingress at {}",
-                    handle.address, handle.url
+                    handle.address,
+                    handle.url
                 );
             }
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -518,7 +538,7 @@ pub fn start_devnet_providers(
                 .strip_prefix("http://")
                 .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
             else {
-                eprintln!(
+                errln!(
                     "warning: {name}'s endpoint {} is not http://IP:PORT",
                     p.endpoint
                 );
@@ -537,7 +557,7 @@ pub fn start_devnet_providers(
                 Ok(h) => out.push((name, h)),
                 Err(e) => {
                     if !json_out {
-                        eprintln!("warning: compute provider {name} did not start: {e}");
+                        errln!("warning: compute provider {name} did not start: {e}");
                     }
                 }
             }

@@ -115,7 +115,7 @@ pub fn run(global: &Global, args: SimulateArgs) -> Result<()> {
             .collect(),
     };
     if global.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     print_human(&report);
@@ -137,24 +137,27 @@ fn crn(a: Amount) -> String {
 }
 
 fn print_human(r: &Report) {
-    println!(
+    outln!(
         "simulated {} blocks (seed {}): height {}, state root {}",
-        r.blocks, r.seed, r.height, r.state_root
+        r.blocks,
+        r.seed,
+        r.height,
+        r.state_root
     );
-    println!(
+    outln!(
         "{} transactions, {} failed (fee charged, typed reason):",
         r.transactions,
         r.failed_transactions.values().sum::<u64>()
     );
     for (code, count) in &r.failed_transactions {
-        println!("  {code:<28} {count}");
+        outln!("  {code:<28} {count}");
     }
-    println!("\nsupply (CRN, rounded down; --json for exact uCRN)");
+    outln!("\nsupply (CRN, rounded down; --json for exact uCRN)");
     for (name, amount) in &r.supply.parts {
-        println!("  {name:<16} {:>20}", crn(*amount));
+        outln!("  {name:<16} {:>20}", crn(*amount));
     }
-    println!("  {:<16} {:>20}", "total", crn(r.supply.total));
-    println!(
+    outln!("  {:<16} {:>20}", "total", crn(r.supply.total));
+    outln!(
         "  genesis {} + minted {} - burned {} = {}  [{}]",
         crn(r.supply.genesis),
         crn(r.supply.minted),
@@ -166,8 +169,8 @@ fn print_human(r: &Report) {
             "INVARIANT BROKEN"
         }
     );
-    println!("  TVL {} uCRN\n", r.tvl_ucrn);
-    println!(
+    outln!("  TVL {} uCRN\n", r.tvl_ucrn);
+    outln!(
         "{:>5} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>6} {:>7}",
         "epoch",
         "rev.storage",
@@ -189,7 +192,7 @@ fn print_human(r: &Report) {
             .and_then(|v| v.checked_add(e.burned_slash))
             .and_then(|v| v.checked_add(e.burned_forfeit))
             .unwrap_or_default();
-        println!(
+        outln!(
             "{:>5} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>6} {:>3}/{}/{}",
             e.epoch,
             e.revenue.storage.ucrn(),
@@ -207,5 +210,5 @@ fn print_human(r: &Report) {
             e.registered_providers
         );
     }
-    println!("(revenue, fees and burn in uCRN; emission and rewards in CRN)");
+    outln!("(revenue, fees and burn in uCRN; emission and rewards in CRN)");
 }

@@ -9,7 +9,7 @@ use cairn_client::direct::{DEFAULT_WRITE_BUFFER_BYTES, DirectWriter};
 use cairn_client::store::{self as flows, PutOptions};
 use cairn_ledger::{Genesis, Params};
 use cairn_proofs::timed::AuditRule;
-use cairn_types::{Amount, Hash};
+use cairn_types::{Amount, DealId, Hash};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -46,8 +46,8 @@ pub enum StoreCommand {
     },
     /// Keep a deal longer: pays the extra epochs into its escrow at the deal's own price.
     Extend {
-        /// Deal id (a number; `cairn store ls` lists yours).
-        deal: u64,
+        /// Deal id as cairn prints it (`deal-3`, or `3`); `cairn store ls` lists yours.
+        deal: DealId,
         /// Epochs to add to the deal's term.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         epochs: u64,
@@ -57,8 +57,8 @@ pub enum StoreCommand {
     /// End a deal before its term: the unspent escrow comes back, the providers drop the
     /// shards, and the blob can no longer be read.
     Cancel {
-        /// Deal id (a number; `cairn store ls` lists yours).
-        deal: u64,
+        /// Deal id as cairn prints it (`deal-3`, or `3`); `cairn store ls` lists yours.
+        deal: DealId,
         #[command(flatten)]
         key: KeyArgs,
     },
@@ -66,8 +66,9 @@ pub enum StoreCommand {
     /// the inconsistency proof (signed by --from) that marks the deal invalid. Needs no data
     /// key: anyone may audit any deal.
     Audit {
-        /// Deal id (a number; `cairn store status BLOB` lists a blob's deals).
-        deal: u64,
+        /// Deal id as cairn prints it (`deal-3`, or `3`); `cairn store status BLOB` lists a
+        /// blob's deals.
+        deal: DealId,
         /// Only bytes START..END of every shard (default: the whole shard).
         #[arg(long, value_name = "START..END", value_parser = parse_byte_range)]
         range: Option<std::ops::Range<u64>>,
@@ -82,8 +83,9 @@ pub enum StoreCommand {
     /// Needs no key; exits non-zero when a holder fails. The verdict is this machine's
     /// measurement and is not posted on chain.
     Challenge {
-        /// Deal id (a number; `cairn store status BLOB` lists a blob's deals).
-        deal: u64,
+        /// Deal id as cairn prints it (`deal-3`, or `3`); `cairn store status BLOB` lists a
+        /// blob's deals.
+        deal: DealId,
         /// Only this shard's holder (default: every holder, one after another).
         #[arg(long)]
         shard: Option<u16>,
@@ -306,14 +308,14 @@ fn progress_bar(global: &Global, total: u64, verb: &'static str) -> impl FnMut(u
         last = done;
         let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
         let bar = usize::try_from(pct / 4).unwrap_or(25);
-        eprint!(
+        err!(
             "\r{verb} [{}{}] {pct:>3}% {} MiB",
             "#".repeat(bar),
             " ".repeat(25usize.saturating_sub(bar)),
             done >> 20
         );
         if done >= total {
-            eprintln!();
+            errln!();
         }
     }
 }
@@ -387,18 +389,23 @@ fn durability(global: &Global, args: &DurabilityArgs) -> Result<()> {
         || "no possible loss".to_string(),
         |n| format!("{n:.2} nines"),
     );
-    println!(
+    outln!(
         "{k}+{m} ({:.2}x stored): {per_epoch} per epoch; {}",
         report.figures.overhead,
         report.summary()
     );
-    println!(
+    outln!(
         "chance of loss: {:.3e} per epoch, {:.3e} over {} epochs",
-        report.figures.loss_per_interval, report.figures.loss_over_term, term.epochs
+        report.figures.loss_per_interval,
+        report.figures.loss_over_term,
+        term.epochs
     );
-    println!(
+    outln!(
         "measured: {} faulted of {} challenged shard-epochs in the last {} epochs; {} live storage providers",
-        loss.observed.faulted, loss.observed.shard_intervals, network.window_epochs, providers
+        loss.observed.faulted,
+        loss.observed.shard_intervals,
+        network.window_epochs,
+        providers
     );
     Ok(())
 }
@@ -421,9 +428,9 @@ fn put(global: &Global, args: PutArgs) -> Result<()> {
     if args.dry_run {
         let plan = flows::plan_put(&node, size, &options, params.permanent_prepay_epochs)?;
         if global.json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+            outln!("{}", serde_json::to_string_pretty(&plan)?);
         } else {
-            println!(
+            outln!(
                 "would store {} bytes as {}+{} shards of {} bytes ({} bytes on {} of {} live providers), paying {} into the deal",
                 plan.size_bytes,
                 plan.data_shards,
@@ -435,7 +442,7 @@ fn put(global: &Global, args: PutArgs) -> Result<()> {
                 plan.escrow,
             );
             if let Some(durability) = &plan.durability {
-                println!("durability: {}", durability.summary());
+                outln!("durability: {}", durability.summary());
             }
         }
         return Ok(());
@@ -453,11 +460,11 @@ fn put(global: &Global, args: PutArgs) -> Result<()> {
         &mut bar,
     )?;
     if global.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        outln!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
-        println!("{}", outcome.blob);
-        eprintln!(
-            "stored {} bytes as {}+{} shards in deal {} ({} receipts, {} ms: encode {} ms, deal {} ms, upload {} ms, certificate {} ms)",
+        outln!("{}", outcome.blob);
+        errln!(
+            "stored {} bytes as {}+{} shards in {} ({} receipts, {} ms: encode {} ms, deal {} ms, upload {} ms, certificate {} ms)",
             outcome.size_bytes,
             outcome.data_shards,
             outcome.parity_shards,
@@ -470,7 +477,7 @@ fn put(global: &Global, args: PutArgs) -> Result<()> {
             outcome.phases.certify_ms,
         );
         if let Some(durability) = &outcome.durability {
-            eprintln!("durability: {}", durability.summary());
+            errln!("durability: {}", durability.summary());
         }
     }
     Ok(())
@@ -483,6 +490,8 @@ fn get(
     range: Option<std::ops::Range<u64>>,
     key: &KeyArgs,
 ) -> Result<()> {
+    // Where it goes is checked before anything is fetched.
+    let target = OutputTarget::of(output, global.json)?;
     let node = NodeClient::new(&node_url(global)?);
     let records = records_dir(global)?;
     let owner = load_key(global, &key.from, &key.passphrase).ok();
@@ -535,49 +544,74 @@ fn get(
             }
         }
     };
-    let kind = std::fs::metadata(output).ok().map(|m| m.file_type());
-    if kind.is_some_and(|t| t.is_dir()) {
-        bail!("output {} is a directory: name a file", output.display());
-    }
-    let outcome = if kind.is_some_and(|t| !t.is_file()) {
-        // A device or pipe (`-o /dev/null`, a FIFO): written in place, since renaming a
-        // temp file over it would replace the device with a plain file.
-        let device = std::fs::OpenOptions::new()
-            .write(true)
-            .open(output)
-            .with_context(|| format!("opening {}", output.display()))?;
-        let mut writer = std::io::BufWriter::with_capacity(1 << 20, device);
-        read(&mut writer).map_err(hint)?
-    } else {
-        // A temp file beside the output, renamed at the end: a failed read leaves no half
-        // file. Written around the page cache (cairn_client::direct): a large download
-        // would otherwise fill memory with pages nobody reads soon.
-        let tmp = output.with_extension("cairn-partial");
-        let mut writer = DirectWriter::create(&tmp, false, DEFAULT_WRITE_BUFFER_BYTES)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        let result = read(&mut writer).map_err(hint).and_then(|o| {
-            writer
-                .finish(false)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            Ok(o)
-        });
-        let outcome = match result {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
+    let outcome = match target {
+        OutputTarget::Stdout => {
+            let mut writer =
+                std::io::BufWriter::with_capacity(1 << 20, crate::output::Stdout::new());
+            let outcome = read(&mut writer).map_err(hint)?;
+            std::io::Write::flush(&mut writer).context("writing to standard output")?;
+            outcome
+        }
+        OutputTarget::InPlace => {
+            // A pipe or character device (`-o /dev/null`, a FIFO): written in place, since
+            // renaming a temp file over it would replace the device with a plain file.
+            let device = std::fs::OpenOptions::new()
+                .write(true)
+                .open(output)
+                .with_context(|| format!("opening {}", output.display()))?;
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, device);
+            let outcome = read(&mut writer).map_err(hint)?;
+            std::io::Write::flush(&mut writer)
+                .with_context(|| format!("writing {}", output.display()))?;
+            outcome
+        }
+        OutputTarget::File { partial } => {
+            // A temp file beside the output, renamed over it at the end: a failed read leaves
+            // no half file. Written around the page cache (cairn_client::direct): a large
+            // download would otherwise fill memory with pages nobody reads soon. Created new
+            // (O_EXCL), so a link planted at the temp name is never followed.
+            let mut writer = DirectWriter::create(&partial, true, DEFAULT_WRITE_BUFFER_BYTES)
+                .with_context(|| format!("creating {}", partial.display()))?;
+            let result = read(&mut writer).map_err(hint).and_then(|o| {
+                writer
+                    .finish(false)
+                    .with_context(|| format!("writing {}", partial.display()))?;
+                Ok(o)
+            });
+            let outcome = match result {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(e);
+                }
+            };
+            // Checked again just before the rename: what appeared at the path meanwhile
+            // (a link, a directory) is not replaced either.
+            if let Ok(meta) = std::fs::symlink_metadata(output)
+                && !meta.file_type().is_file()
+            {
+                let _ = std::fs::remove_file(&partial);
+                bail!(
+                    "output {} is no longer a plain file (it changed during the get): nothing was replaced",
+                    output.display()
+                );
             }
-        };
-        std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
-        outcome
+            std::fs::rename(&partial, output)
+                .with_context(|| format!("writing {}", output.display()))?;
+            outcome
+        }
     };
     if global.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        outln!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
-        eprintln!(
+        errln!(
             "wrote {} bytes to {} in {} ms{}",
             outcome.size_bytes,
-            output.display(),
+            if output.as_os_str() == "-" {
+                "standard output".to_string()
+            } else {
+                output.display().to_string()
+            },
             outcome.elapsed_ms,
             if outcome.failures.is_empty() {
                 String::new()
@@ -587,6 +621,95 @@ fn get(
         );
     }
     Ok(())
+}
+
+/// Where `store get -o` writes, decided before anything is fetched.
+enum OutputTarget {
+    /// `-o -`.
+    Stdout,
+    /// A FIFO or character device, opened and written as it is.
+    InPlace,
+    /// A regular file or a new name: written to `partial` and renamed over it.
+    File { partial: PathBuf },
+}
+
+impl OutputTarget {
+    /// What `-o PATH` means. Refuses, by name, what a rename would replace without writing
+    /// into it: a symbolic link (`/dev/stdout` is one: renaming over it as root replaced the
+    /// link itself), a directory, a block device (a disk), a socket.
+    fn of(output: &std::path::Path, json: bool) -> Result<Self> {
+        if output.as_os_str() == "-" {
+            if json {
+                bail!("-o - and --json both write to standard output: drop one");
+            }
+            return Ok(Self::Stdout);
+        }
+        let meta = match std::fs::symlink_metadata(output) {
+            Ok(meta) => Some(meta),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("output {}", output.display())),
+        };
+        let Some(meta) = meta else {
+            return Ok(Self::File {
+                partial: partial_path(output)?,
+            });
+        };
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let to = std::fs::read_link(output)
+                .map_or_else(|_| "?".to_string(), |t| t.display().to_string());
+            bail!(
+                "output {} is a symbolic link (to {to}): cairn does not replace links; name the file itself, or use -o - for standard output",
+                output.display()
+            );
+        }
+        if kind.is_dir() {
+            bail!("output {} is a directory: name a file", output.display());
+        }
+        if kind.is_file() {
+            return Ok(Self::File {
+                partial: partial_path(output)?,
+            });
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if kind.is_fifo() || kind.is_char_device() {
+                return Ok(Self::InPlace);
+            }
+            if kind.is_block_device() {
+                bail!(
+                    "output {} is a block device: cairn writes files, pipes and character devices only",
+                    output.display()
+                );
+            }
+        }
+        bail!(
+            "output {} is neither a file, a pipe nor a character device",
+            output.display()
+        )
+    }
+}
+
+/// `<path>.cairn-partial` beside the output. A leftover one (a get that was killed) is
+/// removed when it is a plain file; anything else there is refused rather than followed.
+fn partial_path(output: &std::path::Path) -> Result<PathBuf> {
+    let mut name = output
+        .file_name()
+        .with_context(|| format!("output {} names no file", output.display()))?
+        .to_os_string();
+    name.push(".cairn-partial");
+    let partial = output.with_file_name(name);
+    match std::fs::symlink_metadata(&partial) {
+        Ok(meta) if meta.file_type().is_file() => std::fs::remove_file(&partial)
+            .with_context(|| format!("removing the leftover {}", partial.display()))?,
+        Ok(_) => bail!(
+            "{} exists and is not a file: remove it, or choose another output name",
+            partial.display()
+        ),
+        Err(_) => {}
+    }
+    Ok(partial)
 }
 
 fn status(global: &Global, id: &Hash) -> Result<()> {
@@ -618,14 +741,14 @@ fn status(global: &Global, id: &Hash) -> Result<()> {
 
 fn audit(
     global: &Global,
-    deal: u64,
+    deal: DealId,
     range: Option<std::ops::Range<u64>>,
     from: &str,
     passphrase: &PassphraseArgs,
 ) -> Result<()> {
     let node = NodeClient::new(&node_url(global)?);
     let reporter = load_key(global, from, passphrase)?;
-    let outcome = cairn_client::audit::audit(&node, &reporter, cairn_types::DealId(deal), range)?;
+    let outcome = cairn_client::audit::audit(&node, &reporter, deal, range)?;
     if global.json {
         return print(global, &serde_json::to_value(&outcome)?);
     }
@@ -634,23 +757,23 @@ fn audit(
             scanned_bytes,
             shards_read,
             ..
-        } => println!(
-            "deal {deal}: consistent ({scanned_bytes} bytes of each of {shards_read} shards checked)"
+        } => outln!(
+            "{deal}: consistent ({scanned_bytes} bytes of each of {shards_read} shards checked)"
         ),
-        cairn_client::audit::Audit::Reported { leaf_index, tx, .. } => println!(
-            "deal {deal}: shards are not one codeword at leaf {leaf_index}; proof posted in {tx}, the deal is now invalid"
+        cairn_client::audit::Audit::Reported { leaf_index, tx, .. } => outln!(
+            "{deal}: shards are not one codeword at leaf {leaf_index}; proof posted in {tx}, the deal is now invalid"
         ),
     }
     Ok(())
 }
 
-fn challenge(global: &Global, deal: u64, shard: Option<u16>, rule: AuditRule) -> Result<()> {
+fn challenge(global: &Global, deal: DealId, shard: Option<u16>, rule: AuditRule) -> Result<()> {
     // Refuse a bad rule before touching the network, naming the flag.
     if let Err(e) = rule.check() {
         bail!("--steps {}: {e}", rule.steps);
     }
     let node = NodeClient::new(&node_url(global)?);
-    let verdicts = cairn_client::audit::timed_audit(&node, cairn_types::DealId(deal), shard, rule)?;
+    let verdicts = cairn_client::audit::timed_audit(&node, deal, shard, rule)?;
     use cairn_client::audit::TimedOutcome;
     let count = |o: TimedOutcome| verdicts.iter().filter(|v| v.outcome == o).count();
     // Wrong is what no load explains; too late faults too; late is only a strike.
@@ -677,37 +800,39 @@ fn challenge(global: &Global, deal: u64, shard: Option<u16>, rule: AuditRule) ->
             let at = &v.endpoint;
             let (shard, ms) = (v.shard_index, v.elapsed_ms);
             match v.outcome {
-                TimedOutcome::OnTime => println!(
-                    "deal {deal} shard {shard}: passed, {} reads in {ms} ms (deadline {} ms) at {at}",
-                    v.steps, v.deadline_ms
+                TimedOutcome::OnTime => outln!(
+                    "{deal} shard {shard}: passed, {} reads in {ms} ms (deadline {} ms) at {at}",
+                    v.steps,
+                    v.deadline_ms
                 ),
-                TimedOutcome::Late => println!(
-                    "deal {deal} shard {shard}: late (a strike, not a fault) at {at}: {why}"
-                ),
-                TimedOutcome::TooLate | TimedOutcome::Wrong => println!(
-                    "deal {deal} shard {shard}: FAILED after {ms} ms (deadline {} ms, fault line {} ms) at {at}: {why}",
-                    v.deadline_ms, v.fault_after_ms
+                TimedOutcome::Late => {
+                    outln!("{deal} shard {shard}: late (a strike, not a fault) at {at}: {why}")
+                }
+                TimedOutcome::TooLate | TimedOutcome::Wrong => outln!(
+                    "{deal} shard {shard}: FAILED after {ms} ms (deadline {} ms, fault line {} ms) at {at}: {why}",
+                    v.deadline_ms,
+                    v.fault_after_ms
                 ),
             }
         }
     }
     if failed > 0 {
         let why = format!(
-            "{failed} of {} holders of deal {deal} failed the timed audit",
+            "{failed} of {} holders of {deal} failed the timed audit",
             verdicts.len()
         );
         if global.json {
-            eprintln!("error: {why}");
+            errln!("error: {why}");
         }
         return Err(crate::Reported(why).into());
     }
     Ok(())
 }
 
-fn extend(global: &Global, deal: u64, epochs: u64, key: &KeyArgs) -> Result<()> {
+fn extend(global: &Global, deal: DealId, epochs: u64, key: &KeyArgs) -> Result<()> {
     let node = NodeClient::new(&node_url(global)?);
     let owner = load_key(global, &key.from, &key.passphrase)?;
-    let outcome = flows::extend_deal(&node, &owner, cairn_types::DealId(deal), epochs)?;
+    let outcome = flows::extend_deal(&node, &owner, deal, epochs)?;
     if global.json {
         return print(global, &serde_json::to_value(&outcome)?);
     }
@@ -715,22 +840,22 @@ fn extend(global: &Global, deal: u64, epochs: u64, key: &KeyArgs) -> Result<()> 
         || "its term starts when it activates".to_string(),
         |e| format!("it now ends after epoch {e}"),
     );
-    println!(
-        "deal {deal} extended by {epochs} epochs for {}: {until}",
+    outln!(
+        "{deal} extended by {epochs} epochs for {}: {until}",
         outcome.paid
     );
     Ok(())
 }
 
-fn cancel(global: &Global, deal: u64, key: &KeyArgs) -> Result<()> {
+fn cancel(global: &Global, deal: DealId, key: &KeyArgs) -> Result<()> {
     let node = NodeClient::new(&node_url(global)?);
     let owner = load_key(global, &key.from, &key.passphrase)?;
-    let outcome = flows::cancel_deal(&node, &owner, cairn_types::DealId(deal))?;
+    let outcome = flows::cancel_deal(&node, &owner, deal)?;
     if global.json {
         return print(global, &serde_json::to_value(&outcome)?);
     }
-    println!(
-        "deal {deal} cancelled: {} of escrow refunded; its providers drop the shards",
+    outln!(
+        "{deal} cancelled: {} of escrow refunded; its providers drop the shards",
         outcome.refunded
     );
     Ok(())
@@ -794,16 +919,16 @@ fn serve(global: &Global, args: ServeArgs) -> Result<()> {
     let json = global.json;
     let handle = cairn_storage::start_provider(config, key.clone(), move |event| {
         if !json {
-            println!("  {event:?}");
+            outln!("  {event:?}");
         }
     })?;
     if json {
-        println!(
+        outln!(
             "{}",
             json!({ "address": key.address(), "endpoint": handle.endpoint() })
         );
     } else {
-        println!(
+        outln!(
             "cairn storage provider {} on {}",
             key.address(),
             handle.endpoint()
@@ -824,9 +949,9 @@ pub fn gateway(global: &Global, args: &GatewayArgs) -> Result<()> {
     let url = node_url(global)?;
     let handle = cairn_storage::start_gateway(&url, args.listen)?;
     if global.json {
-        println!("{}", json!({ "gateway": handle.url(), "node": url }));
+        outln!("{}", json!({ "gateway": handle.url(), "node": url }));
     } else {
-        println!(
+        outln!(
             "cairn gateway on {} (GET {}/v1/blobs/<id>; node {url})",
             handle.url(),
             handle.url()

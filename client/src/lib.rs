@@ -13,5 +13,5 @@ pub mod store;
 pub mod wire;
 
 pub use keystore::{KeyInfo, Keystore, KeystoreError};
-pub use node::{NodeClient, NodeError};
+pub use node::{CheckRefusal, NodeClient, NodeError};
 pub use shards::{Receipt, ShardClient, ShardError};

@@ -33,6 +33,18 @@ pub enum NodeError {
     },
 }
 
+/// Why the node expects a transaction to fail ([`NodeClient::check`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRefusal {
+    /// Whether sending it anyway would cost its fee (the body fails on chain), or it would be
+    /// refused at admission (nothing paid).
+    pub fee_paid: bool,
+    /// The typed reason's code, e.g. `insufficient_balance`.
+    pub reason: String,
+    /// The reason for people.
+    pub message: String,
+}
+
 /// The node API at one base URL.
 #[derive(Clone, Debug)]
 pub struct NodeClient {
@@ -127,6 +139,34 @@ impl NodeClient {
                 url: format!("{}/v1/status", self.base),
                 reason: "no chain_id".to_string(),
             })
+    }
+
+    /// Whether `body` from `sender` (paying `fee`, else the chain's minimum) would go through
+    /// on the node's finalized state: `None` when it would, else why not. Asked before signing
+    /// (`POST /v1/txs/check`), so a transfer above the balance is refused before any fee.
+    pub fn check(
+        &self,
+        sender: &Address,
+        body: &TxBody,
+        fee: Option<Amount>,
+    ) -> Result<Option<CheckRefusal>, NodeError> {
+        let url = format!("{}/v1/txs/check", self.base);
+        let request = serde_json::json!({ "sender": sender, "body": body, "fee": fee });
+        let result = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(request.to_string().as_bytes());
+        let answer = self.answer(&url, result)?;
+        if answer["ok"] == true {
+            return Ok(None);
+        }
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        Ok(Some(CheckRefusal {
+            fee_paid: answer["stage"] == "body",
+            reason: text(&answer["error"]["reason"]),
+            message: text(&answer["message"]),
+        }))
     }
 
     /// Submits in the canonical binary encoding; returns the transaction hash.

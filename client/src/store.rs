@@ -52,6 +52,10 @@ pub const MAX_CODING_LANES: usize = 8;
 pub enum StoreError {
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// The node's check of the unsigned transaction says it would fail: nothing was signed,
+    /// sent or paid.
+    #[error("{kind} refused before signing (nothing was sent or paid): {message}")]
+    WouldFail { kind: &'static str, message: String },
     #[error(transparent)]
     Coding(#[from] CodingError),
     #[error("{what} {path}: {source}")]
@@ -545,7 +549,7 @@ pub fn extend_deal(
     let terms = deal_terms(node, deal)?;
     check_owned(&terms, owner, deal, "extend")?;
     let paid = deal_cost(terms.price, terms.size_bytes, extra_epochs)?;
-    let (tx, _) = send_and_wait(
+    let (tx, _) = send_checked_and_wait(
         node,
         owner,
         TxBody::ExtendDeal(ExtendDeal {
@@ -589,7 +593,7 @@ pub fn cancel_deal(
             .map_err(|e| StoreError::BadAnswer(format!("account balance: {e}")))
     };
     let before = balance(node)?;
-    let (tx, record) = send_and_wait(node, owner, TxBody::CancelDeal(DealRef { deal }))?;
+    let (tx, record) = send_checked_and_wait(node, owner, TxBody::CancelDeal(DealRef { deal }))?;
     let fee: Amount = serde_json::from_value(record["receipt"]["fee"].clone())
         .map_err(|e| StoreError::BadAnswer(format!("receipt fee: {e}")))?;
     let after = balance(node)?;
@@ -629,6 +633,23 @@ fn check_owned(
         return refuse(format!("it is {}", terms.status));
     }
     Ok(())
+}
+
+/// [`send_and_wait`] after the node's check of the unsigned transaction, so one that would
+/// fail (an escrow above the balance, say) costs no fee. Only for a user's own requests:
+/// flows whose next step depends on one just landed send without asking.
+pub(crate) fn send_checked_and_wait(
+    node: &NodeClient,
+    key: &Keypair,
+    body: TxBody,
+) -> Result<(Hash, Value), StoreError> {
+    if let Some(refusal) = node.check(&key.address(), &body, None)? {
+        return Err(StoreError::WouldFail {
+            kind: body.kind(),
+            message: refusal.message,
+        });
+    }
+    send_and_wait(node, key, body)
 }
 
 /// Sends one transaction and waits for it to finalize without error.
@@ -994,7 +1015,8 @@ pub fn put_file(
         let placement = place(&candidates, n, meta.shard_size_bytes, &exclude)?;
         let addresses: Vec<Address> = placement.iter().map(|p| p.address).collect();
         let dealing = Instant::now();
-        send_and_wait(
+        // Checked before it is signed: an escrow above the balance costs no fee.
+        send_checked_and_wait(
             node,
             owner,
             TxBody::CreateDeal(CreateDeal {

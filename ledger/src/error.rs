@@ -38,6 +38,16 @@ pub enum AdmissionError {
     },
 }
 
+/// Why [`crate::Ledger::preview`] expects a transaction to fail: the fee could not be paid
+/// (it would be refused at admission) or the body would fail (its fee would be charged).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreviewError {
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
+    #[error(transparent)]
+    Body(#[from] TxError),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
     #[error("block height {got}, expected {expected}")]

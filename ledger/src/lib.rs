@@ -26,7 +26,7 @@ mod epoch;
 mod staking;
 mod storage;
 
-pub use error::{AdmissionError, BlockError, TxError};
+pub use error::{AdmissionError, BlockError, PreviewError, TxError};
 pub use params::{Genesis, GenesisError, Params};
 pub use state::{State, SupplyBreakdown};
 
@@ -266,6 +266,46 @@ impl Ledger {
                 available,
             }),
         }
+    }
+
+    /// What `body` from `sender` paying `fee` would do as the next block's only transaction,
+    /// without signing or changing anything: the fee checks of admission, then the body run
+    /// on a copy of the ledger after its fee is taken (a body cannot spend its own fee).
+    /// Clients call it (through the node API) before signing, so a transfer above the balance
+    /// is refused before it pays a fee. The block's time and seed are the last block's:
+    /// handlers that read them see the state as of now.
+    ///
+    /// Costs a copy of the whole state, like the state root; fine at devnet scale, and the
+    /// authenticated store that replaces the root will make copies cheap too.
+    pub fn preview(&self, sender: Address, fee: Amount, body: &TxBody) -> Result<(), PreviewError> {
+        if fee < self.params.min_tx_fee {
+            return Err(AdmissionError::FeeTooLow {
+                fee,
+                minimum: self.params.min_tx_fee,
+            }
+            .into());
+        }
+        let available = self.state.balance(&sender);
+        if fee > available {
+            return Err(AdmissionError::CannotPayFee {
+                sender,
+                needed: fee,
+                available,
+            }
+            .into());
+        }
+        let mut scratch = self.clone();
+        let height = self.state.height.saturating_add(1);
+        let ctx = Ctx {
+            height,
+            timestamp_ms: self.state.last_timestamp_ms,
+            seed: self.state.last_seed,
+            epoch: State::epoch_of(height, self.params.epoch_length_blocks),
+            sender,
+        };
+        scratch.collect_fee(&sender, fee, ctx.epoch)?;
+        scratch.execute(&ctx, body)?;
+        Ok(())
     }
 
     /// Verifies every signature of `txs` in one batch. Returns the index of a bad one.

@@ -224,6 +224,13 @@ pub fn deploy(
         deposit,
         bid_window_blocks: opts.bid_window_blocks,
     });
+    // Checked before it is signed: a deposit above the balance costs no fee.
+    if let Some(refusal) = node.check(&key.address(), &body, None)? {
+        return Err(DeployError::Refused(format!(
+            "the order would fail, so nothing was signed or paid: {}",
+            refusal.message
+        )));
+    }
     let hash = node.send(key, body, None)?;
     let record = node.wait_finalized(&hash, opts.timeout)?;
     let err = &record["receipt"]["error"];

@@ -9,6 +9,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// `println!` for the devnet's chatter that never panics: a `cairn devnet | head` whose
+/// reader went away must not kill the repairer or an auditor thread (the CLI's own next
+/// print ends the process quietly).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics, for the same reason.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// One provider to start.
 pub struct DevnetProvider {
     pub name: String,
@@ -63,19 +81,17 @@ impl Drop for DevnetStorage {
 fn log(name: &str, event: &Event) {
     match event {
         Event::Answered { epoch, proofs, txs } => {
-            println!(
-                "  {name}: answered {proofs} storage challenge(s) of epoch {epoch} in {txs} tx"
-            );
+            say!("  {name}: answered {proofs} storage challenge(s) of epoch {epoch} in {txs} tx");
         }
         Event::Unprovable {
             deal,
             shard_index,
             reason,
-        } => eprintln!("  {name}: cannot prove deal {deal} shard {shard_index}: {reason}"),
+        } => say_err!("  {name}: cannot prove deal {deal} shard {shard_index}: {reason}"),
         Event::Collected { blob, shard_index } => {
-            println!("  {name}: collected shard {shard_index} of {blob} (no live deal keeps it)");
+            say!("  {name}: collected shard {shard_index} of {blob} (no live deal keeps it)");
         }
-        Event::Error(e) => eprintln!("  {name}: {e}"),
+        Event::Error(e) => say_err!("  {name}: {e}"),
     }
 }
 
@@ -126,7 +142,7 @@ pub fn spawn_devnet_providers(
             let spool = records.join("repair-spool");
             crate::repair::run(&url, &key, &records, &spool, poll, &flag, |line| {
                 if !quiet {
-                    println!("  repairer: {line}");
+                    say!("  repairer: {line}");
                 }
             });
         })
@@ -140,7 +156,7 @@ pub fn spawn_devnet_providers(
                     std::thread::spawn(move || {
                         crate::auditor::run(&url, &key, config, &flag, |line| {
                             if !quiet {
-                                println!("  auditor {name}: {line}");
+                                say!("  auditor {name}: {line}");
                             }
                         });
                     })

@@ -80,9 +80,10 @@ impl Amount {
 }
 
 impl fmt::Display for Amount {
-    /// "12.5 CRN", "0.000001 CRN", "3 CRN": exact, trailing zeros trimmed.
+    /// "12.5 CRN", "0.000001 CRN", "1,234,567 CRN": exact, trailing zeros trimmed, the whole
+    /// part in groups of three (which parse back).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let whole = self.0 / UCRN_PER_CRN;
+        let whole = group_thousands(&(self.0 / UCRN_PER_CRN).to_string());
         let frac = self.0 % UCRN_PER_CRN;
         if frac == 0 {
             write!(f, "{whole} CRN")
@@ -92,6 +93,40 @@ impl fmt::Display for Amount {
         }
     }
 }
+
+/// "1234567" as "1,234,567".
+fn group_thousands(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "1,234,567" as "1234567"; `None` unless every group after the first has three digits
+/// (so "1,23" is a typo, not 123).
+fn ungroup_thousands(text: &str) -> Option<String> {
+    if !text.contains(',') {
+        return Some(text.to_string());
+    }
+    let mut groups = text.split(',');
+    let first = groups.next()?;
+    if first.is_empty() || first.len() > 3 {
+        return None;
+    }
+    let mut out = first.to_string();
+    for g in groups {
+        if g.len() != 3 {
+            return None;
+        }
+        out.push_str(g);
+    }
+    Some(out)
+}
+
 impl fmt::Debug for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}uCRN", self.0)
@@ -138,23 +173,28 @@ pub enum AmountParseError {
     TooPrecise { text: String },
     #[error("{text:?} is too large")]
     Overflow { text: String },
+    /// A bare number: JSON reads digits as uCRN while people tend to mean CRN, a factor of a
+    /// million apart, so the unit is never guessed.
+    #[error("{text} has no unit: write {hint}")]
+    NoUnit { text: String, hint: String },
 }
 
 impl FromStr for Amount {
     type Err = AmountParseError;
-    /// Accepts "12.5 CRN", "12.5CRN", "12.5" (CRN), and "12500000 uCRN".
+    /// Accepts "12.5 CRN", "12.5CRN", "1,000 CRN" and "12500000 uCRN" (`crn`, `ucrn` too);
+    /// refuses a bare number, naming both readings.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if s.is_empty() {
             return Err(AmountParseError::Empty);
         }
         let split = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
             .unwrap_or(s.len());
-        let (number, unit) = s.split_at(split);
+        let (grouped, unit) = s.split_at(split);
         let unit = unit.trim();
         let invalid = || AmountParseError::InvalidNumber {
-            text: number.to_string(),
+            text: grouped.to_string(),
         };
         let overflow = || AmountParseError::Overflow {
             text: s.to_string(),
@@ -164,39 +204,65 @@ impl FromStr for Amount {
             std::num::IntErrorKind::PosOverflow => overflow(),
             _ => invalid(),
         };
-        if number.is_empty() {
+        if grouped.is_empty() {
             return Err(invalid());
         }
+        // Separators only in the whole part, in groups of three.
+        let (whole_grouped, frac) = match grouped.split_once('.') {
+            Some((w, f)) => (w, Some(f)),
+            None => (grouped, None),
+        };
+        if frac.is_some_and(|f| f.contains(['.', ','])) {
+            return Err(invalid());
+        }
+        let whole_text = ungroup_thousands(whole_grouped).ok_or_else(invalid)?;
+        let crn = |whole_text: &str, frac: &str| -> Result<Self, AmountParseError> {
+            if whole_text.is_empty() {
+                return Err(invalid());
+            }
+            if frac.len() > 6 {
+                return Err(AmountParseError::TooPrecise {
+                    text: s.to_string(),
+                });
+            }
+            let whole: u128 = whole_text.parse().map_err(digits_error)?;
+            let frac_units: u128 = if frac.is_empty() {
+                0
+            } else {
+                let padded = format!("{frac:0<6}");
+                padded.parse().map_err(|_| invalid())?
+            };
+            whole
+                .checked_mul(UCRN_PER_CRN)
+                .and_then(|v| v.checked_add(frac_units))
+                .map(Self)
+                .ok_or_else(overflow)
+        };
         match unit {
             "uCRN" | "ucrn" => {
-                let v: u128 = number.parse().map_err(digits_error)?;
-                Ok(Self(v))
-            }
-            "CRN" | "crn" | "" => {
-                let (whole, frac) = match number.split_once('.') {
-                    Some((w, f)) => (w, f),
-                    None => (number, ""),
-                };
-                if whole.is_empty() || frac.contains('.') {
+                if frac.is_some() {
                     return Err(invalid());
                 }
-                if frac.len() > 6 {
-                    return Err(AmountParseError::TooPrecise {
-                        text: s.to_string(),
-                    });
-                }
-                let whole: u128 = whole.parse().map_err(digits_error)?;
-                let frac_units: u128 = if frac.is_empty() {
-                    0
-                } else {
-                    let padded = format!("{frac:0<6}");
-                    padded.parse().map_err(|_| invalid())?
+                let v: u128 = whole_text.parse().map_err(digits_error)?;
+                Ok(Self(v))
+            }
+            "CRN" | "crn" => crn(&whole_text, frac.unwrap_or("")),
+            "" => {
+                // Valid as a number first, so the hint never suggests something unparseable.
+                let hint = match frac {
+                    None => {
+                        let v: u128 = whole_text.parse().map_err(digits_error)?;
+                        format!("{grouped} uCRN or {}", Self(v))
+                    }
+                    Some(f) => {
+                        crn(&whole_text, f)?;
+                        format!("{grouped} CRN")
+                    }
                 };
-                whole
-                    .checked_mul(UCRN_PER_CRN)
-                    .and_then(|v| v.checked_add(frac_units))
-                    .map(Self)
-                    .ok_or_else(overflow)
+                Err(AmountParseError::NoUnit {
+                    text: s.to_string(),
+                    hint,
+                })
             }
             other => Err(AmountParseError::UnknownUnit {
                 unit: other.to_string(),

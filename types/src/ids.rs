@@ -11,6 +11,14 @@ pub type Height = u64;
 /// An epoch number: epoch `e` covers heights `e*L + 1 ..= (e+1)*L` for epoch length `L`.
 pub type Epoch = u64;
 
+/// Why an id did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a {kind} id: write it as cairn prints it, {kind}-N or N (e.g. {kind}-0)")]
+pub struct IdParseError {
+    pub kind: &'static str,
+    pub text: String,
+}
+
 macro_rules! sequence_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -27,11 +35,19 @@ macro_rules! sequence_id {
                 fmt::Display::fmt(self, f)
             }
         }
+        /// Both forms cairn prints: `deal-3` (Display) and `3` (JSON).
         impl std::str::FromStr for $name {
-            type Err = std::num::ParseIntError;
+            type Err = IdParseError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let digits = s.strip_prefix(concat!($prefix, "-")).unwrap_or(s);
-                digits.parse().map(Self)
+                // Digits only: `u64::from_str` would also take a sign.
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(IdParseError { kind: $prefix, text: s.to_string() });
+                }
+                digits
+                    .parse()
+                    .map(Self)
+                    .map_err(|_| IdParseError { kind: $prefix, text: s.to_string() })
             }
         }
         impl ::commonware_codec::Write for $name {

@@ -12,10 +12,17 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// Human prefix of a printed address.
+/// Human-readable prefix of a printed address (the Bech32m HRP; `1` separates it from the data).
 pub const ADDRESS_PREFIX: &str = "cairn";
 
-/// An account address: the 32 bytes of an ed25519 public key, printed as `cairn` + 64 hex.
+/// Characters of a printed address: `cairn`, `1`, 52 data characters (256 bits and 4 zero
+/// bits of padding) and the 6-character checksum.
+pub const ADDRESS_CHARS: usize = ADDRESS_PREFIX.len() + 1 + 52 + crate::bech32m::CHECKSUM_CHARS;
+
+/// An account address: the 32 bytes of an ed25519 public key, printed in Bech32m with the
+/// prefix `cairn` (`cairn1…`, 64 characters), so a mistyped character is caught by the
+/// checksum instead of sending funds to a key nobody holds. The binary encoding is the 32
+/// bytes alone.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address(pub [u8; 32]);
 
@@ -39,7 +46,10 @@ impl Address {
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{ADDRESS_PREFIX}{}", hex::encode(self.0))
+        f.write_str(&crate::bech32m::encode(
+            ADDRESS_PREFIX,
+            &crate::bech32m::to_base32(&self.0),
+        ))
     }
 }
 impl fmt::Debug for Address {
@@ -52,8 +62,36 @@ impl fmt::Debug for Address {
 /// Why a key, address or signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    #[error("address must start with {ADDRESS_PREFIX:?}: {text:?}")]
-    MissingPrefix { text: String },
+    #[error(
+        "{text:?} is not an address: a Cairn address is {ADDRESS_PREFIX}1 followed by 58 letters and digits"
+    )]
+    NotAnAddress { text: String },
+    #[error(
+        "address {text} has the prefix {prefix:?}: a Cairn address starts with {ADDRESS_PREFIX}1"
+    )]
+    WrongPrefix { text: String, prefix: String },
+    #[error("address {text} mixes upper and lower case: write it in one case")]
+    MixedCase { text: String },
+    #[error(
+        "address {text} has {character:?} at character {position}, which addresses never use (they leave out 1, b, i and o after the prefix)"
+    )]
+    BadCharacter {
+        text: String,
+        character: char,
+        position: usize,
+    },
+    #[error(
+        "address {text} is {got} characters long: a Cairn address has {ADDRESS_CHARS} (a character is missing or extra)"
+    )]
+    WrongLength { text: String, got: usize },
+    #[error("address {text} has a bad checksum: a character is mistyped")]
+    BadChecksum { text: String },
+    #[error("address {text} is not the canonical form of any address")]
+    NonCanonical { text: String },
+    #[error(
+        "{text} is the old unchecked address form (cairn + 64 hex), which can hide a typo, and is no longer accepted; the same 32 bytes with a checksum are {bech32} (compare it with where the address came from before using it)"
+    )]
+    Legacy { text: String, bech32: String },
     #[error("{what} must be {expected} hex characters, got {got}")]
     Length {
         what: &'static str,
@@ -85,12 +123,66 @@ fn decode_hex<const N: usize>(what: &'static str, text: &str) -> Result<[u8; N],
 impl FromStr for Address {
     type Err = KeyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let rest = s
-            .strip_prefix(ADDRESS_PREFIX)
-            .ok_or_else(|| KeyError::MissingPrefix {
-                text: s.to_string(),
-            })?;
-        Ok(Self(decode_hex::<32>("address", rest)?))
+        use crate::bech32m::{Bech32Error, decode, from_base32};
+        let text = || s.to_string();
+        // The old form is recognised only to say what replaced it: it has no checksum, so a
+        // typo in it would silently name another key.
+        if let Some(rest) = s.strip_prefix(ADDRESS_PREFIX)
+            && rest.len() == 64
+            && let Ok(bytes) = decode_hex::<32>("address", rest)
+        {
+            return Err(KeyError::Legacy {
+                text: text(),
+                bech32: Self(bytes).to_string(),
+            });
+        }
+        if s.bytes().any(|b| b.is_ascii_lowercase()) && s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(KeyError::MixedCase { text: text() });
+        }
+        // The prefix, the characters and the length are checked here, before the checksum,
+        // so that each mistake is named as what it is rather than as a bad checksum.
+        let separator = match s.find('1') {
+            Some(i) if i > 0 => i,
+            _ => return Err(KeyError::NotAnAddress { text: text() }),
+        };
+        let prefix = s[..separator].to_ascii_lowercase();
+        if prefix != ADDRESS_PREFIX {
+            // Another chain's address has a word for a prefix; hex, a key name or stray
+            // spaces are just not an address.
+            if prefix.bytes().all(|b| b.is_ascii_lowercase()) {
+                return Err(KeyError::WrongPrefix {
+                    text: text(),
+                    prefix,
+                });
+            }
+            return Err(KeyError::NotAnAddress { text: text() });
+        }
+        for (i, c) in s[separator + 1..].chars().enumerate() {
+            if crate::bech32m::value_of(c).is_none() {
+                return Err(KeyError::BadCharacter {
+                    text: text(),
+                    character: c,
+                    // 1-based for people; the prefix and separator are ASCII.
+                    position: separator + 2 + i,
+                });
+            }
+        }
+        let got = s.chars().count();
+        if got != ADDRESS_CHARS {
+            return Err(KeyError::WrongLength { text: text(), got });
+        }
+        let (_, data) = decode(s).map_err(|e| match e {
+            Bech32Error::Checksum => KeyError::BadChecksum { text: text() },
+            // Ruled out above; kept total rather than panicking.
+            Bech32Error::MixedCase
+            | Bech32Error::NoSeparator
+            | Bech32Error::BadCharacter { .. }
+            | Bech32Error::TooShort => KeyError::NotAnAddress { text: text() },
+        })?;
+        let bytes = from_base32(&data)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| KeyError::NonCanonical { text: text() })?;
+        Ok(Self(bytes))
     }
 }
 

@@ -7,6 +7,8 @@
 //! `tests/it/vectors.rs`: changing a byte there is a protocol change.
 
 pub mod amount;
+#[doc(hidden)]
+pub mod bech32m;
 pub mod block;
 pub mod codec;
 pub mod hash;

@@ -8,6 +8,7 @@ mod devnet;
 mod explorer;
 mod keys;
 mod market;
+mod money;
 mod store;
 mod webdriver;
 

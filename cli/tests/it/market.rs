@@ -30,7 +30,7 @@ fn free_port_pair() -> u16 {
     panic!("no two consecutive free ports");
 }
 
-const PROCESS_MANIFEST: &str = r#"version: "2.0"
+pub(crate) const PROCESS_MANIFEST: &str = r#"version: "2.0"
 services:
   web:
     runtime: process

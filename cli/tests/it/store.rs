@@ -599,7 +599,12 @@ fn extend_and_cancel(net: &Devnet, client: &NodeClient, stored: &[(Hash, u64, Ve
     let id = long_deal.to_string();
     let before = deal(client, *long_deal)["deal"].clone();
     let end = before["end_epoch"].as_u64().unwrap();
-    let doc = run_ok(net, &["store", "extend", &id, "--epochs", "5", "--json"]);
+    // In the form `put` prints it (`deal-N`); the bare number is accepted below.
+    let printed = format!("deal-{long_deal}");
+    let doc = run_ok(
+        net,
+        &["store", "extend", &printed, "--epochs", "5", "--json"],
+    );
     assert_eq!(doc["end_epoch"].as_u64(), Some(end + 5), "{doc}");
     let size = u128::from(before["blob"]["size_bytes"].as_u64().unwrap());
     let per_epoch = (ucrn(&before["price_per_gib_epoch"]) * size).div_ceil(1 << 30);
@@ -629,7 +634,7 @@ fn extend_and_cancel(net: &Devnet, client: &NodeClient, stored: &[(Hash, u64, Ve
         .filter(|&p| !shard_files(&net.home, p, small_blob).is_empty())
         .collect();
     assert!(!holders.is_empty());
-    let doc = run_ok(net, &["store", "cancel", &id, "--json"]);
+    let doc = run_ok(net, &["store", "cancel", &format!("deal-{id}"), "--json"]);
     assert!(ucrn(&doc["refunded"]) > 0, "{doc}");
     assert_eq!(
         deal(client, *small_deal)["deal"]["status"]["status"],

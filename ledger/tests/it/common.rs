@@ -337,6 +337,10 @@ impl Chain {
 
     /// One block with one transaction that must execute.
     pub fn ok(&mut self, key: &Keypair, body: TxBody) -> BlockOutcome {
+        // What a client is told before signing: that it would go through.
+        if let Err(e) = self.ledger.preview(key.address(), self.fee(), &body) {
+            panic!("preview refused a {} that executes: {e}", body.kind());
+        }
         self.run(vec![(key, body)])
     }
 
@@ -452,6 +456,10 @@ pub fn reject(chain: &mut Chain, key: &Keypair, body: TxBody) -> TxError {
         chain.empty();
     }
     let sender = key.address();
+    // What a client is told before signing: the same refusal, and nothing changed by asking.
+    let ledger_before = chain.ledger.clone();
+    let predicted = chain.ledger.preview(sender, ODD_FEE, &body);
+    assert_eq!(chain.ledger, ledger_before, "preview changed the ledger");
     let tx = chain.sign(key, chain.state().nonce(&sender), ODD_FEE, body);
     let kind = tx.tx.body.kind();
     let block = chain.block(vec![tx]);
@@ -477,6 +485,11 @@ pub fn reject(chain: &mut Chain, key: &Keypair, body: TxBody) -> TxError {
     );
     let json = serde_json::to_value(&error).expect("error serializes");
     assert_eq!(json["reason"], serde_json::Value::String(error.code()));
+    assert_eq!(
+        predicted,
+        Err(cairn_ledger::PreviewError::Body(error.clone())),
+        "preview of {kind} did not predict its failure"
+    );
     error
 }
 

@@ -1921,6 +1921,53 @@ fn oversized_transaction() {
     assert!(matches!(e, AdmissionError::TooLarge { .. }), "{e:?}");
 }
 
+/// Before signing, a client learns that a fee cannot be paid or is too low (it would be
+/// refused at admission), and that a body would fail (its fee would be charged); every body
+/// refusal of [`reject`] is predicted the same way.
+#[test]
+fn preview_refuses_before_the_fee_is_paid() {
+    use cairn_ledger::PreviewError;
+    let chain = Chain::sim(0);
+    let fee = chain.fee();
+    let before = chain.ledger.clone();
+    assert_eq!(
+        chain
+            .ledger
+            .preview(pauper().address(), fee, &transfer(&bob(), Amount(1))),
+        Err(PreviewError::Admission(AdmissionError::CannotPayFee {
+            sender: pauper().address(),
+            needed: fee,
+            available: Amount::ZERO
+        }))
+    );
+    assert!(matches!(
+        chain.ledger.preview(
+            alice().address(),
+            Amount(fee.0 - 1),
+            &transfer(&bob(), Amount(1))
+        ),
+        Err(PreviewError::Admission(AdmissionError::FeeTooLow { .. }))
+    ));
+    // The body sees the balance after its fee: all of it is an overdraft, all but the fee
+    // is not.
+    let balance = chain.balance(&alice().address());
+    assert!(matches!(
+        chain
+            .ledger
+            .preview(alice().address(), fee, &transfer(&bob(), balance)),
+        Err(PreviewError::Body(TxError::InsufficientBalance { .. }))
+    ));
+    assert_eq!(
+        chain.ledger.preview(
+            alice().address(),
+            fee,
+            &transfer(&bob(), Amount(balance.0 - fee.0))
+        ),
+        Ok(())
+    );
+    assert_eq!(chain.ledger, before, "asking changed nothing");
+}
+
 #[test]
 fn cannot_pay_fee() {
     let mut chain = Chain::sim(0);

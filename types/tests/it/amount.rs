@@ -17,26 +17,29 @@ fn parse_and_print_round_trip() {
         ("3 CRN", 3_000_000, "3 CRN"),
         ("7 uCRN", 7, "0.000007 CRN"),
         ("12.5CRN", 12_500_000, "12.5 CRN"),
-        ("12.5", 12_500_000, "12.5 CRN"),
         ("  1.230000 crn  ", 1_230_000, "1.23 CRN"),
         ("12500000 ucrn", 12_500_000, "12.5 CRN"),
-        ("0", 0, "0 CRN"),
+        ("0 CRN", 0, "0 CRN"),
         ("0 uCRN", 0, "0 CRN"),
-        ("0.1", 100_000, "0.1 CRN"),
+        ("0.1 crn", 100_000, "0.1 CRN"),
+        ("999 CRN", 999_000_000, "999 CRN"),
+        ("1000 CRN", 1_000_000_000, "1,000 CRN"),
+        ("1,000 CRN", 1_000_000_000, "1,000 CRN"),
+        ("5,000,000 uCRN", 5_000_000, "5 CRN"),
         (
             "1000000.000001 CRN",
             1_000_000_000_001,
-            "1000000.000001 CRN",
+            "1,000,000.000001 CRN",
         ),
         (
             "340282366920938463463374607431768211455 uCRN",
             u128::MAX,
-            "340282366920938463463374607431768.211455 CRN",
+            "340,282,366,920,938,463,463,374,607,431,768.211455 CRN",
         ),
         (
             "340282366920938463463374607431768.211455 CRN",
             u128::MAX,
-            "340282366920938463463374607431768.211455 CRN",
+            "340,282,366,920,938,463,463,374,607,431,768.211455 CRN",
         ),
     ];
     for &(text, ucrn, printed) in cases {
@@ -79,7 +82,23 @@ fn parse_errors_by_type() {
     }
 
     for text in [
-        ".5 CRN", "1.2.3", "CRN", "-1 CRN", "+1", "1.5 uCRN", "..", ".", "abc", "1..2 CRN",
+        ".5 CRN",
+        "1.2.3",
+        "CRN",
+        "-1 CRN",
+        "+1",
+        "1.5 uCRN",
+        "..",
+        ".",
+        "abc",
+        "1..2 CRN",
+        // Separators in groups of three, in the whole part only.
+        "1,00 CRN",
+        "1000,000 CRN",
+        ",100 CRN",
+        "1,000, CRN",
+        "1.000,5 CRN",
+        "1,,000 uCRN",
     ] {
         assert!(
             matches!(parse(text), Err(AmountParseError::InvalidNumber { .. })),
@@ -90,8 +109,8 @@ fn parse_errors_by_type() {
 
     for text in [
         "0.0000001 CRN",
-        "1.1234567",
-        "0.0000000",
+        "1.1234567 CRN",
+        "0.0000000 CRN",
         "3.1415926535 crn",
     ] {
         assert_eq!(
@@ -111,7 +130,7 @@ fn parse_errors_by_type() {
         // Larger than any u128, in either unit.
         "340282366920938463463374607431768211456 uCRN",
         "999999999999999999999999999999999999999999999 CRN",
-        "999999999999999999999999999999999999999999999.5",
+        "999999999999999999999999999999999999999999999.5 CRN",
     ] {
         assert_eq!(
             parse(text),
@@ -123,13 +142,45 @@ fn parse_errors_by_type() {
     }
 }
 
+/// A bare number is never given a unit: JSON reads digits as uCRN, people often mean CRN.
+#[test]
+fn a_bare_number_is_refused_with_both_readings() {
+    let cases = [
+        (
+            "5000000",
+            "5000000 has no unit: write 5000000 uCRN or 5 CRN",
+        ),
+        ("5", "5 has no unit: write 5 uCRN or 0.000005 CRN"),
+        ("0", "0 has no unit: write 0 uCRN or 0 CRN"),
+        (" 12.5 ", "12.5 has no unit: write 12.5 CRN"),
+        ("1,500", "1,500 has no unit: write 1,500 uCRN or 0.0015 CRN"),
+    ];
+    for (text, message) in cases {
+        let err = parse(text).unwrap_err();
+        assert!(
+            matches!(err, AmountParseError::NoUnit { .. }),
+            "{text:?}: {err:?}"
+        );
+        assert_eq!(err.to_string(), message, "{text:?}");
+    }
+    // A bare number that is not one stays a number error.
+    assert!(matches!(
+        parse("1.1234567"),
+        Err(AmountParseError::TooPrecise { .. })
+    ));
+    assert!(matches!(
+        parse("1,00"),
+        Err(AmountParseError::InvalidNumber { .. })
+    ));
+}
+
 #[test]
 fn parse_errors_explain_themselves() {
     let cases = [
         ("", "empty"),
         ("1 BTC", "BTC"),
         ("-1", "invalid number"),
-        ("0.0000001", "6 decimal places"),
+        ("0.0000001 CRN", "6 decimal places"),
         ("340282366920938463463374607431769 CRN", "too large"),
     ];
     for (text, needle) in cases {

@@ -141,31 +141,35 @@ fn amount_json_forms() {
 fn address_json_form() {
     let alice = crate::addr("vector-alice");
     let text = serde_json::to_string(&alice).unwrap();
-    assert_eq!(text, format!("\"cairn{}\"", hex::encode(alice.0)));
-    assert_eq!(text.len(), 2 + 5 + 64);
+    assert_eq!(text, format!("\"{alice}\""));
+    assert!(text.starts_with("\"cairn1"));
+    assert_eq!(text.len(), 2 + 64);
     assert_eq!(serde_json::from_str::<Address>(&text).unwrap(), alice);
-    // Upper-case hex is accepted and printed back in lower case.
-    let upper = format!("\"cairn{}\"", hex::encode_upper(alice.0));
+    // Upper case is accepted and printed back in lower case.
+    let upper = text.to_uppercase();
     assert_eq!(serde_json::from_str::<Address>(&upper).unwrap(), alice);
 
+    let plain = alice.to_string();
     let hex64 = hex::encode(alice.0);
     expect_error::<Address>(
-        &format!("\"cosmos{hex64}\""),
-        &["must start with \"cairn\""],
+        &format!("\"cosmos1{}\"", &plain[6..]),
+        &["has the prefix \"cosmos\"", "starts with cairn1"],
     );
-    expect_error::<Address>(&format!("\"{hex64}\""), &["must start with \"cairn\""]);
+    expect_error::<Address>(&format!("\"{hex64}\""), &["is not an address"]);
     expect_error::<Address>(
-        &format!("\"cairn{}\"", &hex64[..62]),
-        &["address must be 64 hex characters, got 62"],
-    );
-    expect_error::<Address>(
-        &format!("\"cairn{hex64}00\""),
-        &["address must be 64 hex characters, got 66"],
+        &format!("\"cairn{hex64}\""),
+        &["old unchecked address form", &plain],
     );
     expect_error::<Address>(
-        &format!("\"cairn{}zz\"", &hex64[..62]),
-        &["address is not hex"],
+        &format!("\"{}\"", &plain[..62]),
+        &["is 62 characters long", "has 64"],
     );
+    let typo = format!(
+        "{}{}",
+        &plain[..63],
+        if plain.ends_with('q') { "p" } else { "q" }
+    );
+    expect_error::<Address>(&format!("\"{typo}\""), &["bad checksum"]);
     expect_error::<Address>("42", &[]);
 
     // A public key must also be a curve point.
@@ -211,14 +215,14 @@ fn bad_transactions_name_the_problem() {
             .replacen("cairn", "cairm", 1);
         set(v, "/tx/body/to", json!(to));
     });
-    expect_error::<SignedTransaction>(&text, &["must start with \"cairn\""]);
+    expect_error::<SignedTransaction>(&text, &["starts with cairn1"]);
 
     // Wrong hex length of the sender.
     let text = edited_tx(|v| {
         let sender = v["tx"]["sender"].as_str().unwrap().to_string();
         set(v, "/tx/sender", json!(&sender[..sender.len() - 2]));
     });
-    expect_error::<SignedTransaction>(&text, &["address must be 64 hex characters, got 62"]);
+    expect_error::<SignedTransaction>(&text, &["is 62 characters long"]);
 
     // A sender that is not a curve point.
     let text = edited_tx(|v| {
@@ -313,4 +317,39 @@ fn bounded_vectors_and_bytes_refuse_too_many() {
     expect_error::<SubmitStorageProofs>(&v.to_string(), &["more than 65536 bytes"]);
     set(&mut v, "/proofs/0/leaves/0/data", json!("0g"));
     expect_error::<SubmitStorageProofs>(&v.to_string(), &["Invalid character"]);
+}
+
+/// Ids parse in both forms cairn prints (`deal-0` in text, `0` in JSON), and nothing else.
+#[test]
+fn ids_parse_as_printed() {
+    use cairn_types::{ChallengeId, DealId, LeaseId, OrderId};
+    for (text, id) in [("deal-0", 0), ("0", 0), ("deal-42", 42), ("42", 42)] {
+        assert_eq!(text.parse::<DealId>().unwrap(), DealId(id), "{text}");
+    }
+    assert_eq!(DealId(7).to_string().parse::<DealId>().unwrap(), DealId(7));
+    assert_eq!(
+        LeaseId(3).to_string().parse::<LeaseId>().unwrap(),
+        LeaseId(3)
+    );
+    assert_eq!(
+        OrderId(2).to_string().parse::<OrderId>().unwrap(),
+        OrderId(2)
+    );
+    assert_eq!(
+        ChallengeId(9).to_string().parse::<ChallengeId>().unwrap(),
+        ChallengeId(9)
+    );
+    assert_eq!("lease-0".parse::<LeaseId>().unwrap(), LeaseId(0));
+    for bad in [
+        "lease-0", "deal-", "", "-1", "+1", "deal-x", "deal--1", "deal-0 ",
+    ] {
+        let err = bad.parse::<DealId>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{bad:?} is not a deal id: write it as cairn prints it, deal-N or N (e.g. deal-0)"
+            )
+        );
+    }
+    assert_eq!(serde_json::to_string(&DealId(5)).unwrap(), "5");
 }

@@ -176,61 +176,134 @@ fn verify_signature_fails_after_any_mutation() {
 fn address_parse_errors_by_type() {
     let alice = addr("vector-alice");
     let text = alice.to_string();
+    assert_eq!(text.len(), 64);
+    assert!(text.starts_with("cairn1"));
     assert_eq!(text.parse::<Address>().unwrap(), alice);
-    let hex64 = &text[5..];
-    assert_eq!(hex64.len(), 64);
+    // Upper case alone is Bech32m too (QR codes); it prints back in lower case.
+    assert_eq!(text.to_uppercase().parse::<Address>().unwrap(), alice);
+    let hex64 = hex::encode(alice.0);
+
+    // Every single-character substitution is caught by the checksum, whichever character.
+    let alphabet = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    for position in 6..text.len() {
+        for c in alphabet.chars() {
+            let mut typo: Vec<char> = text.chars().collect();
+            if typo[position] == c {
+                continue;
+            }
+            typo[position] = c;
+            let typo: String = typo.into_iter().collect();
+            assert_eq!(
+                typo.parse::<Address>(),
+                Err(KeyError::BadChecksum { text: typo.clone() }),
+                "{typo}"
+            );
+        }
+    }
+    // And so are two swapped neighbours.
+    let mut swapped: Vec<char> = text.chars().collect();
+    let i = (10..text.len() - 1)
+        .find(|&i| swapped[i] != swapped[i + 1])
+        .unwrap();
+    swapped.swap(i, i + 1);
+    let swapped: String = swapped.into_iter().collect();
+    assert!(matches!(
+        swapped.parse::<Address>(),
+        Err(KeyError::BadChecksum { .. })
+    ));
+    let typo = format!(
+        "{}{}",
+        &text[..20],
+        if &text[20..21] == "q" { "p" } else { "q" }
+    );
+    let typo = format!("{typo}{}", &text[21..]);
+    assert_eq!(
+        typo.parse::<Address>().unwrap_err().to_string(),
+        format!("address {typo} has a bad checksum: a character is mistyped")
+    );
+
+    // The old unchecked form is refused, and the message gives the checked form.
+    let legacy = format!("cairn{hex64}");
+    assert_eq!(
+        legacy.parse::<Address>(),
+        Err(KeyError::Legacy {
+            text: legacy.clone(),
+            bech32: text.clone()
+        })
+    );
+    assert!(
+        legacy
+            .parse::<Address>()
+            .unwrap_err()
+            .to_string()
+            .contains(&text)
+    );
 
     for bad in [
-        hex64.to_string(),
-        format!("CAIRN{hex64}"),
-        format!("cosmos{hex64}"),
-        format!(" cairn{hex64}"),
+        format!("cosmos1{}", &text[6..]),
+        format!("cairm1{}", &text[6..]),
+        format!("bc1{}", &text[6..]),
+    ] {
+        assert!(
+            matches!(bad.parse::<Address>(), Err(KeyError::WrongPrefix { .. })),
+            "{bad:?} gave {:?}",
+            bad.parse::<Address>()
+        );
+    }
+    for bad in [
         String::new(),
+        "alice".to_string(),
+        hex64.clone(),
+        "1abc".to_string(),
+        format!(" {text}"),
     ] {
         assert_eq!(
             bad.parse::<Address>(),
-            Err(KeyError::MissingPrefix { text: bad.clone() }),
+            Err(KeyError::NotAnAddress { text: bad.clone() }),
             "{bad:?}"
         );
     }
-
     for (bad, got) in [
-        (format!("cairn{}", &hex64[..63]), 63),
-        (format!("cairn{hex64}0"), 65),
-        ("cairn".to_string(), 0),
-        (format!("cairn{hex64} "), 65),
+        (text[..63].to_string(), 63),
+        (format!("{text}q"), 65),
+        ("cairn1".to_string(), 6),
+        (format!("{}{}", &text[..30], &text[31..]), 63),
     ] {
         assert_eq!(
             bad.parse::<Address>(),
-            Err(KeyError::Length {
-                what: "address",
-                expected: 64,
+            Err(KeyError::WrongLength {
+                text: bad.clone(),
                 got
             }),
             "{bad:?}"
         );
     }
-
-    for bad in [
-        format!("cairn{}zz", &hex64[..62]),
-        format!("cairn0x{}", &hex64[..62]),
-        format!("cairn{}", "g".repeat(64)),
+    for (bad, character, position) in [
+        (format!("{}b{}", &text[..10], &text[11..]), 'b', 11),
+        (format!("{}1{}", &text[..10], &text[11..]), '1', 11),
+        (format!("{text} "), ' ', 65),
+        (format!("{}o", &text[..63]), 'o', 64),
     ] {
-        assert!(
-            matches!(
-                bad.parse::<Address>(),
-                Err(KeyError::NotHex {
-                    what: "address",
-                    ..
-                })
-            ),
-            "{bad:?} gave {:?}",
-            bad.parse::<Address>()
+        assert_eq!(
+            bad.parse::<Address>(),
+            Err(KeyError::BadCharacter {
+                text: bad.clone(),
+                character,
+                position
+            }),
+            "{bad:?}"
         );
     }
+    let mixed = format!("{}{}", &text[..20], text[20..].to_uppercase());
+    assert_eq!(
+        mixed.parse::<Address>(),
+        Err(KeyError::MixedCase {
+            text: mixed.clone()
+        })
+    );
 
     // Any 32 bytes are an address; only a curve point is a public key.
-    let not_a_key: Address = format!("cairn{}", hex::encode(NON_POINT)).parse().unwrap();
+    let not_a_key: Address = Address::from_bytes(NON_POINT).to_string().parse().unwrap();
     assert_eq!(not_a_key.public_key(), Err(KeyError::InvalidPoint));
     assert_eq!(
         PublicKey::from_bytes(&NON_POINT),
@@ -242,12 +315,43 @@ fn address_parse_errors_by_type() {
     for err in [
         "x".parse::<Address>().unwrap_err(),
         "cairn00".parse::<Address>().unwrap_err(),
-        format!("cairn{}", "g".repeat(64))
-            .parse::<Address>()
-            .unwrap_err(),
         KeyError::InvalidPoint,
     ] {
         assert!(!err.to_string().is_empty());
+    }
+}
+
+/// BIP-350's own vectors: the checksum is Bech32m, not Bech32, and not anything else.
+#[test]
+fn bech32m_matches_bip_350() {
+    use cairn_types::bech32m::is_valid;
+    for valid in [
+        "A1LQFN3A",
+        "a1lqfn3a",
+        "an83characterlonghumanreadablepartthatcontainsthetheexcludedcharactersbioandnumber11sg7hg6",
+        "abcdef1l7aum6echk45nj3s0wdvt2fg8x9yrzpqzd3ryx",
+        "11llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllludsr8",
+        "split1checkupstagehandshakeupstreamerranterredcaperredlc445v",
+        "?1v759aa",
+    ] {
+        assert!(is_valid(valid), "{valid}");
+    }
+    for invalid in [
+        "1xj0phk",
+        "pzry9x0s0muk",
+        "x1b4n0q5v",
+        "li1dgmt3",
+        "A1G7SGD8",
+        "1qzzfhee",
+        "M1VUXWEZ",
+        "16plkw9",
+        "1p2gdwpf",
+        // A valid Bech32 (not Bech32m) string.
+        "a12uel5l",
+        // Mixed case.
+        "A1lqfn3a",
+    ] {
+        assert!(!is_valid(invalid), "{invalid}");
     }
 }
 

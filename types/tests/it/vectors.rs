@@ -32,8 +32,9 @@ const AMOUNT_MAX: &str = "ffffffffffffffffffffffffffffffff";
 const HASH_DOMAIN: &str = "6b7af7073b5980c2ac969eab077fc627bd1428a742822d0798d01e1a618671f2";
 const HASH_OF: &str = "0a35e41e05f8a79793f4436f3c778283f6215c381a24071eb1ae871aba2c797b";
 const ADDRESS_ALICE: &str = "47ff882e8fa891dddac603214e3ed3ca058be8f20f7859cde88e059554091b45";
-const ADDRESS_ALICE_TEXT: &str =
-    "cairn47ff882e8fa891dddac603214e3ed3ca058be8f20f7859cde88e059554091b45";
+// The text form is Bech32m since the address checksum (computed here by an independent
+// implementation of BIP-350); the binary form above is unchanged.
+const ADDRESS_ALICE_TEXT: &str = "cairn1gllcst504zgamkkxqvs5u0knegzch68jpau9nn0g3cze24qfrdzsya4tl2";
 const ADDRESS_DERIVED: &str = "55f6dc909873fe100e0611e7d69d04acfa6b197031fa7b2f8518682f3219d349";
 const SECRET_ALICE: &str = "a8f32bf93a23c2ca5eebda14a2dd3e4fe7b4abc9d47b070d86bfd0681a0c39f0";
 const TRANSFER_TX: &str = concat!(
@@ -45,11 +46,11 @@ const TRANSFER_TX: &str = concat!(
 const TRANSFER_TX_HASH: &str = "8e99515aacbd9817b5d9e25e44739554fb23cebca03cb96efcc0093587b82f32";
 const TRANSFER_TX_JSON: &str = concat!(
     r#"{"tx":{"chain_id":"cairn-vector-1","#,
-    r#""sender":"cairn47ff882e8fa891dddac603214e3ed3ca058be8f20f7859cde88e059554091b45","#,
+    r#""sender":"cairn1gllcst504zgamkkxqvs5u0knegzch68jpau9nn0g3cze24qfrdzsya4tl2","#,
     r#""nonce":7,"#,
     r#""fee":"10000","#,
     r#""body":{"type":"transfer","#,
-    r#""to":"cairn3b31e0fd16c27658e4042355e31045167798deaccbb236b48bf89b05c343ffde","#,
+    r#""to":"cairn18vc7plgkcfm93eqyyd27xyz9zeme3h4vewerddytlzdsts6rll0qlzuj2r","#,
     r#""amount":"12500000"}},"#,
     r#""signature":"2322e445a26fad575c941b9689f81095e39939649a21a3ab78cffee04045422f965fa311086890e2f474c8f7039899f149a205ee31a2d656e827ccae100fa90a"}"#,
 );
