@@ -611,6 +611,7 @@ impl Ledger {
             TxBody::RepairShard(b) => self.repair_shard(ctx, b),
             TxBody::ReportInconsistency(b) => self.report_inconsistency(ctx, b),
             TxBody::ReportAuditFailures(b) => self.report_audit_failures(ctx, b),
+            TxBody::LeaseStarted(b) => self.start_lease(ctx, b),
         }
     }
 }

@@ -354,6 +354,15 @@ pub struct LeaseRef {
 }
 codec_struct!(LeaseRef { lease });
 
+/// The lease's provider reports that the workload runs. A lease is billed only from the
+/// block that records this: until then it is starting and costs the tenant nothing, and a
+/// lease whose start is never reported is closed by the protocol with its escrow refunded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseStarted {
+    pub lease: LeaseId,
+}
+codec_struct!(LeaseStarted { lease });
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitCompute {
     pub challenge: ChallengeId,
@@ -406,6 +415,7 @@ pub enum TxBody {
     RepairShard(RepairShard),
     ReportInconsistency(ReportInconsistency),
     ReportAuditFailures(ReportAuditFailures),
+    LeaseStarted(LeaseStarted),
 }
 codec_enum!(TxBody {
     0 => Transfer,
@@ -434,6 +444,8 @@ codec_enum!(TxBody {
     23 => RepairShard,
     24 => ReportInconsistency,
     25 => ReportAuditFailures,
+    // 26 is reserved for the storage-audit transaction.
+    27 => LeaseStarted,
 });
 
 impl TxBody {
@@ -466,6 +478,7 @@ impl TxBody {
             Self::RepairShard(_) => "repair_shard",
             Self::ReportInconsistency(_) => "report_inconsistency",
             Self::ReportAuditFailures(_) => "report_audit_failures",
+            Self::LeaseStarted(_) => "lease_started",
         }
     }
 }
