@@ -7,8 +7,9 @@ use crate::keys::PassphraseArgs;
 use anyhow::{Context, Result, bail};
 use cairn_client::NodeClient;
 use cairn_market::manifest;
+use cairn_market::manifest::RuntimeKind;
 use cairn_market::provider::{self, ProviderConfig, Runtimes};
-use cairn_market::runtime::Runtime;
+use cairn_market::runtime::{Runtime, RuntimeError};
 use cairn_market::tenant::{self, DeployError, DeployOptions, LeaseApi};
 use cairn_types::tx::{CloseLease, TopUpLease};
 use cairn_types::{Amount, BoundedString, LeaseId, TxBody};
@@ -249,7 +250,8 @@ pub fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
                     d.price_per_block.ucrn()
                 );
                 println!(
-                    "  running after {} blocks ({} ms) from the order",
+                    "  started on chain at height {} (billed from the next block); running after {} blocks ({} ms) from the order",
+                    d.started_height,
                     d.running_height.saturating_sub(d.order_height),
                     d.order_to_running_ms
                 );
@@ -276,6 +278,16 @@ pub fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             bail!(
                 "no bid: the order expires on chain and its deposit returns to you (only its fee is spent)"
             )
+        }
+        Err(DeployError::LeaseClosed(failure)) => {
+            if global.json {
+                println!(
+                    "{}",
+                    json!({ "error": "lease closed", "failure": *failure })
+                );
+                std::process::exit(1);
+            }
+            bail!("deploy failed: {failure}")
         }
         Err(e) => Err(e.into()),
     }
@@ -334,7 +346,7 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
             let (_, chain) = tenant::lease(&node, lease)?;
             let workload = lease_api(&node, lease, &key)?
                 .status(lease)
-                .unwrap_or_else(|e| json!({ "error": e }));
+                .unwrap_or_else(|e| json!({ "error": e.to_string() }));
             print(global, &json!({ "chain": chain, "provider": workload }))
         }
         LeaseCommand::Logs {
@@ -423,15 +435,16 @@ pub fn runtimes(provider_address: &str) -> Runtimes {
                 "sandbox-init".into(),
             ]
         })
-        .map_err(|e| e.to_string());
+        .map_err(|e| RuntimeError::Unavailable {
+            runtime: RuntimeKind::Process,
+            reason: format!("this program's path, for the sandbox's init: {e}"),
+        });
     let process = init.and_then(|init| {
         cairn_market::runtime::process::ProcessRuntime::new(init)
             .map(|r| Arc::new(r) as Arc<dyn Runtime>)
-            .map_err(|e| e.to_string())
     });
     let container = cairn_market::runtime::container::ContainerRuntime::connect(provider_address)
-        .map(|r| Arc::new(r) as Arc<dyn Runtime>)
-        .map_err(|e| e.to_string());
+        .map(|r| Arc::new(r) as Arc<dyn Runtime>);
     Runtimes { process, container }
 }
 
