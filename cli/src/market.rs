@@ -50,7 +50,8 @@ pub struct DeployArgs {
     /// Blocks providers have to bid.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub bid_window_blocks: u64,
-    /// Give up after this many seconds.
+    /// Give up after this many seconds; a lease whose workload is not reported running by
+    /// then is closed, its escrow refunded.
     #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
     #[command(flatten)]
