@@ -1431,3 +1431,26 @@ mod gpu_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod report_tests {
+    use super::{MAX_REASON_BYTES, Report, close_reason};
+    use cairn_types::{LeaseId, TxBody};
+
+    #[test]
+    fn close_reasons_fit_the_chain_and_are_cut_at_a_character() {
+        assert_eq!(close_reason("short").as_str(), "short");
+        // 'é' is two bytes: 255 of 'a' then 'é' would split it at 256.
+        let long = format!("{}é and more", "a".repeat(MAX_REASON_BYTES - 1));
+        let cut = close_reason(&long);
+        assert_eq!(cut.as_str(), "a".repeat(MAX_REASON_BYTES - 1));
+        match Report::Close(long).body(LeaseId(4)) {
+            TxBody::CloseLease(c) => assert_eq!((c.lease, c.reason), (LeaseId(4), cut)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Report::Started.body(LeaseId(4)),
+            TxBody::LeaseStarted(s) if s.lease == LeaseId(4)
+        ));
+    }
+}
