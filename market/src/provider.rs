@@ -624,7 +624,9 @@ fn reconcile(shared: &Shared, lease: &Lease, projected: &str) -> Option<Report> 
         Ok(None) => {}
         Err(e) => shared.event(id, format!("runtime: {e}")),
     }
-    (starting && state == WorkloadState::Running && !start_reported).then_some(Report::Started)
+    // Not once the start deadline has passed ("closing"): the chain would refuse the report.
+    let report = starting && projected == "starting" && !start_reported;
+    (report && state == WorkloadState::Running).then_some(Report::Started)
 }
 
 /// A live lease's workload has exited: restart it, unless that makes a crash loop

@@ -55,7 +55,8 @@ pub enum DeployError {
 /// what it cost the tenant.
 #[derive(Clone, Debug, Serialize, thiserror::Error)]
 #[error(
-    "{lease} was closed by the {initiator_name} at height {closed_height}: {reason}\n  compute paid {} uCRN{}; escrow refunded {} uCRN; transaction fees {} uCRN",
+    "{lease} was closed by the {} at height {closed_height}: {reason}\n  compute paid {} uCRN{}; escrow refunded {} uCRN; transaction fees {} uCRN",
+    initiator_name(*initiator),
     compute_paid.ucrn(),
     if started_height.is_none() { " (the workload never ran)" } else { "" },
     escrow_refunded.ucrn(),
@@ -66,8 +67,6 @@ pub struct LeaseFailure {
     pub lease: LeaseId,
     pub provider: Address,
     pub initiator: CloseInitiator,
-    /// "provider", "tenant" or "protocol".
-    pub initiator_name: &'static str,
     pub reason: String,
     pub closed_height: u64,
     /// The height the start was recorded at; `None` if the workload never ran.
@@ -78,6 +77,14 @@ pub struct LeaseFailure {
     pub escrow_refunded: Amount,
     /// Fees of the deploy's own transactions (order, acceptance, a close it sent).
     pub fees_paid: Amount,
+}
+
+fn initiator_name(initiator: CloseInitiator) -> &'static str {
+    match initiator {
+        CloseInitiator::Provider => "provider",
+        CloseInitiator::Tenant => "tenant",
+        CloseInitiator::Protocol => "protocol",
+    }
 }
 
 /// Why a request to a provider's lease API failed.
@@ -513,11 +520,6 @@ impl Failed<'_> {
             lease: self.lease,
             provider: self.provider,
             initiator: *initiator,
-            initiator_name: match initiator {
-                CloseInitiator::Provider => "provider",
-                CloseInitiator::Tenant => "tenant",
-                CloseInitiator::Protocol => "protocol",
-            },
             reason: reason.clone(),
             closed_height: *at,
             started_height: l.started_height,

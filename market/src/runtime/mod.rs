@@ -118,8 +118,9 @@ pub trait Runtime: Send + Sync {
     ) -> Result<Handle, RuntimeError>;
     /// Checks, starting nothing, what a start depends on beyond the capacity the bid rule
     /// counts: the container runtime looks for `image` on its engine, the process runtime
-    /// for bubblewrap. A provider's dry-run answer runs it, so a tenant hears "would not
-    /// bid: image X is not on this provider's Docker Engine" before ordering.
+    /// for bubblewrap (`None`: no image to look for). A provider's dry-run answer runs it, so
+    /// a tenant hears "would not bid: image X is not on this provider's Docker Engine"
+    /// before ordering.
     fn check(&self, image: Option<&str>) -> Result<(), RuntimeError>;
     /// The workload of `handle` if it is still the one that was started.
     fn state(&self, handle: &Handle) -> WorkloadState;
