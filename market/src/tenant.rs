@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 /// How long a deploy waits for the provider to close a lease whose workload it could not
 /// start, before closing it itself: the provider sends the close at its next poll.
-const PROVIDER_CLOSE_WAIT: Duration = Duration::from_secs(30);
+const PROVIDER_CLOSE_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
