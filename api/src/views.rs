@@ -188,6 +188,9 @@ fn lease_view(ledger: &Ledger, lease: &Lease) -> Value {
     let next = ledger.height().saturating_add(1);
     let s = project_settlement(lease, next, ledger.params().lease_grace_blocks);
     let projected_state = match s.outcome {
+        SettledState::Starting { .. } => "starting",
+        // The protocol closes a lease never reported started at the next settlement.
+        SettledState::StartTimedOut { .. } => "closing",
         SettledState::Active => "active",
         SettledState::Paused { .. } => "paused",
         SettledState::Expired { .. } => "closing",

@@ -95,7 +95,7 @@ enum Command {
     /// Check deployment manifests.
     #[command(subcommand)]
     Manifest(market::ManifestCommand),
-    /// Deploy a manifest: order, bids, the cheapest matching bid, lease, workload running.
+    /// Deploy a manifest: order, bids, the cheapest matching bid, lease, workload running (its start on chain).
     Deploy(market::DeployArgs),
     /// Your compute leases: ls, status, logs, events, close, topup.
     #[command(subcommand)]

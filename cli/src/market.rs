@@ -7,8 +7,9 @@ use crate::keys::PassphraseArgs;
 use anyhow::{Context, Result, bail};
 use cairn_client::NodeClient;
 use cairn_market::manifest;
+use cairn_market::manifest::RuntimeKind;
 use cairn_market::provider::{self, ProviderConfig, Runtimes};
-use cairn_market::runtime::Runtime;
+use cairn_market::runtime::{Runtime, RuntimeError};
 use cairn_market::tenant::{self, DeployError, DeployOptions, LeaseApi};
 use cairn_types::tx::{CloseLease, TopUpLease};
 use cairn_types::{Amount, BoundedString, LeaseId, TxBody};
@@ -49,7 +50,8 @@ pub struct DeployArgs {
     /// Blocks providers have to bid.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub bid_window_blocks: u64,
-    /// Give up after this many seconds.
+    /// Give up after this many seconds; a lease whose workload is not reported running by
+    /// then is closed, its escrow refunded.
     #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
     #[command(flatten)]
@@ -256,7 +258,8 @@ pub fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
                     d.price_per_block
                 );
                 outln!(
-                    "  running after {} blocks ({} ms) from the order",
+                    "  started on chain at height {} (billed from the next block); running after {} blocks ({} ms) from the order",
+                    d.started_height,
                     d.running_height.saturating_sub(d.order_height),
                     d.order_to_running_ms
                 );
@@ -283,6 +286,16 @@ pub fn deploy(global: &Global, args: DeployArgs) -> Result<()> {
             bail!(
                 "no bid: the order expires on chain and its deposit returns to you (only its fee is spent)"
             )
+        }
+        Err(DeployError::LeaseClosed(failure)) => {
+            if global.json {
+                println!(
+                    "{}",
+                    json!({ "error": "lease closed", "failure": *failure })
+                );
+                std::process::exit(1);
+            }
+            bail!("deploy failed: {failure}")
         }
         Err(e) => Err(e.into()),
     }
@@ -347,7 +360,7 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
             let (_, chain) = tenant::lease(&node, lease)?;
             let workload = lease_api(&node, lease, &key)?
                 .status(lease)
-                .unwrap_or_else(|e| json!({ "error": e }));
+                .unwrap_or_else(|e| json!({ "error": e.to_string() }));
             print(global, &json!({ "chain": chain, "provider": workload }))
         }
         LeaseCommand::Logs {
@@ -442,15 +455,16 @@ pub fn runtimes(provider_address: &str) -> Runtimes {
                 "sandbox-init".into(),
             ]
         })
-        .map_err(|e| e.to_string());
+        .map_err(|e| RuntimeError::Unavailable {
+            runtime: RuntimeKind::Process,
+            reason: format!("this program's path, for the sandbox's init: {e}"),
+        });
     let process = init.and_then(|init| {
         cairn_market::runtime::process::ProcessRuntime::new(init)
             .map(|r| Arc::new(r) as Arc<dyn Runtime>)
-            .map_err(|e| e.to_string())
     });
     let container = cairn_market::runtime::container::ContainerRuntime::connect(provider_address)
-        .map(|r| Arc::new(r) as Arc<dyn Runtime>)
-        .map_err(|e| e.to_string());
+        .map(|r| Arc::new(r) as Arc<dyn Runtime>);
     Runtimes { process, container }
 }
 

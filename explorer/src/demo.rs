@@ -4,7 +4,7 @@
 //! receipts from a storage provider process, which the devnet does not run yet.
 
 use cairn_client::{NodeClient, NodeError};
-use cairn_types::tx::{AcceptBid, CreateOrder, Delegation, PlaceBid, Transfer};
+use cairn_types::tx::{AcceptBid, CreateOrder, Delegation, LeaseStarted, PlaceBid, Transfer};
 use cairn_types::{Address, Amount, BoundedString, Hardware, Hash, Keypair, Resources, TxBody};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,14 +97,26 @@ pub fn lease_round(
     });
     let hash = client.send(tenant, accept, None)?;
     finalized(client, &hash, "accept bid")?;
-    let leases = client.get("/v1/leases?limit=100")?;
-    leases["leases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|l| l["lease"]["manifest_hash"] == serde_json::json!(manifest))
-        .cloned()
-        .ok_or(DemoError::NoOrder { manifest })
+    let find = || -> Result<Value, DemoError> {
+        let leases = client.get("/v1/leases?limit=100")?;
+        leases["leases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["lease"]["manifest_hash"] == serde_json::json!(manifest))
+            .cloned()
+            .ok_or(DemoError::NoOrder { manifest })
+    };
+    let lease =
+        serde_json::from_value(find()?["lease"]["id"].clone()).map_err(|e| DemoError::Failed {
+            what: "lease id".to_string(),
+            error: e.to_string(),
+        })?;
+    // The demo stands in for the provider's daemon too: a lease is billed only once its
+    // provider reports the workload running.
+    let hash = client.send(provider, TxBody::LeaseStarted(LeaseStarted { lease }), None)?;
+    finalized(client, &hash, "lease started")?;
+    find()
 }
 
 /// Runs rounds of load until `stop` (or `rounds`): each a transfer, every third a delegation,

@@ -1,12 +1,17 @@
 //! Compute market: orders, bids carrying exact hardware and proven rate, leases with lazy
 //! idempotent settlement, pause on empty escrow with a grace period, top-up, close with a
 //! recorded reason, provider withdraw; and the commit/open steps of compute challenges.
+//!
+//! A lease is billed only for blocks in which its workload runs: it starts unbilled
+//! (`Starting`), the provider reports the start (`LeaseStarted`) and billing begins after
+//! that block; a lease never reported started closes with all its escrow refunded.
 
 use crate::error::{TxError, overflow};
 use crate::state::{Bid, ComputePhase, Lease, LeaseState, Order, OrderStatus, Provider};
 use crate::{Ctx, Ledger, RevenueSource};
 use cairn_types::tx::{
-    AcceptBid, CloseLease, CommitCompute, CreateOrder, OpenCompute, PlaceBid, TopUpLease,
+    AcceptBid, CloseLease, CommitCompute, CreateOrder, LeaseStarted, OpenCompute, PlaceBid,
+    TopUpLease,
 };
 use cairn_types::{
     Amount, CloseInitiator, Epoch, Hardware, Hash, Height, LeaseId, OrderId, Resources,
@@ -23,6 +28,14 @@ pub struct Settlement {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SettledState {
+    /// Not yet reported running; nothing owed.
+    Starting {
+        deadline: Height,
+    },
+    /// The start was not reported by `deadline`: the lease must close, escrow refunded.
+    StartTimedOut {
+        deadline: Height,
+    },
     Active,
     Paused {
         since: Height,
@@ -35,6 +48,7 @@ pub enum SettledState {
 }
 
 /// Owed = price × (height − settled), capped by escrow; pausing where escrow runs out.
+/// A starting lease owes nothing: its workload has not been reported running.
 pub fn project_settlement(lease: &Lease, height: Height, grace_blocks: u64) -> Settlement {
     let done = |pay, settled_through, outcome| Settlement {
         pay,
@@ -44,6 +58,14 @@ pub fn project_settlement(lease: &Lease, height: Height, grace_blocks: u64) -> S
     match lease.state {
         LeaseState::Closed { .. } => {
             done(Amount::ZERO, lease.settled_through, SettledState::Closed)
+        }
+        LeaseState::Starting { deadline } => {
+            let outcome = if height > deadline {
+                SettledState::StartTimedOut { deadline }
+            } else {
+                SettledState::Starting { deadline }
+            };
+            done(Amount::ZERO, lease.settled_through, outcome)
         }
         LeaseState::Paused { since } => {
             let outcome = if height > since.saturating_add(grace_blocks) {
@@ -360,11 +382,17 @@ impl Ledger {
                 price_per_block: bid.price_per_block,
                 hardware: bid.hardware,
                 escrow: deposit,
-                // Payment starts with the block after the lease's own.
+                // Nothing is owed until the provider reports the workload running; then
+                // `settled_through` moves to that block.
                 settled_through: ctx.height,
                 paid_total: Amount::ZERO,
-                state: LeaseState::Active,
+                state: LeaseState::Starting {
+                    deadline: ctx
+                        .height
+                        .saturating_add(self.params.lease_start_timeout_blocks),
+                },
                 created_height: ctx.height,
+                started_height: None,
             },
         );
         Ok(())
@@ -402,7 +430,10 @@ impl Ledger {
             match s.outcome {
                 SettledState::Paused { since } => lease.state = LeaseState::Paused { since },
                 SettledState::Expired { since } => lease.state = LeaseState::Paused { since },
-                SettledState::Active | SettledState::Closed => {}
+                SettledState::Starting { .. }
+                | SettledState::StartTimedOut { .. }
+                | SettledState::Active
+                | SettledState::Closed => {}
             }
         }
         if !s.pay.is_zero() {
@@ -412,6 +443,14 @@ impl Ledger {
             let reason = format!(
                 "escrow exhausted at height {since}; not topped up within {} blocks",
                 self.params.lease_grace_blocks
+            );
+            self.close_lease(id, height, CloseInitiator::Protocol, reason)?;
+        }
+        if let SettledState::StartTimedOut { deadline } = s.outcome {
+            // Nothing was ever billed, so the close refunds the whole escrow.
+            let reason = format!(
+                "the provider did not report the workload started within {} blocks (by height {deadline})",
+                self.params.lease_start_timeout_blocks
             );
             self.close_lease(id, height, CloseInitiator::Protocol, reason)?;
         }
@@ -471,7 +510,10 @@ impl Ledger {
         }
         let lease = self.live_lease(body.lease, ctx.height)?;
         let s = project_settlement(lease, ctx.height, self.params.lease_grace_blocks);
-        if matches!(s.outcome, SettledState::Expired { .. }) {
+        if matches!(
+            s.outcome,
+            SettledState::Expired { .. } | SettledState::StartTimedOut { .. }
+        ) {
             // Too late: the protocol closes it at the next settlement; refuse cleanly now.
             return Err(TxError::LeaseClosed { lease: body.lease });
         }
@@ -512,11 +554,51 @@ impl Ledger {
             return Err(crate::error::invalid("reason", "a close needs a reason"));
         }
         let outcome = self.settle_lease(body.lease, ctx.height, ctx.epoch)?;
-        if matches!(outcome, SettledState::Expired { .. }) {
+        if matches!(
+            outcome,
+            SettledState::Expired { .. } | SettledState::StartTimedOut { .. }
+        ) {
             // The protocol closed it during settlement, with its own reason.
             return Ok(());
         }
         self.close_lease(body.lease, ctx.height, initiator, reason.to_string())
+    }
+
+    /// The provider reports the workload running: billing starts after this block.
+    pub(crate) fn start_lease(&mut self, ctx: &Ctx, body: &LeaseStarted) -> Result<(), TxError> {
+        let lease = self.lease(body.lease)?;
+        if lease.provider != ctx.sender {
+            return Err(TxError::NotLeaseProvider {
+                lease: body.lease,
+                provider: lease.provider,
+                sender: ctx.sender,
+            });
+        }
+        let deadline = match lease.state {
+            LeaseState::Starting { deadline } => deadline,
+            LeaseState::Closed { .. } => return Err(TxError::LeaseClosed { lease: body.lease }),
+            LeaseState::Active | LeaseState::Paused { .. } => {
+                return Err(TxError::LeaseNotStarting {
+                    lease: body.lease,
+                    state: lease.state.name().to_string(),
+                });
+            }
+        };
+        if ctx.height > deadline {
+            // The protocol closes it at the next settlement, refunding the tenant.
+            return Err(TxError::DeadlinePassed {
+                deadline,
+                height: ctx.height,
+            });
+        }
+        if let Some(lease) = self.state.leases.get_mut(&body.lease) {
+            lease.state = LeaseState::Active;
+            lease.started_height = Some(ctx.height);
+            // Like an accepted lease before this change: the block after the report is the
+            // first one paid.
+            lease.settled_through = ctx.height;
+        }
+        Ok(())
     }
 
     pub(crate) fn withdraw_lease(&mut self, ctx: &Ctx, id: LeaseId) -> Result<(), TxError> {

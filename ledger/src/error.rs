@@ -189,6 +189,14 @@ pub enum TxError {
     NotLeaseParty { lease: LeaseId, sender: Address },
     #[error("lease {lease} is closed")]
     LeaseClosed { lease: LeaseId },
+    #[error("only lease {lease}'s provider {provider} may report its start, not {sender}")]
+    NotLeaseProvider {
+        lease: LeaseId,
+        provider: Address,
+        sender: Address,
+    },
+    #[error("lease {lease} is {state}: only a starting lease can be reported started")]
+    LeaseNotStarting { lease: LeaseId, state: String },
     #[error("arithmetic overflow in {context}")]
     Overflow { context: String },
 }

@@ -657,6 +657,7 @@ impl Ledger {
             TxBody::ReportAuditLateness(b) => {
                 self.report_audit_failures(ctx, b, storage::AuditReport::Late)
             }
+            TxBody::LeaseStarted(b) => self.start_lease(ctx, b),
         }
     }
 }

@@ -87,6 +87,10 @@ pub struct Params {
     pub lease_grace_blocks: u64,
     /// An order's deposit must cover this many blocks at its max price.
     pub min_lease_deposit_blocks: u64,
+    /// Blocks after its acceptance within which a lease's provider must report the workload
+    /// started (`LeaseStarted`); a lease not started by then is closed at the next epoch
+    /// sweep and its escrow refunded in full. Until the start it is never billed.
+    pub lease_start_timeout_blocks: u64,
 
     /// Faulty epochs tolerated as warnings before a slash.
     pub warnings_before_slash: u32,
@@ -151,6 +155,7 @@ impl Default for Params {
             accept_window_blocks: 60,
             lease_grace_blocks: 600,
             min_lease_deposit_blocks: 10,
+            lease_start_timeout_blocks: 300,
             warnings_before_slash: 2,
             late_audits_before_fault: 3,
             slash_bps: 100,
@@ -343,6 +348,12 @@ impl Params {
             return Err(param(
                 "compute_commit_deadline_blocks",
                 "the commit deadline leaves no time for the challenge's work plus the latency allowance",
+            ));
+        }
+        if self.lease_start_timeout_blocks == 0 {
+            return Err(param(
+                "lease_start_timeout_blocks",
+                "must be at least 1: a provider needs a block to report the start",
             ));
         }
         if self.compute_openings == 0 || self.compute_openings > 4_096 {

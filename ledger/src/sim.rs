@@ -14,9 +14,9 @@ use cairn_proofs::compute::GemmShape;
 use cairn_types::proof::ComputeOpening;
 use cairn_types::tx::{
     AcceptBid, ActivateDeal, BlobMeta, CloseLease, CommitCompute, CreateDeal, CreateOrder, DealRef,
-    Delegation, Empty, ExtendDeal, LeaseRef, OpenCompute, OrderRef, PlaceBid, SEALED_KEY_BYTES,
-    SHARD_RECEIPT_NAMESPACE, ShardReceipt, StakeAmount, SubmitStorageProofs, TopUpLease, Transfer,
-    shard_receipt_message,
+    Delegation, Empty, ExtendDeal, LeaseRef, LeaseStarted, OpenCompute, OrderRef, PlaceBid,
+    SEALED_KEY_BYTES, SHARD_RECEIPT_NAMESPACE, ShardReceipt, StakeAmount, SubmitStorageProofs,
+    TopUpLease, Transfer, shard_receipt_message,
 };
 use cairn_types::{
     Address, Amount, Block, BoundedBytes, BoundedString, BoundedVec, Capacity, ChallengeId, DealId,
@@ -146,6 +146,7 @@ pub fn sim_params() -> Params {
         accept_window_blocks: 5,
         lease_grace_blocks: 10,
         min_lease_deposit_blocks: 5,
+        lease_start_timeout_blocks: 8,
         warnings_before_slash: 1,
         slash_bps: 500,
         jail_epochs: 1,
@@ -589,6 +590,30 @@ impl Simulation {
                 _ => {}
             }
         }
+        // Start the workloads of new leases: most report the start the block after the
+        // lease; some workloads fail to start (the provider closes the lease with the
+        // reason) and some providers never report (the protocol closes the lease at its
+        // start deadline). Chosen by lease id, not drawn, so the stream of draws is as before.
+        for lease in state.leases.values() {
+            if lease.provider != address || height <= lease.created_height {
+                continue;
+            }
+            let LeaseState::Starting { deadline } = lease.state else {
+                continue;
+            };
+            let body = match lease.id.0 % 8 {
+                5 => continue,
+                3 => TxBody::CloseLease(CloseLease {
+                    lease: lease.id,
+                    reason: bounded(
+                        "workload failed to start: image sim:absent is not on this provider's Docker Engine",
+                    ),
+                }),
+                _ if height <= deadline => TxBody::LeaseStarted(LeaseStarted { lease: lease.id }),
+                _ => continue,
+            };
+            txs.push(self.sign(&key, body));
+        }
         // Bid on open orders this provider can serve, at a price from its own cost model.
         for order in state.orders.values() {
             if order.status != OrderStatus::Open || height > order.bid_deadline {
@@ -944,7 +969,8 @@ impl Simulation {
                 lease,
                 reason: bounded(if self.rng.chance(50) { "" } else { "chaos" }),
             }),
-            15 => TxBody::WithdrawLease(LeaseRef { lease }),
+            15 if self.rng.chance(50) => TxBody::WithdrawLease(LeaseRef { lease }),
+            15 => TxBody::LeaseStarted(LeaseStarted { lease }),
             16 => TxBody::CommitCompute(CommitCompute {
                 challenge,
                 root: Hash::of(b"chaos"),

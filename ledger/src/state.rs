@@ -246,11 +246,13 @@ pub struct Order {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LeaseState {
+    /// Accepted, its workload not yet reported running by the provider (`LeaseStarted`):
+    /// nothing is billed. Past `deadline` the protocol closes it and refunds all escrow.
+    Starting { deadline: Height },
+    /// The workload runs: billed every block from the reported start.
     Active,
     /// Escrow ran dry at `since`; closes after the grace period unless topped up.
-    Paused {
-        since: Height,
-    },
+    Paused { since: Height },
     Closed {
         at: Height,
         initiator: CloseInitiator,
@@ -261,6 +263,7 @@ pub enum LeaseState {
 impl LeaseState {
     pub fn name(&self) -> &'static str {
         match self {
+            Self::Starting { .. } => "starting",
             Self::Active => "active",
             Self::Paused { .. } => "paused",
             Self::Closed { .. } => "closed",
@@ -283,6 +286,9 @@ pub struct Lease {
     pub paid_total: Amount,
     pub state: LeaseState,
     pub created_height: Height,
+    /// The block that recorded the provider's start report; `None` for a lease that never
+    /// ran (still starting, or closed before it started: then it cost nothing).
+    pub started_height: Option<Height>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,11 +6,17 @@
 //! State that must survive a restart lives in `data_dir/leases/<n>/`: the manifest, the
 //! runtime handle (pid and start time, or container id) and the event log. A restarted
 //! provider reads them back and re-attaches; it never stops a workload because it restarted.
+//!
+//! A lease is billed only while its workload runs, so the provider tells the chain: once a
+//! workload runs it sends `LeaseStarted` (billing starts then); a workload it cannot start,
+//! or one that keeps exiting, it closes with `CloseLease` and the reason, and the tenant's
+//! unspent escrow goes back. All of its transactions leave from the chain thread, one batch
+//! per poll, so their nonces never race.
 
 use crate::auth;
 use crate::bid::{self, Free, Prices};
 use crate::manifest::{self, Manifest, RuntimeKind};
-use crate::runtime::{Endpoint, Handle, Runtime, WorkloadState};
+use crate::runtime::{Endpoint, Handle, Runtime, RuntimeError, WorkloadState};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -19,8 +25,8 @@ use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use cairn_client::NodeClient;
 use cairn_ledger::state::{Lease, LeaseState, Order};
-use cairn_types::tx::PlaceBid;
-use cairn_types::{Address, Amount, Keypair, LeaseId, OrderId, Resources, TxBody};
+use cairn_types::tx::{CloseLease, LeaseStarted, PlaceBid};
+use cairn_types::{Address, Amount, BoundedString, Keypair, LeaseId, OrderId, Resources, TxBody};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -35,6 +41,14 @@ const MAX_EVENTS: usize = 256;
 const ORDERS_PER_POLL: usize = 200;
 /// Log bytes per read.
 const LOG_CHUNK_BYTES: usize = 64 * 1024;
+/// A workload that exits is restarted; this many exits within [`CRASH_WINDOW_MS`] is a
+/// crash loop, and the provider closes the lease rather than bill for a workload that does
+/// not run.
+pub const CRASH_LOOP_EXITS: usize = 3;
+/// The window over which exits are counted towards a crash loop.
+pub const CRASH_WINDOW_MS: u64 = 120_000;
+/// Longest close reason the chain takes (`CloseLease.reason`).
+const MAX_REASON_BYTES: usize = 256;
 
 /// Declared capacity (GPUs come from NVML discovery).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +107,46 @@ struct Slot {
     /// Host GPUs reserved for this lease while its workload starts (then in `handle`).
     gpus: Vec<u32>,
     events: VecDeque<LeaseEvent>,
+    /// `LeaseStarted` has been sent for the running workload.
+    start_reported: bool,
+    /// Why this provider closes the lease on chain (a failed start, a crash loop).
+    close_reason: Option<String>,
+    /// The `CloseLease` carrying `close_reason` has been sent.
+    close_sent: bool,
+    /// When the workload was seen exited, within the last [`CRASH_WINDOW_MS`].
+    exits_ms: VecDeque<u64>,
+    /// Stopped at the tenant's request: its exit is no crash and it is not restarted.
+    stopped: bool,
+}
+
+/// What the provider tells the chain about one of its leases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Report {
+    /// The workload runs: billing may start.
+    Started,
+    /// The provider cannot run the workload: close the lease with this reason.
+    Close(String),
+}
+
+impl Report {
+    fn body(&self, lease: LeaseId) -> TxBody {
+        match self {
+            Self::Started => TxBody::LeaseStarted(LeaseStarted { lease }),
+            Self::Close(reason) => TxBody::CloseLease(CloseLease {
+                lease,
+                reason: close_reason(reason),
+            }),
+        }
+    }
+}
+
+/// `reason` cut to what the chain takes, at a character boundary.
+fn close_reason(reason: &str) -> BoundedString<MAX_REASON_BYTES> {
+    let mut end = reason.len().min(MAX_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    BoundedString::new(&reason[..end]).unwrap_or_default()
 }
 
 struct Inner {
@@ -124,20 +178,30 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn runtime(&self, kind: RuntimeKind) -> Result<Arc<dyn Runtime>, String> {
+    fn runtime(&self, kind: RuntimeKind) -> Result<Arc<dyn Runtime>, RuntimeError> {
         let rt = match kind {
             RuntimeKind::Process => self.process.clone(),
             RuntimeKind::Container => self.container.clone(),
         };
-        rt.ok_or_else(|| {
-            format!(
-                "the {kind} runtime is not available here: {}",
-                self.unavailable
-                    .get(&kind.to_string())
-                    .cloned()
-                    .unwrap_or_default()
-            )
+        rt.ok_or_else(|| RuntimeError::Unavailable {
+            runtime: kind,
+            reason: self
+                .unavailable
+                .get(&kind.to_string())
+                .cloned()
+                .unwrap_or_default(),
         })
+    }
+
+    /// Records that this provider must close `id` on chain because of `reason`; the chain
+    /// thread sends the `CloseLease` at its next poll.
+    fn fail(&self, id: LeaseId, reason: String) {
+        self.event(id, format!("closing the lease on chain: {reason}"));
+        let mut inner = self.lock();
+        let slot = inner.leases.entry(id).or_default();
+        if slot.close_reason.is_none() {
+            slot.close_reason = Some(reason);
+        }
     }
 
     fn lease_dir(&self, id: LeaseId) -> PathBuf {
@@ -168,10 +232,19 @@ impl Shared {
     }
 }
 
-/// The runtimes a provider offers: each `None` with the reason it is unavailable.
+/// The runtimes a provider offers, each with why not where it cannot.
 pub struct Runtimes {
-    pub process: Result<Arc<dyn Runtime>, String>,
-    pub container: Result<Arc<dyn Runtime>, String>,
+    pub process: Result<Arc<dyn Runtime>, RuntimeError>,
+    pub container: Result<Arc<dyn Runtime>, RuntimeError>,
+}
+
+/// Why a runtime is not offered, without the "not available" its error already says (the
+/// provider says that itself).
+fn unavailable_reason(e: RuntimeError) -> String {
+    match e {
+        RuntimeError::Unavailable { reason, .. } => reason,
+        other => other.to_string(),
+    }
 }
 
 /// A running provider; [`ProviderHandle::stop`] stops its threads, never its workloads.
@@ -222,11 +295,11 @@ pub fn start(
     let mut unavailable = BTreeMap::new();
     let process = runtimes
         .process
-        .map_err(|e| unavailable.insert("process".to_string(), e))
+        .map_err(|e| unavailable.insert("process".to_string(), unavailable_reason(e)))
         .ok();
     let container = runtimes
         .container
-        .map_err(|e| unavailable.insert("container".to_string(), e))
+        .map_err(|e| unavailable.insert("container".to_string(), unavailable_reason(e)))
         .ok();
     let shared = Arc::new(Shared {
         address: key.address(),
@@ -385,8 +458,11 @@ fn tick(shared: &Shared) -> Result<(), String> {
             .to_string();
         mine.push((lease, projected));
     }
+    let mut reports = Vec::new();
     for (lease, projected) in mine {
-        reconcile(shared, &lease, &projected);
+        if let Some(report) = reconcile(shared, &lease, &projected) {
+            reports.push((lease.id, report));
+        }
     }
     let orders = shared
         .node
@@ -402,7 +478,7 @@ fn tick(shared: &Shared) -> Result<(), String> {
         .filter_map(from_value::<Order>)
         .map(|o| (o.id, o))
         .collect();
-    let mut bodies = Vec::new();
+    let mut bodies: Vec<TxBody> = reports.iter().map(|(id, r)| r.body(*id)).collect();
     {
         let mut inner = shared.lock();
         // A bid on an order that is no longer open is decided: won (the lease holds the
@@ -456,6 +532,22 @@ fn tick(shared: &Shared) -> Result<(), String> {
         .node
         .send_all(&shared.key, bodies, None)
         .map_err(|e| e.to_string())?;
+    // Marked only once submitted: a report that did not leave is made again next poll.
+    for ((id, report), hash) in reports.iter().zip(&hashes) {
+        {
+            let mut inner = shared.lock();
+            let slot = inner.leases.entry(*id).or_default();
+            match report {
+                Report::Started => slot.start_reported = true,
+                Report::Close(_) => slot.close_sent = true,
+            }
+        }
+        let what = match report {
+            Report::Started => "reported the start on chain: billing starts".to_string(),
+            Report::Close(reason) => format!("sent the close on chain: {reason}"),
+        };
+        shared.event(*id, format!("{what} (tx {hash})"));
+    }
     if let Some(last) = hashes.last() {
         // The next batch needs these nonces finalized.
         shared
@@ -466,11 +558,13 @@ fn tick(shared: &Shared) -> Result<(), String> {
     Ok(())
 }
 
-/// Brings a lease's workload in line with its on-chain state.
-fn reconcile(shared: &Shared, lease: &Lease, projected: &str) {
+/// Brings a lease's workload in line with its on-chain state; returns what the chain must
+/// hear about it: the workload runs (a starting lease), or the provider cannot run it.
+fn reconcile(shared: &Shared, lease: &Lease, projected: &str) -> Option<Report> {
     let id = lease.id;
     let closed = matches!(lease.state, LeaseState::Closed { .. }) || projected == "closed";
-    let (handle, changed) = {
+    let starting = matches!(lease.state, LeaseState::Starting { .. });
+    let (handle, changed, pending_close, start_reported, stopped) = {
         let mut inner = shared.lock();
         if closed {
             inner.capacity.release(&id.to_string());
@@ -481,7 +575,14 @@ fn reconcile(shared: &Shared, lease: &Lease, projected: &str) {
         slot.tenant = Some(lease.tenant);
         let changed = slot.chain_state != projected;
         slot.chain_state = projected.to_string();
-        (slot.handle.clone(), changed)
+        let pending_close = slot.close_reason.clone().filter(|_| !slot.close_sent);
+        (
+            slot.handle.clone(),
+            changed,
+            pending_close,
+            slot.start_reported,
+            slot.stopped,
+        )
     };
     if changed {
         let reason = match &lease.state {
@@ -492,19 +593,27 @@ fn reconcile(shared: &Shared, lease: &Lease, projected: &str) {
         };
         shared.event(id, format!("lease is {projected} on chain{reason}"));
     }
-    let Some(handle) = handle else { return };
-    let Ok(rt) = shared.runtime(handle.kind) else {
-        return;
-    };
+    if !closed && let Some(reason) = pending_close {
+        return Some(Report::Close(reason));
+    }
+    let handle = handle?;
+    let rt = shared.runtime(handle.kind).ok()?;
     let state = rt.state(&handle);
     let result = match (closed, projected, state) {
+        (true, _, WorkloadState::Exited) => Ok(None),
+        (false, "active" | "starting", WorkloadState::Exited) if !stopped => {
+            return workload_exited(shared, lease, rt.as_ref(), &handle);
+        }
         (_, _, WorkloadState::Exited) => Ok(None),
         (true, _, _) => rt
             .stop(&handle)
             .map(|()| Some("workload stopped: the lease is closed")),
-        (false, "paused" | "closing", WorkloadState::Running) => rt
+        (false, "paused", WorkloadState::Running) => rt
             .pause(&handle)
             .map(|()| Some("workload paused: the lease's escrow is empty")),
+        (false, "closing", WorkloadState::Running) => rt.pause(&handle).map(|()| {
+            Some("workload paused: the protocol closes the lease at its next settlement")
+        }),
         (false, "active", WorkloadState::Paused) => rt
             .resume(&handle)
             .map(|()| Some("workload resumed: the lease is active again")),
@@ -515,6 +624,79 @@ fn reconcile(shared: &Shared, lease: &Lease, projected: &str) {
         Ok(None) => {}
         Err(e) => shared.event(id, format!("runtime: {e}")),
     }
+    // Not once the start deadline has passed ("closing"): the chain would refuse the report.
+    let report = starting && projected == "starting" && !start_reported;
+    (report && state == WorkloadState::Running).then_some(Report::Started)
+}
+
+/// A live lease's workload has exited: restart it, unless that makes a crash loop
+/// ([`CRASH_LOOP_EXITS`] exits within [`CRASH_WINDOW_MS`]); then close the lease.
+fn workload_exited(
+    shared: &Shared,
+    lease: &Lease,
+    rt: &dyn Runtime,
+    handle: &Handle,
+) -> Option<Report> {
+    let id = lease.id;
+    let now_ms = auth::now_ms();
+    let (exits, manifest) = {
+        let mut inner = shared.lock();
+        let slot = inner.leases.entry(id).or_default();
+        slot.exits_ms.push_back(now_ms);
+        while slot
+            .exits_ms
+            .front()
+            .is_some_and(|t| now_ms.saturating_sub(*t) > CRASH_WINDOW_MS)
+        {
+            slot.exits_ms.pop_front();
+        }
+        (slot.exits_ms.len(), slot.manifest.clone())
+    };
+    if exits >= CRASH_LOOP_EXITS {
+        let reason = format!(
+            "workload crash loop: it exited {exits} times within {} s",
+            CRASH_WINDOW_MS / 1_000
+        );
+        shared.fail(id, reason.clone());
+        return Some(Report::Close(reason));
+    }
+    let Some(m) = manifest else {
+        let reason = "workload exited and its manifest is gone: it cannot be restarted".to_string();
+        shared.fail(id, reason.clone());
+        return Some(Report::Close(reason));
+    };
+    let dir = shared.lease_dir(id);
+    let restarted = rt.start(id, &m, &dir, &handle.gpus).and_then(|h| {
+        save_handle(&dir, &h)?;
+        Ok(h)
+    });
+    match restarted {
+        Ok(h) => {
+            shared.lock().leases.entry(id).or_default().handle = Some(h);
+            shared.event(
+                id,
+                format!(
+                    "workload exited; restarted it ({exits} exit(s) within {} s; {CRASH_LOOP_EXITS} close the lease)",
+                    CRASH_WINDOW_MS / 1_000
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            let reason = format!("workload exited and failed to restart: {}", e.cause());
+            shared.fail(id, reason.clone());
+            Some(Report::Close(reason))
+        }
+    }
+}
+
+fn save_handle(dir: &Path, handle: &Handle) -> Result<(), RuntimeError> {
+    let path = dir.join("handle.json");
+    let bytes = serde_json::to_vec(handle).map_err(|e| RuntimeError::Start {
+        lease: handle.lease,
+        reason: format!("encoding the handle: {e}"),
+    })?;
+    std::fs::write(&path, bytes).map_err(crate::runtime::io(&path))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -571,12 +753,27 @@ pub struct BidCheck {
     pub resources: Resources,
     pub max_price_per_block: Amount,
     pub runtime: RuntimeKind,
+    /// The container image: an order carries only the manifest's hash, so the provider's
+    /// bids cannot see it, but the dry run can ask whether the engine has it.
+    #[serde(default)]
+    pub image: Option<String>,
 }
 
+/// The dry run: the bid rule on live free capacity and prices (GPUs included), after what
+/// the start will need from the runtime (the image on the engine, bubblewrap).
 async fn bid_check(State(shared): State<Arc<Shared>>, Json(q): Json<BidCheck>) -> Response {
-    if let Err(reason) = shared.runtime(q.runtime) {
-        return Json(json!({ "would_bid": false, "reason": format!("runtime: {reason}") }))
-            .into_response();
+    let refuse = |reason: String| Json(json!({ "would_bid": false, "reason": reason }));
+    let rt = match shared.runtime(q.runtime) {
+        Ok(rt) => rt,
+        Err(e) => return refuse(format!("runtime: {e}")).into_response(),
+    };
+    // The container runtime blocks on its own tokio runtime.
+    let image = q.image.clone();
+    let checked = tokio::task::spawn_blocking(move || rt.check(image.as_deref())).await;
+    match checked {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return refuse(e.to_string()).into_response(),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
     let free = shared.lock().capacity.free();
     match bid::evaluate(&q.resources, q.max_price_per_block, &free, &shared.prices) {
@@ -710,13 +907,16 @@ async fn put_manifest(
     {
         return error(StatusCode::CONFLICT, "hardware_mismatch", detail);
     }
+    // From here on the manifest is the order's: a failure is the provider's, and the lease
+    // it cannot run is closed on chain (refunding the tenant) instead of left to bill.
     let rt = match shared.runtime(m.runtime) {
         Ok(rt) => rt,
-        Err(reason) => {
+        Err(e) => {
+            shared.fail(id, format!("workload failed to start: {e}"));
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "runtime_unavailable",
-                reason,
+                e.to_string(),
             );
         }
     };
@@ -750,16 +950,21 @@ async fn put_manifest(
                 inner.leases.entry(id).or_default().gpus.clone_from(&gpus);
                 gpus
             }
-            Err(detail) => return error(StatusCode::CONFLICT, "gpus_unavailable", detail),
+            Err(detail) => {
+                drop(inner);
+                shared.fail(id, format!("workload failed to start: {detail}"));
+                return error(StatusCode::CONFLICT, "gpus_unavailable", detail);
+            }
         }
     };
     let dir = shared.lease_dir(id);
     let started = {
         let (shared2, m2, text) = (Arc::clone(&shared), m.clone(), text.to_string());
         let gpus2 = gpus.clone();
-        tokio::task::spawn_blocking(move || -> Result<Handle, String> {
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            std::fs::write(dir.join("manifest.yaml"), text).map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || -> Result<Handle, RuntimeError> {
+            std::fs::create_dir_all(&dir).map_err(crate::runtime::io(&dir))?;
+            let path = dir.join("manifest.yaml");
+            std::fs::write(&path, text).map_err(crate::runtime::io(&path))?;
             shared2.event(
                 id,
                 format!(
@@ -768,9 +973,8 @@ async fn put_manifest(
                     m2.runtime
                 ),
             );
-            let handle = rt.start(id, &m2, &dir, &gpus2).map_err(|e| e.to_string())?;
-            let bytes = serde_json::to_vec(&handle).map_err(|e| e.to_string())?;
-            std::fs::write(dir.join("handle.json"), bytes).map_err(|e| e.to_string())?;
+            let handle = rt.start(id, &m2, &dir, &gpus2)?;
+            save_handle(&dir, &handle)?;
             Ok(handle)
         })
         .await
@@ -783,13 +987,22 @@ async fn put_manifest(
                 slot.manifest = Some(m);
                 slot.handle = Some(handle);
                 slot.gpus.clear();
+                // A fresh start: earlier exits and a not yet sent close no longer apply.
+                slot.exits_ms.clear();
+                slot.stopped = false;
+                slot.start_reported = false;
+                if !slot.close_sent {
+                    slot.close_reason = None;
+                }
             }
             shared.event(id, "workload started".to_string());
             Json(json!({ "lease": id, "state": "running" })).into_response()
         }
-        Ok(Err(reason)) => {
+        Ok(Err(e)) => {
             release_gpus(&shared, id);
-            shared.event(id, format!("workload failed to start: {reason}"));
+            let reason = format!("workload failed to start: {}", e.cause());
+            shared.event(id, reason.clone());
+            shared.fail(id, reason.clone());
             error(StatusCode::INTERNAL_SERVER_ERROR, "start_failed", reason)
         }
         Err(e) => {
@@ -934,11 +1147,11 @@ async fn logs(
     };
     let rt = match shared.runtime(handle.kind) {
         Ok(rt) => rt,
-        Err(reason) => {
+        Err(e) => {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "runtime_unavailable",
-                reason,
+                e.to_string(),
             );
         }
     };
@@ -998,11 +1211,24 @@ async fn close(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let id = match authorize(&shared, &id, &method, &uri, &headers, b"").await {
-        Ok((id, _)) => id,
+    let (id, lease) = match authorize(&shared, &id, &method, &uri, &headers, b"").await {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let Some(handle) = shared.lock().leases.get(&id).and_then(|s| s.handle.clone()) else {
+    let handle = {
+        let mut inner = shared.lock();
+        let slot = inner.leases.entry(id).or_default();
+        slot.stopped = true;
+        slot.handle.clone()
+    };
+    // A lease still live on chain would go on billing a workload that no longer runs.
+    if !matches!(lease.state, LeaseState::Closed { .. }) {
+        shared.fail(
+            id,
+            "the tenant stopped the workload through the lease API".to_string(),
+        );
+    }
+    let Some(handle) = handle else {
         return Json(json!({ "lease": id, "workload": "none" })).into_response();
     };
     let Ok(rt) = shared.runtime(handle.kind) else {
@@ -1205,5 +1431,28 @@ mod gpu_tests {
             err.contains("needs 2 nvidia h100") && err.contains("1 free"),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::{MAX_REASON_BYTES, Report, close_reason};
+    use cairn_types::{LeaseId, TxBody};
+
+    #[test]
+    fn close_reasons_fit_the_chain_and_are_cut_at_a_character() {
+        assert_eq!(close_reason("short").as_str(), "short");
+        // 'é' is two bytes: 255 of 'a' then 'é' would split it at 256.
+        let long = format!("{}é and more", "a".repeat(MAX_REASON_BYTES - 1));
+        let cut = close_reason(&long);
+        assert_eq!(cut.as_str(), "a".repeat(MAX_REASON_BYTES - 1));
+        match Report::Close(long).body(LeaseId(4)) {
+            TxBody::CloseLease(c) => assert_eq!((c.lease, c.reason), (LeaseId(4), cut)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Report::Started.body(LeaseId(4)),
+            TxBody::LeaseStarted(s) if s.lease == LeaseId(4)
+        ));
     }
 }

@@ -1,5 +1,8 @@
 //! The tenant's side: deploy a manifest (order → bids → cheapest matching bid → lease →
-//! manifest to the provider) and talk to a lease's provider with signed requests.
+//! manifest to the provider → the start on chain) and talk to a lease's provider with signed
+//! requests. A deploy succeeds only once the provider has reported the workload running on
+//! chain (billing starts there); a lease closed before that is reported with the reason and
+//! what it cost, which for a workload that never ran is the transaction fees alone.
 //!
 //! Blocking (ureq through [`cairn_client::NodeClient`] and a plain agent): the CLI's
 //! commands are a short sequence of requests and polls.
@@ -8,12 +11,19 @@ use crate::auth;
 use crate::manifest::{self, Manifest};
 use crate::provider::BidCheck;
 use cairn_client::{NodeClient, NodeError};
-use cairn_ledger::state::{Lease, Order, OrderStatus};
-use cairn_types::tx::{AcceptBid, CreateOrder};
-use cairn_types::{Address, Amount, Hash, Keypair, LeaseId, OrderId, TxBody};
+use cairn_ledger::state::{Lease, LeaseState, Order, OrderStatus};
+use cairn_types::tx::{AcceptBid, CloseLease, CreateOrder};
+use cairn_types::{
+    Address, Amount, BoundedString, CloseInitiator, Hash, Keypair, LeaseId, OrderId, TxBody,
+};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+
+/// How long a deploy waits for the provider to close a lease whose workload it could not
+/// start, before closing it itself: the provider sends the close at its next poll.
+const PROVIDER_CLOSE_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -37,6 +47,71 @@ pub enum DeployError {
     },
     #[error("timed out: {0}")]
     Timeout(String),
+    #[error(transparent)]
+    LeaseClosed(Box<LeaseFailure>),
+}
+
+/// A deploy's lease closed before (or soon after) its workload ran: who closed it, why, and
+/// what it cost the tenant.
+#[derive(Clone, Debug, Serialize, thiserror::Error)]
+#[error(
+    "{lease} was closed by the {} at height {closed_height}: {reason}\n  compute paid {} uCRN{}; escrow refunded {} uCRN; transaction fees {} uCRN",
+    initiator_name(*initiator),
+    compute_paid.ucrn(),
+    if started_height.is_none() { " (the workload never ran)" } else { "" },
+    escrow_refunded.ucrn(),
+    fees_paid.ucrn()
+)]
+pub struct LeaseFailure {
+    pub order: OrderId,
+    pub lease: LeaseId,
+    pub provider: Address,
+    pub initiator: CloseInitiator,
+    pub reason: String,
+    pub closed_height: u64,
+    /// The height the start was recorded at; `None` if the workload never ran.
+    pub started_height: Option<u64>,
+    /// Compute payment out of the escrow: zero for a lease that never started.
+    pub compute_paid: Amount,
+    /// The unspent escrow, back in the tenant's balance.
+    pub escrow_refunded: Amount,
+    /// Fees of the deploy's own transactions (order, acceptance, a close it sent).
+    pub fees_paid: Amount,
+}
+
+fn initiator_name(initiator: CloseInitiator) -> &'static str {
+    match initiator {
+        CloseInitiator::Provider => "provider",
+        CloseInitiator::Tenant => "tenant",
+        CloseInitiator::Protocol => "protocol",
+    }
+}
+
+/// Why a request to a provider's lease API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseApiError {
+    #[error("{url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("{code} ({status}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{url}: unreadable answer: {reason}")]
+    BadAnswer { url: String, reason: String },
+    #[error("writing the output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+impl LeaseApiError {
+    /// The provider's error code, when it answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
 }
 
 fn reasons_text(reasons: &[ProviderVerdict]) -> String {
@@ -78,6 +153,9 @@ pub struct Deployed {
     pub manifest_hash: Hash,
     pub order_height: u64,
     pub lease_height: u64,
+    /// The block that recorded the provider's start report: billing starts after it.
+    pub started_height: u64,
+    /// The height when the workload ran and its ingress answered.
     pub running_height: u64,
     pub order_to_running_ms: u128,
 }
@@ -128,6 +206,7 @@ pub fn dry_run(
         resources: m.resources(),
         max_price_per_block: max_price,
         runtime: m.runtime,
+        image: m.image.clone(),
     };
     let agent = agent();
     let mut out = Vec::new();
@@ -161,7 +240,10 @@ pub fn dry_run(
                 provider,
                 endpoint,
                 would_bid: false,
-                verdict: v["reason"].as_str().unwrap_or("refused").to_string(),
+                verdict: format!(
+                    "would not bid: {}",
+                    v["reason"].as_str().unwrap_or("refused")
+                ),
                 price_per_block: None,
             },
             Err(e) => ProviderVerdict {
@@ -233,6 +315,7 @@ pub fn deploy(
     }
     let hash = node.send(key, body, None)?;
     let record = node.wait_finalized(&hash, opts.timeout)?;
+    let mut fees = receipt_fee(&record);
     let err = &record["receipt"]["error"];
     if !err.is_null() {
         return Err(DeployError::Refused(format!(
@@ -258,13 +341,22 @@ pub fn deploy(
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    // The cheapest bid, preferring providers whose dry run said they would bid: a provider
+    // cannot see the image or runtime behind an order's hash, so it may bid on one it
+    // cannot start; the dry run could.
+    let said_yes: BTreeSet<Address> = verdicts
+        .iter()
+        .filter(|v| v.would_bid)
+        .map(|v| v.provider)
+        .collect();
     let Some(best) = order
         .bids
         .values()
         .filter(|b| b.price_per_block <= max_price)
         .min_by(|a, b| {
-            a.price_per_block
-                .cmp(&b.price_per_block)
+            (!said_yes.contains(&a.provider))
+                .cmp(&!said_yes.contains(&b.provider))
+                .then(a.price_per_block.cmp(&b.price_per_block))
                 .then(b.proven_int8_ops.cmp(&a.proven_int8_ops))
                 .then(a.provider.cmp(&b.provider))
         })
@@ -278,6 +370,15 @@ pub fn deploy(
             reasons,
         });
     };
+    if let Some(v) = verdicts
+        .iter()
+        .find(|v| v.provider == best.provider && !v.would_bid)
+    {
+        progress(&format!(
+            "note: no provider that said it would bid has bid; {} said: {}",
+            best.provider, v.verdict
+        ));
+    }
     progress(&format!(
         "accepting {}'s bid of {} uCRN/block",
         best.provider,
@@ -292,6 +393,7 @@ pub fn deploy(
         None,
     )?;
     let record = node.wait_finalized(&hash, opts.timeout)?;
+    fees = fees.checked_add(receipt_fee(&record)).unwrap_or(fees);
     let lease_height = record["height"].as_u64().unwrap_or(0);
     let o = fetch_order(node, order_id)?;
     let OrderStatus::Matched { lease: lease_id } = o.status else {
@@ -300,60 +402,71 @@ pub fn deploy(
             record["receipt"]
         )));
     };
+    let failed = Failed {
+        node,
+        key,
+        order: order_id,
+        lease: lease_id,
+        provider: best.provider,
+        deposit,
+    };
     let endpoint = providers(node)?
         .into_iter()
         .find(|(a, _)| *a == best.provider)
-        .map(|(_, e)| e)
-        .ok_or_else(|| {
-            DeployError::Refused(format!("provider {} has no endpoint", best.provider))
-        })?;
+        .map(|(_, e)| e);
+    let Some(endpoint) = endpoint else {
+        let reason = format!("provider {} has no endpoint on chain", best.provider);
+        return Err(failed.close_and_report(fees, &reason, opts.timeout));
+    };
+    progress(&format!(
+        "lease {lease_id} at height {lease_height}; sending the manifest to {endpoint}"
+    ));
     let api = LeaseApi::new(&endpoint, key.clone());
-    api.send_manifest(lease_id, manifest_text)
-        .map_err(|message| DeployError::Provider {
-            provider: best.provider,
-            url: endpoint.clone(),
-            message,
-        })?;
-    // Running: the workload's process is up and, when it exposes a port, answers on it.
-    let url = format!("{}/l/{lease_id}/", endpoint.trim_end_matches('/'));
-    loop {
-        let status = api
-            .status(lease_id)
-            .map_err(|message| DeployError::Provider {
-                provider: best.provider,
-                url: endpoint.clone(),
-                message,
-            })?;
-        let running = status["workload"] == "running";
-        let answers = m.ingress_port().is_none()
-            || agent()
-                .get(&url)
-                .call()
-                .map(|r| {
-                    r.headers()
-                        .get(crate::provider::HEADER_PROVIDER_ANSWER)
-                        .is_none()
-                        && r.status().as_u16() < 500
-                })
-                .unwrap_or(false);
-        if running && answers {
-            break;
+    if let Err(e) = api.send_manifest(lease_id, manifest_text) {
+        // A provider that cannot run the workload closes the lease on chain with its
+        // reason; anything else (it did not answer) the deploy closes itself.
+        let provider_closes = matches!(
+            e.code(),
+            Some("start_failed" | "runtime_unavailable" | "gpus_unavailable")
+        );
+        progress(&format!("the provider did not start the workload: {e}"));
+        if provider_closes {
+            let wait = PROVIDER_CLOSE_WAIT.min(opts.timeout.saturating_sub(start.elapsed()));
+            if let Some(failure) = failed.wait_closed(fees, wait)? {
+                return Err(DeployError::LeaseClosed(Box::new(failure)));
+            }
         }
-        if status["workload"] == "exited" {
-            return Err(DeployError::Provider {
-                provider: best.provider,
-                url: endpoint,
-                message: "the workload exited right after starting: see `cairn lease logs`"
-                    .to_string(),
-            });
+        let reason = format!("the provider did not start the workload: {e}");
+        return Err(failed.close_and_report(fees, &reason, opts.timeout));
+    }
+    progress("manifest accepted; waiting for the provider to report the start on chain");
+    // Running: the start is on chain and, when the workload exposes a port, it answers.
+    let url = format!("{}/l/{lease_id}/", endpoint.trim_end_matches('/'));
+    let started_height = loop {
+        let (l, _) = lease(node, lease_id)?;
+        if let Some(failure) = failed.closed(&l, fees) {
+            return Err(DeployError::LeaseClosed(Box::new(failure)));
+        }
+        if let Some(started) = l.started_height
+            && (m.ingress_port().is_none() || ingress_answers(&url))
+        {
+            break started;
         }
         if start.elapsed() > opts.timeout {
-            return Err(DeployError::Timeout(format!(
-                "waiting for {lease_id} to run"
-            )));
+            if l.started_height.is_some() {
+                return Err(DeployError::Timeout(format!(
+                    "{lease_id} runs and is billed, but its ingress did not answer within {} s: see `cairn lease logs {lease_id}`, or `cairn lease close {lease_id}`",
+                    opts.timeout.as_secs()
+                )));
+            }
+            let reason = format!(
+                "cairn deploy stopped waiting: the provider did not report the workload running within {} s",
+                opts.timeout.as_secs()
+            );
+            return Err(failed.close_and_report(fees, &reason, opts.timeout));
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     Ok(Deployed {
         order: order_id,
         lease: lease_id,
@@ -363,9 +476,121 @@ pub fn deploy(
         manifest_hash: m.hash(),
         order_height,
         lease_height,
+        started_height,
         running_height: height(node)?,
         order_to_running_ms: start.elapsed().as_millis(),
     })
+}
+
+/// Whether the lease's ingress reaches the workload (not the provider answering for it).
+fn ingress_answers(url: &str) -> bool {
+    agent()
+        .get(url)
+        .call()
+        .map(|r| {
+            r.headers()
+                .get(crate::provider::HEADER_PROVIDER_ANSWER)
+                .is_none()
+                && r.status().as_u16() < 500
+        })
+        .unwrap_or(false)
+}
+
+/// A transaction's fee, from its finalized record.
+fn receipt_fee(record: &Value) -> Amount {
+    serde_json::from_value(record["receipt"]["fee"].clone()).unwrap_or(Amount::ZERO)
+}
+
+/// A deploy's lease that may end before its workload runs, and how to report it.
+struct Failed<'a> {
+    node: &'a NodeClient,
+    key: &'a Keypair,
+    order: OrderId,
+    lease: LeaseId,
+    provider: Address,
+    deposit: Amount,
+}
+
+impl Failed<'_> {
+    /// The failure, if `l` is closed.
+    fn closed(&self, l: &Lease, fees: Amount) -> Option<LeaseFailure> {
+        let LeaseState::Closed {
+            at,
+            initiator,
+            reason,
+        } = &l.state
+        else {
+            return None;
+        };
+        Some(LeaseFailure {
+            order: self.order,
+            lease: self.lease,
+            provider: self.provider,
+            initiator: *initiator,
+            reason: reason.clone(),
+            closed_height: *at,
+            started_height: l.started_height,
+            compute_paid: l.paid_total,
+            escrow_refunded: self
+                .deposit
+                .checked_sub(l.paid_total)
+                .unwrap_or(Amount::ZERO),
+            fees_paid: fees,
+        })
+    }
+
+    /// Polls until the lease is closed on chain, for at most `wait`.
+    fn wait_closed(&self, fees: Amount, wait: Duration) -> Result<Option<LeaseFailure>, NodeError> {
+        let until = Instant::now() + wait;
+        loop {
+            let (l, _) = lease(self.node, self.lease)?;
+            if let Some(failure) = self.closed(&l, fees) {
+                return Ok(Some(failure));
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Closes the lease from the tenant's side with `reason` (its unspent escrow returns)
+    /// and reports how it ended. If it closed meanwhile, that close is reported instead.
+    fn close_and_report(&self, fees: Amount, reason: &str, timeout: Duration) -> DeployError {
+        let mut end = reason.len().min(256);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let body = TxBody::CloseLease(CloseLease {
+            lease: self.lease,
+            reason: BoundedString::new(&reason[..end]).unwrap_or_default(),
+        });
+        let mut fees = fees;
+        let sent = self
+            .node
+            .send(self.key, body, None)
+            .and_then(|hash| self.node.wait_finalized(&hash, timeout));
+        match sent {
+            Ok(record) => fees = fees.checked_add(receipt_fee(&record)).unwrap_or(fees),
+            Err(e) => {
+                return DeployError::Refused(format!(
+                    "{}: {reason}; closing it failed too ({e}): close it with `cairn lease close {}`",
+                    self.lease, self.lease
+                ));
+            }
+        }
+        match lease(self.node, self.lease) {
+            Ok((l, _)) => match self.closed(&l, fees) {
+                Some(failure) => DeployError::LeaseClosed(Box::new(failure)),
+                None => DeployError::Refused(format!(
+                    "{}: {reason}; it is still {} on chain",
+                    self.lease,
+                    l.state.name()
+                )),
+            },
+            Err(e) => e.into(),
+        }
+    }
 }
 
 fn find_order(
@@ -412,7 +637,7 @@ impl LeaseApi {
         method: &str,
         path: &str,
         body: &[u8],
-    ) -> Result<ureq::http::Response<ureq::Body>, String> {
+    ) -> Result<ureq::http::Response<ureq::Body>, LeaseApiError> {
         let url = format!("{}{path}", self.base);
         let headers = auth::sign(&self.key, method, path, auth::now_ms(), body);
         let result = match method {
@@ -435,25 +660,45 @@ impl LeaseApi {
                 req.call()
             }
         };
-        let response = result.map_err(|e| format!("{url}: {e}"))?;
-        Ok(response)
+        result.map_err(|e| LeaseApiError::Transport {
+            url,
+            reason: e.to_string(),
+        })
     }
 
-    fn json(&self, method: &str, path: &str, body: &[u8]) -> Result<Value, String> {
-        let mut r = self.request(method, path, body)?;
+    /// The provider's error answer, as a typed refusal.
+    fn refusal(&self, path: &str, mut r: ureq::http::Response<ureq::Body>) -> LeaseApiError {
         let status = r.status().as_u16();
-        let v: Value = r.body_mut().read_json().map_err(|e| e.to_string())?;
-        if status >= 400 {
-            return Err(format!(
-                "{} ({status}): {}",
-                v["error"]["code"].as_str().unwrap_or("error"),
-                v["error"]["message"].as_str().unwrap_or_default()
-            ));
+        match r.body_mut().read_json::<Value>() {
+            Ok(v) => LeaseApiError::Refused {
+                status,
+                code: v["error"]["code"].as_str().unwrap_or("error").to_string(),
+                message: v["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            },
+            Err(e) => LeaseApiError::BadAnswer {
+                url: format!("{}{path}", self.base),
+                reason: format!("HTTP {status}: {e}"),
+            },
         }
-        Ok(v)
     }
 
-    pub fn send_manifest(&self, lease: LeaseId, text: &str) -> Result<Value, String> {
+    fn json(&self, method: &str, path: &str, body: &[u8]) -> Result<Value, LeaseApiError> {
+        let mut r = self.request(method, path, body)?;
+        if r.status().as_u16() >= 400 {
+            return Err(self.refusal(path, r));
+        }
+        r.body_mut()
+            .read_json()
+            .map_err(|e| LeaseApiError::BadAnswer {
+                url: format!("{}{path}", self.base),
+                reason: e.to_string(),
+            })
+    }
+
+    pub fn send_manifest(&self, lease: LeaseId, text: &str) -> Result<Value, LeaseApiError> {
         self.json(
             "PUT",
             &format!("/v1/leases/{lease}/manifest"),
@@ -461,15 +706,15 @@ impl LeaseApi {
         )
     }
 
-    pub fn status(&self, lease: LeaseId) -> Result<Value, String> {
+    pub fn status(&self, lease: LeaseId) -> Result<Value, LeaseApiError> {
         self.json("GET", &format!("/v1/leases/{lease}"), b"")
     }
 
-    pub fn events(&self, lease: LeaseId) -> Result<Value, String> {
+    pub fn events(&self, lease: LeaseId) -> Result<Value, LeaseApiError> {
         self.json("GET", &format!("/v1/leases/{lease}/events"), b"")
     }
 
-    pub fn close(&self, lease: LeaseId) -> Result<Value, String> {
+    pub fn close(&self, lease: LeaseId) -> Result<Value, LeaseApiError> {
         self.json("POST", &format!("/v1/leases/{lease}/close"), b"")
     }
 
@@ -479,19 +724,14 @@ impl LeaseApi {
         lease: LeaseId,
         follow: bool,
         out: &mut dyn std::io::Write,
-    ) -> Result<(), String> {
+    ) -> Result<(), LeaseApiError> {
         let path = format!("/v1/leases/{lease}/logs?follow={follow}");
         let mut r = self.request("GET", &path, b"")?;
-        let status = r.status().as_u16();
-        if status >= 400 {
-            let v: Value = r.body_mut().read_json().map_err(|e| e.to_string())?;
-            return Err(format!(
-                "{} ({status})",
-                v["error"]["message"].as_str().unwrap_or_default()
-            ));
+        if r.status().as_u16() >= 400 {
+            return Err(self.refusal(&path, r));
         }
         let mut reader = r.body_mut().as_reader();
-        std::io::copy(&mut reader, out).map_err(|e| e.to_string())?;
+        std::io::copy(&mut reader, out).map_err(LeaseApiError::Output)?;
         Ok(())
     }
 }

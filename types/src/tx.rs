@@ -361,6 +361,15 @@ pub struct LeaseRef {
 }
 codec_struct!(LeaseRef { lease });
 
+/// The lease's provider reports that the workload runs. A lease is billed only from the
+/// block that records this: until then it is starting and costs the tenant nothing, and a
+/// lease whose start is never reported is closed by the protocol with its escrow refunded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseStarted {
+    pub lease: LeaseId,
+}
+codec_struct!(LeaseStarted { lease });
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitCompute {
     pub challenge: ChallengeId,
@@ -414,6 +423,7 @@ pub enum TxBody {
     ReportInconsistency(ReportInconsistency),
     ReportAuditFailures(ReportAuditFailures),
     ReportAuditLateness(ReportAuditLateness),
+    LeaseStarted(LeaseStarted),
 }
 codec_enum!(TxBody {
     0 => Transfer,
@@ -443,6 +453,7 @@ codec_enum!(TxBody {
     24 => ReportInconsistency,
     25 => ReportAuditFailures,
     26 => ReportAuditLateness,
+    27 => LeaseStarted,
 });
 
 impl TxBody {
@@ -476,6 +487,7 @@ impl TxBody {
             Self::ReportInconsistency(_) => "report_inconsistency",
             Self::ReportAuditFailures(_) => "report_audit_failures",
             Self::ReportAuditLateness(_) => "report_audit_lateness",
+            Self::LeaseStarted(_) => "lease_started",
         }
     }
 }

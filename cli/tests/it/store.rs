@@ -1523,15 +1523,25 @@ fn slow_a_laggard_is_faulted_by_the_validators_timed_audit() {
         "3",
         "--json",
     ]);
-    assert!(!by_hand.status.success());
+    // The validators audit it too and may fault it, and the repairer move its shard, before
+    // these checks run on a loaded machine (the laggard takes 8 s an answer): then the
+    // shard's holder is no longer the laggard, which the end of this test asserts anyway.
+    let moved =
+        || deal(&client, deal_id)["deal"]["providers"][3].as_str() != Some(address.as_str());
+    let by_hand_ok = by_hand.status.success();
     let by_hand: Value = serde_json::from_slice(&by_hand.stdout).unwrap();
-    assert_eq!(by_hand["holders"][0]["outcome"], "too_late", "{by_hand}");
-    assert_eq!(by_hand["wrong"], 0, "{by_hand}");
-    let failure = by_hand["holders"][0]["failure"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(failure.contains("the deadline is 6072 ms"), "{by_hand}");
+    if by_hand["holders"][0]["outcome"] == "too_late" {
+        assert!(!by_hand_ok);
+        assert_eq!(by_hand["wrong"], 0, "{by_hand}");
+        let failure = by_hand["holders"][0]["failure"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(failure.contains("the deadline is 6072 ms"), "{by_hand}");
+    } else {
+        assert!(moved(), "the laggard answered in time: {by_hand}");
+        eprintln!("the laggard's shard moved before the audit by hand: {by_hand}");
+    }
     // Timed audits are bounded per provider: while the laggard holds 4, a fifth is refused
     // (429 `audits_busy`) instead of queued behind them.
     let url = format!(
@@ -1552,13 +1562,22 @@ fn slow_a_laggard_is_faulted_by_the_validators_timed_audit() {
             .collect();
         calls.into_iter().map(|c| c.join().unwrap()).collect()
     });
-    // (The validator's own audit may hold a permit too.)
-    let refused = statuses.iter().filter(|&&s| s == 429).count();
-    assert!((1..=2).contains(&refused), "{statuses:?}");
-    assert!(
-        statuses.iter().all(|&s| s == 200 || s == 429),
-        "{statuses:?}"
-    );
+    // (The validator's own audit may hold a permit too.) A 404 means the shard was
+    // collected after a repair moved it: the bound is then unseen, the repair asserted below.
+    if statuses.contains(&404) {
+        assert!(
+            moved(),
+            "404 while the laggard still holds the shard: {statuses:?}"
+        );
+        eprintln!("the laggard's shard moved during the concurrency check: {statuses:?}");
+    } else {
+        let refused = statuses.iter().filter(|&&s| s == 429).count();
+        assert!((1..=2).contains(&refused), "{statuses:?}");
+        assert!(
+            statuses.iter().all(|&s| s == 200 || s == 429),
+            "{statuses:?}"
+        );
+    }
     // Faulted for a failed verdict, though every proof it sent was right.
     repaired_after_failing(&client, deal_id, 3, &address, "laggard");
     let out = dir.path().join("out");

@@ -99,7 +99,8 @@ fn slow_figures_match_the_ledger_exactly_and_a_restart_counts_nothing_twice() {
     let dir = net.dir.path().join("explorer");
     let first = explorer(&net, &dir);
 
-    // Known transactions: a transfer, a delegation, one compute lease (3 transactions).
+    // Known transactions: a transfer, a delegation, one compute lease (order, bid, accept,
+    // start: 4 transactions).
     let to = Address::derived("explorer.test.recipient");
     let h = client
         .send(
@@ -129,7 +130,7 @@ fn slow_figures_match_the_ledger_exactly_and_a_restart_counts_nothing_twice() {
         .wait_finalized(&h, Duration::from_secs(30))
         .expect("delegate final");
     let lease = lease_round(&client, &net.tenant, &net.provider, 0, 500).expect("a lease");
-    let sent_txs = 5u64;
+    let sent_txs = 6u64;
     assert_eq!(
         lease["lease"]["price_per_block"],
         Value::String(LEASE_PRICE_UCRN.to_string())

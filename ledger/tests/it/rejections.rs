@@ -19,7 +19,8 @@ use cairn_ledger::state::{
 use cairn_ledger::{AdmissionError, BlockError, TxError};
 use cairn_types::tx::{
     AcceptBid, BlobMeta, CloseLease, CreateOrder, DealRef, Delegation, Empty, ExtendDeal, LeaseRef,
-    OrderRef, PlaceBid, RegisterProvider, StakeAmount, TopUpLease, Transfer, UpdateProvider,
+    LeaseStarted, OrderRef, PlaceBid, RegisterProvider, StakeAmount, TopUpLease, Transfer,
+    UpdateProvider,
 };
 use cairn_types::{
     Amount, Block, BoundedVec, Capacity, ChallengeId, DealId, GpuSpec, Hash, Keypair, LeaseId,
@@ -88,6 +89,9 @@ fn tx_error_test(e: &TxError) -> &'static str {
         TxError::UnknownLease { .. } => "unknown_lease",
         TxError::NotLeaseParty { .. } => "not_lease_party",
         TxError::LeaseClosed { .. } => "lease_closed",
+        TxError::NotLeaseProvider { .. } | TxError::LeaseNotStarting { .. } => {
+            "lease_start_rejections"
+        }
         TxError::Overflow { .. } => "overflow_and_huge_amounts",
     }
 }
@@ -218,10 +222,17 @@ fn accept(order: OrderId, provider: &Keypair) -> TxBody {
 fn new_lease(chain: &mut Chain) -> LeaseId {
     let order = new_order(chain, &alice(), resources(), 3);
     chain.ok(&compute(1), bid(order, 8_000, fitting_hardware()));
-    chain.ok(&alice(), accept(order, &compute(1)));
-    let id = LeaseId(chain.state().counters.lease - 1);
+    let id = LeaseId(chain.state().counters.lease);
+    chain.run(vec![
+        (&alice(), accept(order, &compute(1))),
+        (&compute(1), started(id)),
+    ]);
     assert_eq!(chain.state().leases[&id].state, LeaseState::Active);
     id
+}
+
+fn started(lease: LeaseId) -> TxBody {
+    TxBody::LeaseStarted(LeaseStarted { lease })
 }
 
 fn close(lease: LeaseId, reason: &str) -> TxBody {
@@ -1600,6 +1611,7 @@ fn unknown_lease() {
         ),
         (alice(), close(lease, "done")),
         (compute(1), TxBody::WithdrawLease(LeaseRef { lease })),
+        (compute(1), started(lease)),
     ] {
         let e = reject(&mut chain, &key, body);
         assert!(
@@ -1646,6 +1658,7 @@ fn lease_closed() {
         (alice(), close(lease, "again")),
         (compute(1), close(lease, "again")),
         (compute(1), TxBody::WithdrawLease(LeaseRef { lease })),
+        (compute(1), started(lease)),
     ] {
         let e = reject(&mut chain, &key, body);
         assert!(
@@ -1653,6 +1666,36 @@ fn lease_closed() {
             "{e:?}"
         );
     }
+}
+
+#[test]
+fn lease_start_rejections() {
+    let mut chain = Chain::sim(0);
+    let order = new_order(&mut chain, &alice(), resources(), 3);
+    chain.ok(&compute(1), bid(order, 8_000, fitting_hardware()));
+    chain.ok(&alice(), accept(order, &compute(1)));
+    let lease = LeaseId(chain.state().counters.lease - 1);
+    // Only the provider reports a start: not the tenant (who would bill itself), not anyone.
+    for key in [alice(), bob(), compute(0)] {
+        let e = reject(&mut chain, &key, started(lease));
+        assert!(
+            matches!(e, TxError::NotLeaseProvider { lease: l, provider, sender }
+                if l == lease && provider == compute(1).address() && sender == key.address()),
+            "{e:?}"
+        );
+    }
+    assert!(matches!(
+        chain.state().leases[&lease].state,
+        LeaseState::Starting { .. }
+    ));
+    // Once: a second report would move the start of billing.
+    chain.ok(&compute(1), started(lease));
+    let e = reject(&mut chain, &compute(1), started(lease));
+    assert!(
+        matches!(&e, TxError::LeaseNotStarting { lease: l, state } if *l == lease && state == "active"),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), "lease_not_starting");
 }
 
 /// `Overflow` is a backstop for arithmetic on amounts that are not balances: prices and

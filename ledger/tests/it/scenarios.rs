@@ -16,8 +16,8 @@ use cairn_ledger::state::{
 };
 use cairn_ledger::{BlockOutcome, Params, TxError};
 use cairn_types::tx::{
-    AcceptBid, CloseLease, CreateDeal, CreateOrder, Delegation, Empty, LeaseRef, PlaceBid,
-    TopUpLease,
+    AcceptBid, CloseLease, CreateDeal, CreateOrder, Delegation, Empty, LeaseRef, LeaseStarted,
+    PlaceBid, TopUpLease,
 };
 use cairn_types::{
     Amount, BoundedVec, CloseInitiator, DealId, Epoch, Hash, Keypair, LeaseId, OrderId, Resources,
@@ -366,6 +366,17 @@ fn withdraw(lease: LeaseId) -> TxBody {
     TxBody::WithdrawLease(LeaseRef { lease })
 }
 
+fn started(lease: LeaseId) -> TxBody {
+    TxBody::LeaseStarted(LeaseStarted { lease })
+}
+
+fn accept(order: OrderId, provider: &Keypair) -> TxBody {
+    TxBody::AcceptBid(AcceptBid {
+        order,
+        provider: provider.address(),
+    })
+}
+
 #[test]
 fn lease_lifecycle_with_pause_and_top_up() {
     let mut chain = Chain::sim(0);
@@ -408,19 +419,24 @@ fn lease_lifecycle_with_pause_and_top_up() {
         .provider;
     assert_eq!(best, cheap.address());
 
-    // h5: accept the cheapest once bidding closed.
+    // h5: accept the cheapest once bidding closed; its provider reports the workload
+    // running in the same block, so billing starts with block 6.
     let bid_deadline = o.bid_deadline;
     chain.advance_to(bid_deadline);
-    chain.ok(
-        &tenant,
-        TxBody::AcceptBid(AcceptBid {
-            order: id,
-            provider: best,
-        }),
-    );
     let lease = LeaseId(0);
+    chain.run(vec![
+        (
+            &tenant,
+            TxBody::AcceptBid(AcceptBid {
+                order: id,
+                provider: best,
+            }),
+        ),
+        (&cheap, started(lease)),
+    ]);
     let l = &chain.state().leases[&lease];
     assert_eq!(chain.height(), 5);
+    assert_eq!(l.started_height, Some(5));
     assert_eq!(
         (l.tenant, l.provider, l.price_per_block),
         (tenant.address(), best, Amount(price))
@@ -453,7 +469,7 @@ fn lease_lifecycle_with_pause_and_top_up() {
         (l.escrow, l.settled_through, l.paid_total),
         (Amount(48_000), 9, Amount(32_000))
     );
-    assert_eq!(bal(&chain, &cheap), cheap0 - 2 * fee + 4 * 7_600);
+    assert_eq!(bal(&chain, &cheap), cheap0 - 3 * fee + 4 * 7_600);
 
     // h18: escrow covered blocks 10..=15 only; the lease paused at 15.
     chain.advance_to(17);
@@ -464,10 +480,10 @@ fn lease_lifecycle_with_pause_and_top_up() {
         (l.escrow, l.settled_through, l.paid_total),
         (Amount::ZERO, 15, Amount(80_000))
     );
-    assert_eq!(bal(&chain, &cheap), cheap0 - 3 * fee + 10 * 7_600);
+    assert_eq!(bal(&chain, &cheap), cheap0 - 4 * fee + 10 * 7_600);
     // Settling again pays nothing: settlement is idempotent.
     chain.ok(&cheap, withdraw(lease));
-    assert_eq!(bal(&chain, &cheap), cheap0 - 4 * fee + 10 * 7_600);
+    assert_eq!(bal(&chain, &cheap), cheap0 - 5 * fee + 10 * 7_600);
     // The epoch sweep at h20 leaves a paused lease within its grace alone.
     let before = chain.state().leases[&lease].clone();
     end_epoch(&mut chain);
@@ -494,13 +510,13 @@ fn lease_lifecycle_with_pause_and_top_up() {
         (Amount(40_000), 22, &LeaseState::Active)
     );
     assert_eq!(l.paid_total, Amount(80_000));
-    assert_eq!(bal(&chain, &cheap), cheap0 - 4 * fee + 10 * 7_600);
+    assert_eq!(bal(&chain, &cheap), cheap0 - 5 * fee + 10 * 7_600);
 
     // h25: three more blocks.
     chain.advance_to(24);
     chain.ok(&cheap, withdraw(lease));
     assert_eq!(chain.state().leases[&lease].escrow, Amount(16_000));
-    assert_eq!(bal(&chain, &cheap), cheap0 - 5 * fee + 13 * 7_600);
+    assert_eq!(bal(&chain, &cheap), cheap0 - 6 * fee + 13 * 7_600);
 
     // h26: the tenant closes: block 26 is paid, the rest of the escrow comes back.
     let reason = "workload finished";
@@ -531,7 +547,7 @@ fn lease_lifecycle_with_pause_and_top_up() {
 
     // 14 blocks ran: the tenant paid exactly 14 × price, the provider got it minus the take.
     assert_eq!(bal(&chain, &tenant), tenant0 - 4 * fee - 14 * price);
-    assert_eq!(bal(&chain, &cheap), cheap0 - 5 * fee + 14 * (price - 400));
+    assert_eq!(bal(&chain, &cheap), cheap0 - 6 * fee + 14 * (price - 400));
     assert_eq!(bal(&chain, &dear), dear0 - fee);
     let r1 = &chain.state().epochs[&1];
     assert_eq!(r1.revenue.compute, Amount(4 * price));
@@ -553,14 +569,17 @@ fn lease_closes_by_protocol_after_grace() {
     chain.ok(&tenant, order(resources(), 8_000, 40_000, 1));
     let hw = hardware(2_000, 4 * GIB, 10 * GIB, vec![]);
     chain.ok(&provider, place_bid(OrderId(0), 8_000, hw));
-    chain.ok(
-        &tenant,
-        TxBody::AcceptBid(AcceptBid {
-            order: OrderId(0),
-            provider: provider.address(),
-        }),
-    );
     let lease = LeaseId(0);
+    chain.run(vec![
+        (
+            &tenant,
+            TxBody::AcceptBid(AcceptBid {
+                order: OrderId(0),
+                provider: provider.address(),
+            }),
+        ),
+        (&provider, started(lease)),
+    ]);
     // Escrow covers blocks 4..=8; the grace runs through height 18. Nobody settles until
     // then, and at height 19 a top-up comes too late.
     chain.advance_to(18);
@@ -605,7 +624,7 @@ fn lease_closes_by_protocol_after_grace() {
         0
     );
     assert_eq!(bal(&chain, &tenant), tenant0 - 2 * fee - ODD_FEE.0 - 40_000);
-    assert_eq!(bal(&chain, &provider), provider0 - fee + 5 * 7_600);
+    assert_eq!(bal(&chain, &provider), provider0 - 2 * fee + 5 * 7_600);
 }
 
 #[test]
@@ -615,13 +634,16 @@ fn provider_close_records_its_reason() {
     chain.ok(&alice(), order(resources(), 10_000, 100_000, 1));
     let hw = hardware(2_000, 4 * GIB, 10 * GIB, vec![]);
     chain.ok(&provider, place_bid(OrderId(0), 10_000, hw));
-    chain.ok(
-        &alice(),
-        TxBody::AcceptBid(AcceptBid {
-            order: OrderId(0),
-            provider: provider.address(),
-        }),
-    );
+    chain.run(vec![
+        (
+            &alice(),
+            TxBody::AcceptBid(AcceptBid {
+                order: OrderId(0),
+                provider: provider.address(),
+            }),
+        ),
+        (&provider, started(LeaseId(0))),
+    ]);
     let alice_before = bal(&chain, &alice());
     chain.advance_to(5);
     chain.ok(
@@ -643,6 +665,189 @@ fn provider_close_records_its_reason() {
     // Blocks 4..=6 were paid; the other 7 blocks of deposit went back to the tenant.
     assert_eq!(l.paid_total, Amount(30_000));
     assert_eq!(bal(&chain, &alice()), alice_before + 70_000);
+}
+
+/// Order, bid and acceptance of one lease of compute provider 1 at `price` a block, with
+/// `deposit_blocks` of deposit; returns the lease and the acceptance height.
+fn accepted_lease(chain: &mut Chain, price: u128, deposit_blocks: u128) -> (LeaseId, u64) {
+    let order_id = OrderId(chain.state().counters.order);
+    chain.ok(
+        &alice(),
+        order(resources(), price, price * deposit_blocks, 1),
+    );
+    let hw = hardware(2_000, 4 * GIB, 10 * GIB, vec![]);
+    chain.ok(&compute(1), place_bid(order_id, price, hw));
+    chain.ok(&alice(), accept(order_id, &compute(1)));
+    let lease = LeaseId(chain.state().counters.lease - 1);
+    (lease, chain.height())
+}
+
+#[test]
+fn a_lease_never_reported_started_is_never_billed_and_closes_with_a_full_refund() {
+    let mut chain = Chain::sim(0);
+    let p = chain.params().clone();
+    let fee = chain.fee().0;
+    let (tenant0, provider0) = (bal(&chain, &alice()), bal(&chain, &compute(1)));
+    let price = 8_000u128;
+    // h1 order (10 blocks of deposit), h2 bid, h3 accept.
+    let (lease, accepted) = accepted_lease(&mut chain, price, 10);
+    let deadline = accepted + p.lease_start_timeout_blocks;
+    let l = &chain.state().leases[&lease];
+    assert_eq!(l.state, LeaseState::Starting { deadline });
+    assert_eq!((l.started_height, l.escrow), (None, Amount(10 * price)));
+    let pr = &chain.state().providers[&compute(1).address()];
+    assert_eq!(
+        (pr.committed.cpu_millicores, pr.active_leases),
+        (2_000, 1),
+        "a starting lease holds its capacity"
+    );
+    // A provider withdrawing before the start gets nothing; a tenant top-up is kept.
+    chain.advance_to(deadline - 2);
+    chain.ok(&compute(1), withdraw(lease));
+    chain.ok(
+        &alice(),
+        TxBody::TopUpLease(TopUpLease {
+            lease,
+            amount: Amount(price),
+        }),
+    );
+    let l = &chain.state().leases[&lease];
+    assert_eq!((l.paid_total, l.settled_through), (Amount::ZERO, accepted));
+    assert_eq!(l.escrow, Amount(11 * price));
+    assert_eq!(l.state, LeaseState::Starting { deadline });
+    // Past the deadline the start is refused and the projection says it must close.
+    chain.advance_to(deadline);
+    let e = reject(&mut chain, &compute(1), started(lease));
+    assert!(
+        matches!(e, TxError::DeadlinePassed { deadline: d, .. } if d == deadline),
+        "{e:?}"
+    );
+    let s = cairn_ledger::compute::project_settlement(
+        &chain.state().leases[&lease],
+        chain.next_height(),
+        p.lease_grace_blocks,
+    );
+    assert_eq!(s.pay, Amount::ZERO);
+    assert_eq!(
+        s.outcome,
+        cairn_ledger::compute::SettledState::StartTimedOut { deadline }
+    );
+    // The epoch sweep at height 20 closes it for the protocol, refunding every uCRN.
+    end_epoch(&mut chain);
+    let l = &chain.state().leases[&lease];
+    let LeaseState::Closed {
+        at,
+        initiator,
+        reason,
+    } = &l.state
+    else {
+        panic!("lease not closed: {:?}", l.state);
+    };
+    assert_eq!((*at, *initiator), (20, CloseInitiator::Protocol));
+    assert_eq!(
+        reason,
+        &format!(
+            "the provider did not report the workload started within {} blocks (by height {deadline})",
+            p.lease_start_timeout_blocks
+        )
+    );
+    assert_eq!(
+        (l.escrow, l.paid_total, l.started_height),
+        (Amount::ZERO, Amount::ZERO, None)
+    );
+    let pr = &chain.state().providers[&compute(1).address()];
+    assert_eq!(
+        (pr.committed.clone(), pr.active_leases),
+        (Default::default(), 0)
+    );
+    assert_eq!(chain.state().epochs[&0].revenue.compute, Amount::ZERO);
+    // The tenant paid its three fees (order, accept, top-up) and nothing else; the provider
+    // its fees (bid, withdraw, and the refused start's odd one) and earned nothing.
+    assert_eq!(bal(&chain, &alice()), tenant0 - 3 * fee);
+    assert_eq!(bal(&chain, &compute(1)), provider0 - 2 * fee - ODD_FEE.0);
+}
+
+#[test]
+fn billing_begins_with_the_block_after_the_reported_start() {
+    let mut chain = Chain::sim(0);
+    let fee = chain.fee().0;
+    let (tenant0, provider0) = (bal(&chain, &alice()), bal(&chain, &compute(1)));
+    let price = 8_000u128;
+    let (lease, accepted) = accepted_lease(&mut chain, price, 10);
+    assert_eq!(accepted, 3);
+    // Blocks 4..=6 pass unbilled while the workload starts; the start lands at height 7.
+    chain.advance_to(6);
+    chain.ok(&compute(1), started(lease));
+    let l = &chain.state().leases[&lease];
+    assert_eq!(
+        (&l.state, l.started_height, l.settled_through),
+        (&LeaseState::Active, Some(7), 7)
+    );
+    assert_eq!(l.paid_total, Amount::ZERO);
+    // Reporting again is refused: it could move the billing start.
+    let e = reject(&mut chain, &compute(1), started(lease));
+    assert!(
+        matches!(&e, TxError::LeaseNotStarting { lease: l, state } if *l == lease && state == "active"),
+        "{e:?}"
+    );
+    // At height 11 the provider settles: blocks 8..=11, four blocks.
+    chain.advance_to(10);
+    chain.ok(&compute(1), withdraw(lease));
+    let l = &chain.state().leases[&lease];
+    assert_eq!(
+        (l.paid_total, l.settled_through, l.escrow),
+        (Amount(4 * price), 11, Amount(6 * price))
+    );
+    // The tenant closes at height 12: block 12 is paid, the other five blocks come back.
+    chain.ok(&alice(), close_lease(lease, "done"));
+    let l = &chain.state().leases[&lease];
+    assert_eq!(l.paid_total, Amount(5 * price));
+    assert_eq!(bal(&chain, &alice()), tenant0 - 3 * fee - 5 * price);
+    // 5 blocks less the 5% take (400 a block), less the fees of bid, start, withdraw and the
+    // refused second start.
+    assert_eq!(
+        bal(&chain, &compute(1)),
+        provider0 - 3 * fee - ODD_FEE.0 + 5 * (price - 400)
+    );
+}
+
+#[test]
+fn a_provider_that_cannot_start_the_workload_closes_the_lease_at_no_cost_to_the_tenant() {
+    let mut chain = Chain::sim(0);
+    let fee = chain.fee().0;
+    let tenant0 = bal(&chain, &alice());
+    let (lease, _) = accepted_lease(&mut chain, 8_000, 10);
+    chain.advance_to(5);
+    let reason =
+        "workload failed to start: image busybox:nope is not on this provider's Docker Engine";
+    chain.ok(&compute(1), close_lease(lease, reason));
+    let l = &chain.state().leases[&lease];
+    assert_eq!(
+        l.state,
+        LeaseState::Closed {
+            at: 6,
+            initiator: CloseInitiator::Provider,
+            reason: reason.to_string(),
+        }
+    );
+    assert_eq!(
+        (l.paid_total, l.escrow, l.started_height),
+        (Amount::ZERO, Amount::ZERO, None)
+    );
+    // Only the order's and the acceptance's fees.
+    assert_eq!(bal(&chain, &alice()), tenant0 - 2 * fee);
+    let e = reject(&mut chain, &compute(1), started(lease));
+    assert!(
+        matches!(e, TxError::LeaseClosed { lease: l } if l == lease),
+        "{e:?}"
+    );
+}
+
+fn close_lease(lease: LeaseId, reason: &str) -> TxBody {
+    TxBody::CloseLease(CloseLease {
+        lease,
+        reason: s(reason),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1187,6 +1392,7 @@ fn supply_invariant_holds_through_a_mixed_workload() {
             provider: compute(1).address(),
         }),
     );
+    chain.ok(&compute(1), started(LeaseId(0)));
     let mut seen_unbonding = false;
     for _ in 0..4 {
         if chain.epoch() >= 1 && chain.state().deals[&DealId(0)].status == DealStatus::Active {

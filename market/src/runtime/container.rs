@@ -147,11 +147,7 @@ impl Runtime for ContainerRuntime {
             .image
             .clone()
             .ok_or_else(|| start_err("the manifest names no image".to_string()))?;
-        if self.rt.block_on(self.docker.inspect_image(&image)).is_err() {
-            return Err(start_err(format!(
-                "image {image:?} is not on this provider's Docker Engine (Cairn never pulls images)"
-            )));
-        }
+        self.check(Some(&image))?;
         // A container left from an earlier attempt for this lease is replaced.
         if let Some(old) = self.find(lease) {
             let _ = self.rt.block_on(self.docker.remove_container(
@@ -250,6 +246,22 @@ impl Runtime for ContainerRuntime {
             endpoint,
             gpus: gpus.to_vec(),
         })
+    }
+
+    fn check(&self, image: Option<&str>) -> Result<(), RuntimeError> {
+        // A dry run that names no image (an older client) is answered on capacity alone.
+        let Some(image) = image else { return Ok(()) };
+        match self.rt.block_on(self.docker.inspect_image(image)) {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(RuntimeError::ImageMissing {
+                image: image.to_string(),
+            }),
+            Err(e) => Err(unavailable(format!(
+                "the Docker Engine did not say whether it has image {image}: {e}"
+            ))),
+        }
     }
 
     fn state(&self, h: &Handle) -> WorkloadState {

@@ -70,6 +70,9 @@ pub enum RuntimeError {
     },
     #[error("starting lease {lease}'s workload: {reason}")]
     Start { lease: LeaseId, reason: String },
+    /// The container image is not on the provider's engine: Cairn never pulls.
+    #[error("image {image} is not on this provider's Docker Engine (Cairn never pulls images)")]
+    ImageMissing { image: String },
     #[error("{action} on lease {lease}'s workload: {reason}")]
     Control {
         lease: LeaseId,
@@ -81,6 +84,17 @@ pub enum RuntimeError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl RuntimeError {
+    /// What went wrong, without the lease it happened to: the reason a provider records on
+    /// chain when it closes a lease it cannot run.
+    pub fn cause(&self) -> String {
+        match self {
+            Self::Start { reason, .. } | Self::Control { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError + '_ {
@@ -102,6 +116,12 @@ pub trait Runtime: Send + Sync {
         dir: &Path,
         gpus: &[u32],
     ) -> Result<Handle, RuntimeError>;
+    /// Checks, starting nothing, what a start depends on beyond the capacity the bid rule
+    /// counts: the container runtime looks for `image` on its engine, the process runtime
+    /// for bubblewrap (`None`: no image to look for). A provider's dry-run answer runs it, so
+    /// a tenant hears "would not bid: image X is not on this provider's Docker Engine"
+    /// before ordering.
+    fn check(&self, image: Option<&str>) -> Result<(), RuntimeError>;
     /// The workload of `handle` if it is still the one that was started.
     fn state(&self, handle: &Handle) -> WorkloadState;
     fn pause(&self, handle: &Handle) -> Result<(), RuntimeError>;

@@ -215,6 +215,21 @@ impl Runtime for ProcessRuntime {
         })
     }
 
+    fn check(&self, _image: Option<&str>) -> Result<(), RuntimeError> {
+        // Found when the runtime was made; looked for again since it may have been removed.
+        if self.bwrap.is_file() {
+            Ok(())
+        } else {
+            Err(RuntimeError::Unavailable {
+                runtime: RuntimeKind::Process,
+                reason: format!(
+                    "bubblewrap is gone from {}: apt-get install bubblewrap",
+                    self.bwrap.display()
+                ),
+            })
+        }
+    }
+
     fn state(&self, h: &Handle) -> WorkloadState {
         if h.pid == 0 || start_ticks(h.pid) != Some(h.start_ticks) {
             return WorkloadState::Exited;

@@ -820,7 +820,7 @@ fn slow_fair_audit_error_rates_over_the_rules_parameters() {
     // what the issue measured; if it did not, the busy models would be too kind to prove
     // anything.
     let (_, faulted_before, _, _) = by_case[&(
-        "honest, CPU and disk",
+        "honest, CPU and disk, direct reads (before)",
         "before: 500 µs, 1 000 ms, no late band",
     )];
     assert!(

@@ -23,9 +23,9 @@ use cairn_types::proof::{
 };
 use cairn_types::tx::{
     AcceptBid, ActivateDeal, AuditedShard, BlobMeta, CloseLease, CommitCompute, CreateDeal,
-    CreateOrder, DealRef, Delegation, Empty, ExtendDeal, LeaseRef, OpenCompute, OrderRef, PlaceBid,
-    RegisterProvider, RepairShard, ReportAuditFailures, ReportInconsistency, ShardReceipt,
-    StakeAmount, SubmitStorageProofs, TopUpLease, Transfer, UpdateProvider,
+    CreateOrder, DealRef, Delegation, Empty, ExtendDeal, LeaseRef, LeaseStarted, OpenCompute,
+    OrderRef, PlaceBid, RegisterProvider, RepairShard, ReportAuditFailures, ReportInconsistency,
+    ShardReceipt, StakeAmount, SubmitStorageProofs, TopUpLease, Transfer, UpdateProvider,
 };
 use cairn_types::{
     Address, Amount, Block, BoundedBytes, BoundedString, BoundedVec, Capacity, ChallengeId, DealId,
@@ -34,7 +34,7 @@ use cairn_types::{
 };
 
 /// Number of `TxBody` variants; `every_body` builds one of each.
-pub const TX_BODY_VARIANTS: usize = 27;
+pub const TX_BODY_VARIANTS: usize = 28;
 
 /// The chain id every fixture signs for.
 pub const CHAIN_ID: &str = "cairn-vector-1";
@@ -146,6 +146,10 @@ fn capacity() -> Capacity {
             gpu("amd", "MI300X", 196_608),
         ]),
     }
+}
+
+pub fn lease_started_body() -> TxBody {
+    TxBody::LeaseStarted(LeaseStarted { lease: LeaseId(8) })
 }
 
 /// One body of every kind, in tag order, each with non-trivial content.
@@ -299,6 +303,7 @@ pub fn every_body() -> Vec<TxBody> {
                 provider: addr("vector-erin"),
             }]),
         }),
+        lease_started_body(),
     ];
     assert_eq!(bodies.len(), TX_BODY_VARIANTS);
     bodies
@@ -334,6 +339,7 @@ pub fn variant_index(body: &TxBody) -> usize {
         TxBody::ReportInconsistency(_) => 24,
         TxBody::ReportAuditFailures(_) => 25,
         TxBody::ReportAuditLateness(_) => 26,
+        TxBody::LeaseStarted(_) => 27,
     }
 }
 

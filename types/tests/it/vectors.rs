@@ -10,8 +10,8 @@
 //! pass. A failing vector means the bytes on the wire, a hash or a signature changed.
 
 use crate::{
-    CHAIN_ID, addr, create_deal_body, h, key, open_compute_body, place_bid_body, transfer_tx,
-    two_tx_block,
+    CHAIN_ID, addr, create_deal_body, h, key, lease_started_body, open_compute_body,
+    place_bid_body, transfer_tx, two_tx_block,
 };
 use cairn_types::commonware_codec::{DecodeExt, Encode};
 use cairn_types::ids::blob_id;
@@ -75,6 +75,9 @@ const OPEN_COMPUTE_BODY: &str = concat!(
     "5a40040000000000000fff7fffffff00000000ffffffff0000002a0124791ebb1cf46314ef696ae106364f375ca1eee9",
     "81f955c0c5a583e919e6e58e",
 );
+/// Tag 27 (26 is `ReportAuditLateness`), then the lease id.
+const LEASE_STARTED_BODY: &str = "1b0000000000000008";
+const LEASE_STARTED_BODY_JSON: &str = r#"{"type":"lease_started","lease":8}"#;
 const BLOCK: &str = concat!(
     "00000000000000055a63b4832c74737d326bce5c28f5505a645182df2cc808ab4e98cd6067a0d7b70000018bcfe56800",
     "56af492fdef2b59a60256875fffdc67e02f0e49e8251060bdf76c2a758829cef29c42ea03d7ebf3ab6258e263ce5b669",
@@ -170,12 +173,34 @@ fn body_vectors() {
         ("create deal body", create_deal_body(), CREATE_DEAL_BODY),
         ("place bid body", place_bid_body(), PLACE_BID_BODY),
         ("open compute body", open_compute_body(), OPEN_COMPUTE_BODY),
+        (
+            "lease started body",
+            lease_started_body(),
+            LEASE_STARTED_BODY,
+        ),
     ] {
         let bytes = body.encode();
         assert_hex(name, &bytes, frozen);
         let decoded = TxBody::decode(cairn_types::commonware_codec::Copying(&bytes[..])).unwrap();
         assert_eq!(decoded, body, "{name}");
     }
+}
+
+#[test]
+fn lease_started_json_vector() {
+    let body = lease_started_body();
+    assert_eq!(
+        serde_json::to_string(&body).unwrap(),
+        LEASE_STARTED_BODY_JSON
+    );
+    assert_eq!(
+        serde_json::from_str::<TxBody>(LEASE_STARTED_BODY_JSON).unwrap(),
+        body
+    );
+    // Tag 26 is the lateness report (`ReportAuditLateness`): the lease id's bytes after it
+    // are no such report, so they must not decode as one.
+    let other = hex::decode("1a0000000000000008").unwrap();
+    assert!(TxBody::decode(cairn_types::commonware_codec::Copying(&other[..])).is_err());
 }
 
 #[test]
