@@ -9,7 +9,7 @@
 
 use cairn_ledger::params::{GenesisAccount, GenesisProvider, GenesisValidator};
 use cairn_ledger::{Genesis, Ledger, Params};
-use cairn_types::tx::{AcceptBid, CreateOrder, LeaseRef, PlaceBid};
+use cairn_types::tx::{AcceptBid, CreateOrder, LeaseRef, LeaseStarted, PlaceBid};
 use cairn_types::{
     Amount, Block, BoundedString, BoundedVec, Capacity, Hardware, Hash, Keypair, LeaseId, OrderId,
     Resources, SignedTransaction, Transaction, TxBody,
@@ -190,6 +190,13 @@ impl Bench {
         self.run(accepts);
         let opened = self.ledger.state().counters.lease - first;
         assert_eq!(opened, u64::try_from(leases).unwrap());
+        // Each provider reports its workloads started: a lease is billed only from then.
+        let starts = self.signed(&self.providers.clone(), leases, |i| {
+            TxBody::LeaseStarted(LeaseStarted {
+                lease: LeaseId(first + u64::try_from(i).unwrap()),
+            })
+        });
+        self.run(starts);
     }
 
     /// Empty blocks up to the one before the epoch's last, so the next block is the boundary.
