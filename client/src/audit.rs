@@ -45,8 +45,9 @@ pub enum Audit {
     },
 }
 
-/// What one holder's timed audit found, from the least to the most serious.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// What one holder's timed audit found, from the least to the most serious (the order
+/// `Ord` follows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimedOutcome {
     /// Right and within the deadline.
@@ -169,6 +170,13 @@ pub fn timed_audit(
         let elapsed_ms = u64::try_from(start.elapsed().as_millis())
             .unwrap_or(u64::MAX)
             .saturating_sub(rtt_ms);
+        let too_late = || {
+            let failure = AuditFailure::Late {
+                elapsed_ms,
+                deadline_ms: rule.fault_after_ms(),
+            };
+            (TimedOutcome::TooLate, Some(failure.to_string()))
+        };
         let (outcome, failure) = match answer {
             // The bytes are checked with no clock (a wrong answer is wrong however fast),
             // then the time is read against the deadline and the fault line.
@@ -184,29 +192,11 @@ pub fn timed_audit(
                             rule.fault_after_ms()
                         )),
                     ),
-                    Timeliness::TooLate => (
-                        TimedOutcome::TooLate,
-                        Some(
-                            AuditFailure::Late {
-                                elapsed_ms,
-                                deadline_ms: rule.fault_after_ms(),
-                            }
-                            .to_string(),
-                        ),
-                    ),
+                    Timeliness::TooLate => too_late(),
                 },
             },
             // Given up at the fault line: too late, whatever the transport calls it.
-            Err(_) if elapsed_ms >= rule.fault_after_ms() => (
-                TimedOutcome::TooLate,
-                Some(
-                    AuditFailure::Late {
-                        elapsed_ms,
-                        deadline_ms: rule.fault_after_ms(),
-                    }
-                    .to_string(),
-                ),
-            ),
+            Err(_) if elapsed_ms >= rule.fault_after_ms() => too_late(),
             Err(e) => (TimedOutcome::Wrong, Some(e.to_string())),
         };
         verdicts.push(TimedVerdict {

@@ -235,12 +235,7 @@ fn audit_epoch(
         let outcome = verdicts
             .iter()
             .map(|v| v.outcome)
-            .max_by_key(|o| match o {
-                TimedOutcome::OnTime => 0,
-                TimedOutcome::Late => 1,
-                TimedOutcome::TooLate => 2,
-                TimedOutcome::Wrong => 3,
-            })
+            .max()
             .unwrap_or(TimedOutcome::OnTime);
         let shard = AuditedShard {
             deal: c.deal,
