@@ -120,6 +120,7 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/leases/{id}", get(lease))
         .route("/v1/epochs/{n}", get(epoch))
         .route("/v1/network", get(network))
+        .route("/v1/params", get(params))
         .route("/v1/events", get(events))
         .route("/v1/openapi.json", get(openapi_doc))
         .fallback(|| async {
@@ -483,6 +484,12 @@ async fn epoch(State(node): State<NodeHandle>, Path(n): Path<String>) -> ApiResu
 
 async fn network(State(node): State<NodeHandle>) -> ApiResult {
     ok(node.with_ledger(views::network))
+}
+
+/// The chain's parameters, as genesis fixed them: clients read them here rather than from
+/// a local genesis file that may belong to another chain.
+async fn params(State(node): State<NodeHandle>) -> ApiResult {
+    ok(node.with_ledger(views::params))
 }
 
 /// Server-sent events: one `block` event per finalized block, with its receipts.

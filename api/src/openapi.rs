@@ -58,6 +58,7 @@ pub const PATHS: &[&str] = &[
     "/v1/leases/{id}",
     "/v1/epochs/{n}",
     "/v1/network",
+    "/v1/params",
     "/v1/events",
     "/v1/openapi.json",
     "/metrics",
@@ -140,6 +141,7 @@ pub fn document() -> Value {
             "/v1/leases/{id}": get_op("one lease with projected settlement", &[("id", "lease id")], true),
             "/v1/epochs/{n}": get_op("revenue, emission, rewards, slashes and reward statements of an epoch", &[("n", "epoch number")], true),
             "/v1/network": get_op("network figures: supply breakdown, TVL, next emission, capacity declared / committed / proven, market prices of active deals and leases, shard challenges and faults of the last 64 finished epochs (storage_loss)", &[], false),
+            "/v1/params": get_op("the chain's parameters as genesis fixed them (block time, epoch length, fees, bonds, rewards, storage and compute rules); clients read them here", &[], false),
             "/v1/events": { "get": { "summary": "server-sent events: one `block` event per finalized block with its receipts", "responses": { "200": { "description": "text/event-stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } } } } },
             "/metrics": { "get": { "summary": "Prometheus text: height, finalized tip, mempool size, finality latency", "responses": { "200": { "description": "text/plain; version=0.0.4", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
             "/v1/openapi.json": { "get": { "summary": "this document", "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } } } }

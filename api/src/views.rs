@@ -251,6 +251,11 @@ fn weighted_mean(items: impl Iterator<Item = (Amount, u128)>) -> Option<Amount> 
 
 /// Network-wide figures for the explorer: supply and where it sits, TVL, capacity and its
 /// use, and the market's current prices. Read-only, from the finalized state.
+/// The ledger's parameters (`Params`, as in genesis; amounts as uCRN strings).
+pub fn params(ledger: &Ledger) -> Value {
+    value(ledger.params())
+}
+
 pub fn network(ledger: &Ledger) -> Value {
     let state = ledger.state();
     let params = ledger.params();

@@ -176,12 +176,18 @@ const AMOUNT_FIELDS: &[&str] = &[
     "min_tx_fee",
 ];
 
-/// A scalar for people: a known amount field in CRN ("1,234.5 CRN"), anything else as is.
+/// A scalar for people: a known amount field in CRN ("1,234.5 CRN"), a Unix time in
+/// milliseconds as a UTC date, anything else as is.
 fn human_scalar(key: &str, v: &Value) -> String {
     if AMOUNT_FIELDS.contains(&key)
         && let Some(ucrn) = v.as_str().and_then(|t| t.parse::<u128>().ok())
     {
         return Amount::from_ucrn(ucrn).to_string();
+    }
+    if crate::table::is_unix_ms_field(key)
+        && let Some(ms) = v.as_u64()
+    {
+        return crate::table::utc(ms);
     }
     scalar(v)
 }

@@ -50,6 +50,11 @@ pub struct DevnetArgs {
     /// (registered at genesis with a claim calibrated on this machine; fixed at creation).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=8))]
     pub compute_provers: u64,
+    /// Port in the endpoint the first compute prover registers (prover i: base + i; fixed at
+    /// creation). A prover answers its challenges through the chain and opens no port of
+    /// its own; the endpoint is where its operator would serve one, kept clear of the others.
+    #[arg(long, default_value_t = DEFAULT_PROVER_BASE_PORT)]
+    pub compute_prover_base_port: u16,
     /// Compute-market providers (bid on orders, run leases through bubblewrap or Docker,
     /// serve the lease API and ingress), registered at genesis (fixed at creation).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=8))]
@@ -80,8 +85,9 @@ pub struct DevnetArgs {
     #[arg(long)]
     pub demo: bool,
     /// Storage providers, each registered at genesis with its own port and data directory
-    /// (fixed at creation), run in this process with a repairer.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(0..=32))]
+    /// (fixed at creation), run in this process with a repairer. Eight, so that a 4+2 blob
+    /// has two providers to repair a faulted shard onto.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(0..=32))]
     pub storage_providers: u64,
     /// Port of the first storage provider (provider i listens on base + i; fixed at creation).
     #[arg(long, default_value_t = DEFAULT_STORAGE_BASE_PORT)]
@@ -107,6 +113,9 @@ pub struct DevnetArgs {
     pub shard_io: cairn_storage::IoMode,
 }
 
+/// First port in the devnet's compute provers' endpoints: 7970..=7977, after the compute
+/// providers' (7950 + i, at most 8).
+pub const DEFAULT_PROVER_BASE_PORT: u16 = 7970;
 /// First port of the devnet's storage providers: 7900..=7931 sits between the validators'
 /// p2p ports (7800 + i) and the compute providers' (7950 + i).
 pub const DEFAULT_STORAGE_BASE_PORT: u16 = 7900;
@@ -275,9 +284,13 @@ fn init(home: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<Keypair>)> {
                 address: info.address,
                 balance: crn(100_000),
             });
+            let port = args
+                .compute_prover_base_port
+                .checked_add(u16::try_from(i)?)
+                .context("compute prover port out of range")?;
             providers.push(GenesisProvider {
                 address: info.address,
-                endpoint: format!("http://127.0.0.1:{}", 7900 + i),
+                endpoint: format!("http://127.0.0.1:{port}"),
                 region: "local".to_string(),
                 capacity: Capacity {
                     cpu_millicores: u64::try_from(cores)? * 1_000,
@@ -408,13 +421,16 @@ fn start(genesis: &Genesis, key: Keypair, data_dir: PathBuf) -> Result<Validator
     cairn_chain::start_validator(config).context("starting a validator")
 }
 
-/// Serves the API until Ctrl-C (or `until_height`), then stops everything cleanly.
-fn serve(
+/// Serves the API until Ctrl-C (or `until_height`), then stops everything cleanly:
+/// `on_ready` starts the roles once the API listens, and `on_stop` stops them while it
+/// still answers, so that no role logs an error about a node that went away before it.
+fn serve<R: Send + 'static>(
     global: &Global,
     handle: NodeHandle,
     api: SocketAddr,
     until_height: Option<u64>,
-    on_ready: impl FnOnce(&str),
+    on_ready: impl FnOnce(&str) -> R,
+    on_stop: impl FnOnce(R) + Send + 'static,
 ) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -427,7 +443,7 @@ fn serve(
             .await
             .with_context(|| format!("binding the node API to {api}"))?;
         let url = format!("http://{}", listener.local_addr()?);
-        on_ready(&url);
+        let roles = on_ready(&url);
         let watched = handle.clone();
         let shutdown = async move {
             let until = async {
@@ -445,19 +461,111 @@ fn serve(
                 _ = tokio::signal::ctrl_c() => {}
                 _ = until => {}
             }
+            if !json {
+                outln!("stopping");
+            }
+            // Stopping joins threads: off the runtime's workers, which keep serving the
+            // roles' last requests meanwhile.
+            if tokio::task::spawn_blocking(move || on_stop(roles))
+                .await
+                .is_err()
+            {
+                errln!("a role panicked while stopping");
+            }
         };
         cairn_api::serve(listener, handle, shutdown)
             .await
             .context("serving the node API")?;
-        if !json {
-            outln!("stopping");
-        }
         anyhow::Ok(())
     })
 }
 
+/// What a devnet runs beside its validators, stopped together.
+#[derive(Default)]
+struct Roles {
+    market: Vec<(String, cairn_market::provider::ProviderHandle)>,
+    storage: Option<cairn_storage::DevnetStorage>,
+    gateway: Option<cairn_storage::GatewayHandle>,
+    explorer: Option<cairn_explorer::Explorer>,
+    demo: Option<std::thread::JoinHandle<()>>,
+    provers: Vec<std::thread::JoinHandle<()>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Roles {
+    /// Stops every role and waits for it, the load generator and provers first (they
+    /// send transactions), then the services.
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(demo) = self.demo {
+            let _ = demo.join();
+        }
+        for prover in self.provers {
+            let _ = prover.join();
+        }
+        for (_, provider) in self.market {
+            provider.stop();
+        }
+        if let Some(s) = self.storage {
+            s.stop();
+        }
+        if let Some(g) = self.gateway {
+            g.stop();
+        }
+        if let Some(explorer) = self.explorer {
+            explorer.stop();
+        }
+    }
+}
+
+/// The lock a running devnet holds on its home: its pid inside, locked for its lifetime.
+const LOCK_FILE: &str = "devnet.lock";
+
+/// Takes the home's devnet lock, or says which process holds it. Two devnets on one home
+/// would fight over its data directories and ports; the second one used to hang silently.
+/// The lock is the kernel's (`flock`), so it goes with its process, SIGKILL included.
+fn lock_home(home: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
+    let path = home.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            let who = if pid.is_empty() {
+                "another process".to_string()
+            } else {
+                format!("process {pid}")
+            };
+            bail!(
+                "a devnet is already running on {} ({who} holds {}): stop it, or give this one \
+                 another home with --home DIR and other ports",
+                home.display(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
 pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
     let home = global.home_dir()?;
+    let _lock = lock_home(&home)?;
     let (genesis, keys) = init(&home, &args)?;
     if args.init_only {
         let files = write_node_files(&home, &genesis, args.api_port)?;
@@ -495,8 +603,6 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
         .map(|v| v.p2p_address.clone())
         .collect();
     let height = handle.height();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut provers = Vec::new();
     let block_time = Duration::from_millis(genesis.params.block_time_ms);
     let store = Keystore::open(&home);
     let prover_keys: Vec<(String, Keypair)> = genesis
@@ -509,13 +615,15 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
             store.load(&name, None).ok().map(|key| (name, key))
         })
         .collect();
-    let mut market = Vec::new();
-    let mut storage = None;
-    let mut gateway = None;
-    let mut explorer = None;
-    let mut demo = None;
-    let result = serve(global, handle, api, args.until_height, |url| {
-        market = crate::market::start_devnet_providers(&home, &genesis, url, json);
+    let on_ready = |url: &str| {
+        let mut roles = Roles::default();
+        let stop = std::sync::Arc::clone(&roles.stop);
+        let market = crate::market::start_devnet_providers(&home, &genesis, url, json);
+        let mut storage = None;
+        let mut gateway = None;
+        let mut explorer = None;
+        let mut demo = None;
+        let mut provers = Vec::new();
         match start_storage(
             &home,
             &genesis,
@@ -640,26 +748,22 @@ pub fn run(global: &Global, args: DevnetArgs) -> Result<()> {
             }
             outln!("  Ctrl-C stops; starting again resumes from disk");
         }
-    });
-    for (_, provider) in market {
-        provider.stop();
-    }
-    if let Some(s) = storage {
-        s.stop();
-    }
-    if let Some(g) = gateway {
-        g.stop();
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(demo) = demo {
-        let _ = demo.join();
-    }
-    if let Some(explorer) = explorer {
-        explorer.stop();
-    }
-    for prover in provers {
-        let _ = prover.join();
-    }
+        roles.market = market;
+        roles.storage = storage;
+        roles.gateway = gateway;
+        roles.explorer = explorer;
+        roles.demo = demo;
+        roles.provers = provers;
+        roles
+    };
+    let result = serve(
+        global,
+        handle,
+        api,
+        args.until_height,
+        on_ready,
+        Roles::stop,
+    );
     for v in validators {
         v.shutdown().context("stopping a validator")?;
     }
@@ -847,31 +951,36 @@ pub fn node(global: &Global, args: NodeArgs) -> Result<()> {
     let validator = start(&genesis, key, base.join(&file.data_dir))?;
     let handle = validator.handle().clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut auditor = None;
     let result = match file.api {
-        Some(api) => serve(global, handle, api, None, |url| {
-            if !global.json {
-                outln!("cairn node: chain {}, node API {url}", genesis.chain_id);
-            }
-            if file.audited_shards_per_epoch > 0 {
-                let config = auditor_config(&genesis, file.audited_shards_per_epoch);
-                let (flag, url, quiet) =
-                    (std::sync::Arc::clone(&stop), url.to_string(), global.json);
-                auditor = Some(std::thread::spawn(move || {
-                    cairn_storage::auditor::run(&url, &auditor_key, config, &flag, |line| {
-                        if !quiet {
-                            outln!("  auditor: {line}");
-                        }
-                    });
-                }));
-            }
-        }),
+        Some(api) => {
+            let on_ready = |url: &str| {
+                if !global.json {
+                    outln!("cairn node: chain {}, node API {url}", genesis.chain_id);
+                }
+                (file.audited_shards_per_epoch > 0).then(|| {
+                    let config = auditor_config(&genesis, file.audited_shards_per_epoch);
+                    let (flag, url, quiet) =
+                        (std::sync::Arc::clone(&stop), url.to_string(), global.json);
+                    std::thread::spawn(move || {
+                        cairn_storage::auditor::run(&url, &auditor_key, config, &flag, |line| {
+                            if !quiet {
+                                outln!("  auditor: {line}");
+                            }
+                        });
+                    })
+                })
+            };
+            let flag = std::sync::Arc::clone(&stop);
+            let on_stop = move |auditor: Option<std::thread::JoinHandle<()>>| {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Some(auditor) = auditor {
+                    let _ = auditor.join();
+                }
+            };
+            serve(global, handle, api, None, on_ready, on_stop)
+        }
         None => validator_wait(),
     };
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(auditor) = auditor {
-        let _ = auditor.join();
-    }
     validator.shutdown().context("stopping the validator")?;
     result
 }
@@ -884,4 +993,26 @@ fn validator_wait() -> Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The second devnet on a home is refused at once, naming the first's pid; the lock
+    /// goes with the first (here: its file handle), and the next devnet takes it.
+    #[test]
+    fn a_home_holds_one_devnet() {
+        let home = tempfile::tempdir().unwrap();
+        let first = lock_home(home.path()).unwrap();
+        let err = lock_home(home.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("already running")
+                && err.contains(&format!("process {}", std::process::id())),
+            "{err}"
+        );
+        drop(first);
+        lock_home(home.path()).unwrap();
+    }
 }

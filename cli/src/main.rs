@@ -15,8 +15,10 @@ mod explorer;
 mod keys;
 mod market;
 mod popw;
+mod progress;
 mod simulate;
 mod store;
+mod table;
 
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};

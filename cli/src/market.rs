@@ -334,23 +334,22 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
                 outln!("{}", json!({ "leases": mine }));
             } else {
                 // Amounts arrive as uCRN digit strings; people read CRN.
-                let crn = |v: &serde_json::Value| {
-                    v.as_str()
-                        .and_then(|t| t.parse::<u128>().ok())
-                        .map_or_else(|| "?".to_string(), |u| Amount::from_ucrn(u).to_string())
-                };
+                use crate::table::{Table, crn};
+                let mut table =
+                    Table::new(&["LEASE", "STATE", "PRICE/BLOCK", "ESCROW LEFT", "PROVIDER"]);
                 for l in &mine {
-                    outln!(
-                        "lease-{}  {}  provider {}  {}/block  escrow left {}",
-                        l["lease"]["id"],
-                        l["projected_state"].as_str().unwrap_or("?"),
-                        l["lease"]["provider"].as_str().unwrap_or("?"),
+                    table.row(vec![
+                        format!("lease-{}", l["lease"]["id"]),
+                        l["projected_state"].as_str().unwrap_or("?").to_string(),
                         crn(&l["lease"]["price_per_block"]),
-                        crn(&l["escrow_left"])
-                    );
+                        crn(&l["escrow_left"]),
+                        l["lease"]["provider"].as_str().unwrap_or("?").to_string(),
+                    ]);
                 }
                 if mine.is_empty() {
                     outln!("no leases");
+                } else {
+                    table.print(0);
                 }
             }
             Ok(())
@@ -361,7 +360,11 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
             let workload = lease_api(&node, lease, &key)?
                 .status(lease)
                 .unwrap_or_else(|e| json!({ "error": e.to_string() }));
-            print(global, &json!({ "chain": chain, "provider": workload }))
+            if global.json {
+                return print(global, &json!({ "chain": chain, "provider": workload }));
+            }
+            print_lease_status(&chain, &workload);
+            Ok(())
         }
         LeaseCommand::Logs {
             lease,
@@ -534,6 +537,10 @@ pub fn start_devnet_providers(
     let setup = std::thread::spawn(move || {
         let store = cairn_client::Keystore::open(&home);
         let mut out = Vec::new();
+        // A GPU-hour below the cheapest listed cloud one (the table is checked by a test).
+        let gpu_base = cairn_explorer::prices::PriceTable::builtin().map_or(1, |t| {
+            t.default_gpu_ucrn_per_block(genesis.params.block_time_ms)
+        });
         for (i, p) in genesis
             .providers
             .iter()
@@ -565,7 +572,7 @@ pub fn start_devnet_providers(
                 data_dir: home.join(format!("devnet/{name}")),
                 poll_ms: (genesis.params.block_time_ms / 2).clamp(50, 1_000),
                 capacity: provider::devnet_capacity(),
-                prices: provider::devnet_prices(u64::try_from(i).unwrap_or(0)),
+                prices: provider::devnet_prices(u64::try_from(i).unwrap_or(0), gpu_base),
             };
             match provider::start(&cfg, key.clone(), runtimes(&key.address().to_string())) {
                 Ok(h) => out.push((name, h)),
@@ -579,4 +586,49 @@ pub fn start_devnet_providers(
         out
     });
     setup.join().unwrap_or_default()
+}
+
+/// `lease status` for people: what the chain says in a few lines, then what the provider
+/// says of the workload. The full record is under `--json`.
+fn print_lease_status(chain: &serde_json::Value, workload: &serde_json::Value) {
+    use crate::table::{crn, tag};
+    let l = &chain["lease"];
+    outln!(
+        "lease-{}  {}  provider {}",
+        l["id"],
+        chain["projected_state"].as_str().unwrap_or("?"),
+        l["provider"].as_str().unwrap_or("?")
+    );
+    outln!(
+        "  price {}/block, escrow left {}, paid {}",
+        crn(&l["price_per_block"]),
+        crn(&chain["escrow_left"]),
+        crn(&l["paid_total"])
+    );
+    match l["started_height"].as_u64() {
+        Some(h) => outln!(
+            "  billed from block {} (the provider reported it running)",
+            h + 1
+        ),
+        None => outln!("  not started: nothing billed"),
+    }
+    if tag(&l["state"], "state") == "closed" {
+        outln!(
+            "  closed at block {} by the {}: {}",
+            l["state"]["at"],
+            l["state"]["initiator"].as_str().unwrap_or("?"),
+            l["state"]["reason"].as_str().unwrap_or("-")
+        );
+    }
+    match workload["error"].as_str() {
+        Some(e) => outln!("  workload: the provider did not answer: {e}"),
+        None => outln!(
+            "  workload: {}",
+            workload["state"]
+                .as_str()
+                .or_else(|| workload["workload"].as_str())
+                .unwrap_or("unknown")
+        ),
+    }
+    outln!("(--json for the whole record)");
 }

@@ -83,6 +83,8 @@ pub fn run(global: &Global, args: PopwBenchArgs) -> Result<()> {
     // 1. Exactness: a small shape against the naive product in full, then the benchmark
     //    shape against the verifier's recomputation of sampled entries.
     let seed = Hash::domain("cairn.bench.popw.v1", &[]);
+    let mut progress = crate::progress::Progress::new(global.json, "", None, "");
+    progress.phase("checking exactness against the reference");
     let small = GemmShape {
         m: 160,
         k: 1040,
@@ -93,6 +95,10 @@ pub fn run(global: &Global, args: PopwBenchArgs) -> Result<()> {
     let (a, b) = (generate_a(&seed, shape), generate_b(&seed, shape));
 
     // 2. Throughput of the product (transfers included for a GPU; kernel-only below).
+    progress.phase(&format!(
+        "timing {} products of {}x{}x{}",
+        args.iterations, shape.m, shape.k, shape.n
+    ));
     let mut product = backend.gemm(&a, &b, shape)?; // warm-up
     let start = Instant::now();
     for _ in 0..args.iterations {
@@ -192,6 +198,7 @@ pub fn run(global: &Global, args: PopwBenchArgs) -> Result<()> {
     // 3. Verification: what each validator spends on one challenge (700 openings, k = 4096,
     //    a 4096×4096 product: paths of 22 hashes; the largest challenge adds 4 per path).
     let params = Params::default();
+    progress.phase("timing the verifier on a 4096x4096x4096 challenge");
     let verify_shape = GemmShape {
         m: 4096,
         k: 4096,
@@ -226,6 +233,7 @@ pub fn run(global: &Global, args: PopwBenchArgs) -> Result<()> {
         let claimed = u64::try_from(shape.ops().saturating_mul(1_000) / mean.as_millis().max(1))
             .unwrap_or(u64::MAX);
         let issued = shape_for(claimed, params.compute_challenge_ms, params.max_gemm_dim);
+        progress.phase("solving the challenge the default parameters would issue");
         let solution = popw::solve(
             backend.as_ref(),
             &Hash::domain("cairn.bench.popw.challenge", &[]),

@@ -61,7 +61,10 @@ pub fn run(global: &Global, args: SimulateArgs) -> Result<()> {
     let mut sim = Simulation::new(config).context("building the simulation genesis")?;
     let mut transactions = 0u64;
     let mut failed: BTreeMap<String, u64> = BTreeMap::new();
-    for _ in 0..args.blocks {
+    let mut progress =
+        crate::progress::Progress::new(global.json, "simulating", Some(args.blocks), "blocks");
+    for block in 0..args.blocks {
+        progress.set(block);
         let (_, outcome) = sim
             .step()
             .context("the simulated proposer built an invalid block")?;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use cairn_client::NodeClient;
 use cairn_client::direct::{DEFAULT_WRITE_BUFFER_BYTES, DirectWriter};
 use cairn_client::store::{self as flows, PutOptions};
-use cairn_ledger::{Genesis, Params};
+use cairn_ledger::Params;
 use cairn_proofs::timed::AuditRule;
 use cairn_types::{Amount, DealId, Hash};
 use clap::{Args, Subcommand};
@@ -179,9 +179,10 @@ pub struct PutArgs {
     /// Store unencrypted (readable by anyone who has the blob id).
     #[arg(long)]
     pub public: bool,
-    /// Price per GiB-epoch offered.
-    #[arg(long, default_value = "1 CRN")]
-    pub price: Amount,
+    /// Price per GiB-epoch offered [default: 80% of the cheapest cloud GiB-month in the
+    /// dated price table (`explorer/prices.toml`), per epoch of this chain].
+    #[arg(long)]
+    pub price: Option<Amount>,
     /// Print what the put would store, cost and buy, without reading the file, placing or
     /// paying anything.
     #[arg(long)]
@@ -277,14 +278,23 @@ pub struct GatewayArgs {
 }
 
 /// The chain's parameters: the home's genesis if there is one, else the defaults.
+/// The chain's parameters, from the node the command talks to (`GET /v1/params`): a local
+/// genesis file may be another chain's, and guessing defaults silently was wrong against
+/// any node but the devnet's.
 pub(crate) fn chain_params(global: &Global) -> Result<Params> {
-    let path = global.home_dir()?.join("genesis.toml");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Genesis::from_toml(&text)
-            .with_context(|| format!("{} is not a valid genesis", path.display()))?
-            .params),
-        Err(_) => Ok(Params::default()),
-    }
+    let url = node_url(global)?;
+    let value = NodeClient::new(&url).get("/v1/params")?;
+    serde_json::from_value(value)
+        .with_context(|| format!("{url}/v1/params is not the parameters this cairn knows"))
+}
+
+/// The storage price a put offers when none is given: below the cheapest listed cloud
+/// price for the same GiB-month, on this chain's epochs.
+pub(crate) fn default_storage_price(params: &Params) -> Amount {
+    let ucrn = cairn_explorer::prices::PriceTable::builtin().map_or(1, |t| {
+        t.default_storage_ucrn_per_gib_epoch(params.epoch_ms())
+    });
+    Amount::from_ucrn(u128::from(ucrn))
 }
 
 /// Where the owner's blob records (data keys) live: inside the keystore directory.
@@ -423,7 +433,7 @@ fn put(global: &Global, args: PutArgs) -> Result<()> {
         durability_nines: args.durability,
         loss_rate: args.loss.loss_rate,
         public: args.public,
-        price_per_gib_epoch: args.price,
+        price_per_gib_epoch: args.price.unwrap_or_else(|| default_storage_price(&params)),
     };
     if args.dry_run {
         let plan = flows::plan_put(&node, size, &options, params.permanent_prepay_epochs)?;
@@ -736,7 +746,83 @@ fn status(global: &Global, id: &Hash) -> Result<()> {
         }
         deals.push(view);
     }
-    print(global, &json!({ "blob": blob["blob"], "deals": deals }))
+    if global.json {
+        return print(global, &json!({ "blob": blob["blob"], "deals": deals }));
+    }
+    print_status(id, &blob["blob"], &deals);
+    Ok(())
+}
+
+/// `store status` for people: the blob in a line, then each deal in a line and its shards in
+/// a table (holder, last challenge, verdict). The full record is under `--json`.
+fn print_status(id: &Hash, blob: &serde_json::Value, deals: &[serde_json::Value]) {
+    use crate::table::{Table, bytes, crn, tag};
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    outln!("blob {id}");
+    outln!(
+        "  {}, {}+{} shards of {}",
+        bytes(n(&blob["size_bytes"])),
+        n(&blob["data_shards"]),
+        n(&blob["parity_shards"]),
+        bytes(n(&blob["shard_size_bytes"]))
+    );
+    for view in deals {
+        let d = &view["deal"];
+        let term = if d["permanent"].as_bool() == Some(true) {
+            "permanent".to_string()
+        } else {
+            match (d["start_epoch"].as_u64(), d["end_epoch"].as_u64()) {
+                (Some(a), Some(b)) => format!("epochs {a}..={b}"),
+                _ => format!("{} epochs, not started", n(&d["epochs"])),
+            }
+        };
+        outln!(
+            "deal-{}  {}  {term}  {}/GiB-epoch  escrow {}  paid {}",
+            n(&d["id"]),
+            tag(&d["status"], "status"),
+            crn(&d["price_per_gib_epoch"]),
+            crn(&d["escrow"]),
+            crn(&d["paid_total"])
+        );
+        if let Some(summary) = view["durability"]["summary"].as_str() {
+            outln!("  durability: {summary}");
+        }
+        let repair: Vec<u64> = d["repair_needed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_u64)
+            .collect();
+        let mut table = Table::new(&["SHARD", "HOLDER", "CHALLENGED", "VERDICT"]);
+        for (i, holder) in d["providers"].as_array().into_iter().flatten().enumerate() {
+            let challenge = view["challenges"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["shard_index"].as_u64() == u64::try_from(i).ok());
+            let (epoch, verdict) = challenge.map_or(("-".to_string(), "-".to_string()), |c| {
+                (
+                    format!("epoch {}", n(&c["challenge"]["epoch"])),
+                    tag(&c["challenge"]["verdict"], "verdict"),
+                )
+            });
+            let verdict = if repair.contains(&u64::try_from(i).unwrap_or(u64::MAX)) {
+                format!("{verdict}, awaiting repair")
+            } else {
+                verdict
+            };
+            table.row(vec![
+                i.to_string(),
+                holder.as_str().unwrap_or("-").to_string(),
+                epoch,
+                verdict,
+            ]);
+        }
+        if !table.is_empty() {
+            table.print(2);
+        }
+    }
+    outln!("(--json for the whole record: shard roots, challenges, seeds and reporters)");
 }
 
 fn audit(
@@ -881,7 +967,31 @@ fn ls(global: &Global, key: &KeyArgs) -> Result<()> {
             })
         })
         .collect();
-    print(global, &json!({ "owner": owner, "deals": deals }))
+    if global.json {
+        return print(global, &json!({ "owner": owner, "deals": deals }));
+    }
+    if deals.is_empty() {
+        outln!("no deals for {owner}");
+        return Ok(());
+    }
+    let mut table = crate::table::Table::new(&["DEAL", "STATUS", "BYTES", "ENDS", "BLOB"]);
+    for d in &deals {
+        table.row(vec![
+            format!("deal-{}", d["deal"]),
+            d["status"].as_str().unwrap_or("-").to_string(),
+            crate::table::thousands(d["size_bytes"].as_u64().unwrap_or(0)),
+            if d["permanent"].as_bool() == Some(true) {
+                "permanent".to_string()
+            } else {
+                d["end_epoch"]
+                    .as_u64()
+                    .map_or_else(|| "-".to_string(), |e| format!("epoch {e}"))
+            },
+            d["blob"].as_str().unwrap_or("-").to_string(),
+        ]);
+    }
+    table.print(0);
+    Ok(())
 }
 
 fn serve(global: &Global, args: ServeArgs) -> Result<()> {

@@ -55,7 +55,7 @@ pub enum Refusal {
     },
     #[error("attributes: {detail}")]
     Attributes { detail: String },
-    #[error("price: {price} uCRN/block is above the order's maximum {maximum} uCRN/block")]
+    #[error("price: {price}/block is above the order's maximum {maximum}/block")]
     Price { price: Amount, maximum: Amount },
 }
 

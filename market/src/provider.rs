@@ -253,6 +253,10 @@ pub struct ProviderHandle {
     pub url: String,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Held so that the provider's state is dropped here, on the caller's thread, after
+    /// both threads end: it owns the container runtime's Tokio runtime, which panics if it
+    /// is dropped inside another runtime's async context (the HTTP thread's, at shutdown).
+    shared: Arc<Shared>,
 }
 
 impl ProviderHandle {
@@ -261,6 +265,7 @@ impl ProviderHandle {
         for t in self.threads {
             let _ = t.join();
         }
+        drop(self.shared);
     }
 }
 
@@ -352,6 +357,9 @@ pub fn start(
     let http = {
         let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
         std::thread::spawn(move || {
+            // The router's reference is dropped inside the runtime; this one outlives it,
+            // so the state is never last dropped in an async context.
+            let _keep = Arc::clone(&shared);
             let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -379,6 +387,7 @@ pub fn start(
         url,
         stop,
         threads: vec![chain, http],
+        shared,
     })
 }
 
@@ -1376,13 +1385,15 @@ pub fn devnet_capacity() -> CapacityConfig {
 }
 
 /// Devnet prices: provider `i` asks `i + 1` times the base, so the cheapest is provider 0.
-pub fn devnet_prices(i: u64) -> Prices {
+/// The GPU base is given (the CLI derives it from the dated cloud price table and the
+/// block time, so a GPU-hour costs less than the listed ones).
+pub fn devnet_prices(i: u64, base_ucrn_per_gpu_block: u64) -> Prices {
     let k = i.saturating_add(1);
     Prices {
         ucrn_per_cpu_core_block: 1_000 * k,
         ucrn_per_gib_memory_block: 100 * k,
         ucrn_per_gib_storage_block: 10 * k,
-        ucrn_per_gpu_block: 100_000 * k,
+        ucrn_per_gpu_block: base_ucrn_per_gpu_block.saturating_mul(k),
     }
 }
 

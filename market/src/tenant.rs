@@ -232,7 +232,7 @@ pub fn dry_run(
                     provider,
                     endpoint,
                     would_bid: true,
-                    verdict: format!("would bid {} uCRN/block", price.map_or(0, Amount::ucrn)),
+                    verdict: format!("would bid {}/block", price.unwrap_or(Amount::ZERO)),
                     price_per_block: price,
                 }
             }
@@ -380,9 +380,8 @@ pub fn deploy(
         ));
     }
     progress(&format!(
-        "accepting {}'s bid of {} uCRN/block",
-        best.provider,
-        best.price_per_block.ucrn()
+        "accepting {}'s bid of {}/block",
+        best.provider, best.price_per_block
     ));
     let hash = node.send(
         key,

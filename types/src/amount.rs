@@ -95,7 +95,7 @@ impl fmt::Display for Amount {
 }
 
 /// "1234567" as "1,234,567".
-fn group_thousands(digits: &str) -> String {
+pub fn group_thousands(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {

@@ -32,39 +32,10 @@ fn free_port_pair() -> u16 {
     panic!("no two consecutive free ports");
 }
 
-pub(crate) const PROCESS_MANIFEST: &str = r#"version: "2.0"
-services:
-  web:
-    runtime: process
-    command: ["/bin/busybox", "sh", "-c"]
-    args: ["echo serving lease $CAIRN_LEASE; echo hello cairn > /tmp/index.html; exec /bin/busybox httpd -f -v -p 8080 -h /tmp"]
-    expose:
-      - port: 8080
-        as: 80
-        to:
-          - global: true
-profiles:
-  compute:
-    web:
-      resources:
-        cpu:
-          units: 0.5
-        memory:
-          size: 64Mi
-        storage:
-          size: 16Mi
-  placement:
-    dc:
-      pricing:
-        web:
-          denom: ucrn
-          amount: 2000
-deployment:
-  web:
-    dc:
-      profile: web
-      count: 1
-"#;
+/// The README's example web service (busybox httpd in a bubblewrap sandbox), as shipped.
+pub(crate) const PROCESS_MANIFEST: &str = include_str!("../../../examples/web-process.yaml");
+/// The same service in a container; the tests swap in an image of their own.
+const CONTAINER_MANIFEST: &str = include_str!("../../../examples/web-container.yaml");
 
 struct Net {
     home: PathBuf,
@@ -459,6 +430,12 @@ fn slow_process_lease_lifecycle_on_devnet() {
         }
     }
     assert_eq!(ucrn(&f["compute_paid"]), paid);
+    // Each of the crash loop's sandboxes was reaped when it exited: none is left a zombie
+    // of the provider (the devnet process) that started it.
+    let devnet_pid = net.child.as_ref().unwrap().id();
+    wait("the exited sandboxes to be reaped", 10, || {
+        zombie_children(devnet_pid).is_empty()
+    });
 
     // An order no provider can serve: the reasons, and only the fee is spent once the
     // order expires and its deposit returns.
@@ -525,12 +502,8 @@ fn slow_container_lease_on_devnet() {
         String::from_utf8_lossy(&built.stderr)
     );
     let node = net.start();
-    let container = |image: &str| {
-        PROCESS_MANIFEST.replace(
-            "runtime: process",
-            &format!("runtime: container\n    image: {image}"),
-        )
-    };
+    let container = |image: &str| CONTAINER_MANIFEST.replace("cairn-example-busybox:1", image);
+    assert_ne!(container(tag), CONTAINER_MANIFEST);
 
     // An image that is nowhere: the dry run names it for both providers.
     let absent = "cairn-test-busybox:absent";
@@ -646,12 +619,23 @@ fn slow_container_lease_on_devnet() {
 #[test]
 fn manifest_validate_names_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
+    let units_line = format!(
+        ":{}:",
+        PROCESS_MANIFEST
+            .lines()
+            .position(|l| l.contains("units: 0.5"))
+            .unwrap()
+            + 1
+    );
     for (text, needle) in [
         (
             "version: \"2.0\"\nservices: [\n".to_string(),
             "malformed YAML",
         ),
-        (PROCESS_MANIFEST.replace("units: 0.5", "units: -1"), ":17:"),
+        (
+            PROCESS_MANIFEST.replace("units: 0.5", "units: -1"),
+            units_line.as_str(),
+        ),
         (
             PROCESS_MANIFEST.replace("size: 64Mi", "size: 900Pi"),
             "absurd",
@@ -699,4 +683,72 @@ fn manifest_validate_names_line_and_field() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["valid"], true);
     assert_eq!(doc["manifest"]["cpu_millicores"], 500);
+}
+
+/// Every manifest in `examples/` is valid as shipped: the README points users at them.
+#[test]
+fn every_example_manifest_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let out = cairn()
+            .args(["manifest", "validate", "--json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["valid"], true, "{}", path.display());
+        checked.push(path.file_name().unwrap().to_string_lossy().to_string());
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        ["gpu-service.yaml", "web-container.yaml", "web-process.yaml"],
+        "a new example needs a line in examples/README.md and here"
+    );
+    let gpu: Value = serde_json::from_slice(
+        &cairn()
+            .args(["manifest", "validate", "--json"])
+            .arg(dir.join("gpu-service.yaml"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(gpu["manifest"]["gpu_count"], 1, "{gpu}");
+}
+
+/// Children of `pid` that have exited and not been waited for.
+fn zombie_children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") && fields.get(1).and_then(|p| p.parse().ok()) == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
 }

@@ -70,6 +70,22 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     fields.get(19)?.parse().ok()
 }
 
+/// Waits for `child` on a thread of its own, so that its exit leaves no zombie. The
+/// thread ends with the child; there is one per running sandbox, bounded by the
+/// provider's capacity.
+fn reap_in_background(mut child: std::process::Child) {
+    let pid = child.id();
+    let spawned = std::thread::Builder::new()
+        .name(format!("reap-{pid}"))
+        .spawn(move || {
+            let _ = child.wait();
+        });
+    if let Err(e) = spawned {
+        // No thread: the zombie stays until this process exits; the lease still works.
+        tracing::warn!("cannot start a reaper for sandbox {pid}: {e}");
+    }
+}
+
 fn proc_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(')')?.1.trim_start().chars().next()
@@ -200,9 +216,12 @@ impl Runtime for ProcessRuntime {
             reason: format!("bwrap: {e}"),
         })?;
         let pid = child.id();
-        // The child is deliberately not waited on here: it must outlive this process. Its
-        // exit status is reaped by the provider's reaper thread or, after a restart, by init.
-        std::mem::forget(child);
+        // The sandbox must outlive this process, so nothing here waits for it; but while
+        // this process lives, the sandbox is its child and would stay a zombie after it
+        // exits. One reaper thread per sandbox waits for it (the state is read from /proc,
+        // not from this wait). After a provider restart the re-attached sandbox is init's
+        // child, and init reaps it.
+        reap_in_background(child);
         let ticks = start_ticks(pid).unwrap_or(0);
         Ok(Handle {
             lease,
