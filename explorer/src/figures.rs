@@ -180,6 +180,70 @@ pub fn revenue(index: &Index, by: Period, source: Source) -> Vec<PeriodRevenue> 
     out
 }
 
+/// How the providers of one finished epoch stood. The epoch report counts "active" (a
+/// passing proof in the epoch, design §8) and "proven" (no fault, and a passing proof or a
+/// compute rate proven at an earlier challenge that still stands) on their own, so proven
+/// can exceed active: a compute prover between its challenges proves nothing that epoch yet
+/// stays proven. The reward statements (one per provider with a proof or a standing rate)
+/// split the two into parts that add up, so a page can say why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProviderStanding {
+    pub epoch: Epoch,
+    /// Registered and in good standing (not jailed, not leaving) at the epoch's end.
+    pub in_good_standing: u64,
+    /// The report's "active": at least one passing proof in the epoch.
+    pub active: u64,
+    /// The report's "proven".
+    pub proven: u64,
+    /// The split, `None` when the indexed statements do not add up to the report (an index
+    /// without statements for the epoch).
+    pub breakdown: Option<StandingBreakdown>,
+}
+
+/// [`ProviderStanding`]'s parts: `active = passed_every_proof + passed_and_faulted` and
+/// `proven = passed_every_proof + on_standing_compute_rate`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StandingBreakdown {
+    /// Passed every proof it had: active and proven.
+    pub passed_every_proof: u64,
+    /// Passed a proof, failed or missed another: active, not proven.
+    pub passed_and_faulted: u64,
+    /// No proof due (a compute prover between challenges), its last proven rate standing:
+    /// proven, not active.
+    pub on_standing_compute_rate: u64,
+    /// Failed or missed and passed nothing.
+    pub faulted_only: u64,
+}
+
+/// [`ProviderStanding`] of a finished epoch in the index.
+pub fn provider_standing(index: &Index, entry: &EpochEntry) -> ProviderStanding {
+    let r = &entry.report;
+    let mut split = StandingBreakdown::default();
+    let mut seen = false;
+    for s in index.statements.values().filter_map(|by| by.get(&r.epoch)) {
+        seen = true;
+        let faults = s.proofs_failed.saturating_add(s.proofs_missed);
+        let part = match (s.proofs_passed > 0, faults > 0) {
+            (true, false) => &mut split.passed_every_proof,
+            (true, true) => &mut split.passed_and_faulted,
+            (false, true) => &mut split.faulted_only,
+            (false, false) if s.proven_int8_ops > 0 => &mut split.on_standing_compute_rate,
+            (false, false) => continue,
+        };
+        *part = part.saturating_add(1);
+    }
+    let adds_up = split.passed_every_proof + split.passed_and_faulted == r.active_providers
+        && split.passed_every_proof + split.on_standing_compute_rate == r.proven_providers;
+    ProviderStanding {
+        epoch: r.epoch,
+        in_good_standing: r.registered_providers,
+        active: r.active_providers,
+        proven: r.proven_providers,
+        breakdown: ((seen || (r.active_providers == 0 && r.proven_providers == 0)) && adds_up)
+            .then_some(split),
+    }
+}
+
 fn usd(amount: Amount, crn_usd: f64) -> f64 {
     crn_f64(amount) * crn_usd
 }
@@ -227,6 +291,7 @@ pub fn summary(index: &Index, crn_usd: f64) -> Value {
             "proven": proven,
             "active_growth": growth(active, count(before, |e| e.report.active_providers)),
             "proven_growth": growth(proven, count(before, |e| e.report.proven_providers)),
+            "breakdown": last.and_then(|e| provider_standing(index, e).breakdown),
         },
         "tvl": {
             "crn": tvl,
@@ -419,6 +484,70 @@ pub fn block_time_ms(index: &Index, network: &NetworkView) -> f64 {
             (index.last_timestamp_ms - first) as f64 / (index.blocks - 1) as f64
         }
         _ => network.block_time_ms.max(1) as f64,
+    }
+}
+
+#[cfg(test)]
+mod standing_tests {
+    use super::*;
+    use cairn_ledger::state::{EpochReport, RewardStatement};
+    use cairn_types::Address;
+
+    fn statement(who: &str, passed: u64, failed: u64, missed: u64, ops: u64) -> RewardStatement {
+        RewardStatement {
+            epoch: 5,
+            provider: Address::derived(who),
+            proofs_passed: passed,
+            proofs_failed: failed,
+            proofs_missed: missed,
+            proven_int8_ops: ops,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn proven_above_active_splits_into_parts_that_add_up() {
+        let mut index = Index::default();
+        let entry = EpochEntry {
+            report: EpochReport {
+                epoch: 5,
+                registered_providers: 6,
+                active_providers: 3,
+                proven_providers: 3,
+                finished: true,
+                ..Default::default()
+            },
+            end_timestamp_ms: 0,
+        };
+        index.epochs.insert(5, entry.clone());
+        for s in [
+            statement("storage-a", 4, 0, 0, 0),
+            statement("storage-b", 3, 0, 1, 0),
+            statement("prover", 0, 0, 0, 200_000_000),
+            statement("storage-c", 2, 0, 0, 0),
+            statement("storage-d", 0, 1, 0, 0),
+        ] {
+            index.statements.entry(s.provider).or_default().insert(5, s);
+        }
+        let standing = provider_standing(&index, &entry);
+        assert_eq!(
+            standing.breakdown,
+            Some(StandingBreakdown {
+                passed_every_proof: 2,
+                passed_and_faulted: 1,
+                on_standing_compute_rate: 1,
+                faulted_only: 1,
+            })
+        );
+        // Statements that do not add up to the report: no split rather than a wrong one.
+        let mut other = entry;
+        other.report.proven_providers = 7;
+        assert_eq!(provider_standing(&index, &other).breakdown, None);
+        let summary = summary(&index, 0.1);
+        assert_eq!(
+            summary["providers"]["breakdown"]["on_standing_compute_rate"],
+            1
+        );
     }
 }
 

@@ -9,8 +9,10 @@
 //! JSON and as server-rendered pages with SVG charts ([`html`], [`svg`]).
 //!
 //! Flows (revenue, emission, rewards, proofs) come from the log; state figures (TVL, supply,
-//! capacity, prices) are the node's `/v1/network` view, exact at the height it names. Deal,
-//! lease and provider pages read the node's current record at request time.
+//! capacity, prices) are the node's `/v1/network` view, exact at the height it names. The
+//! deal and lease pages (the lists and each one) and the provider pages read the node's
+//! current records at request time. Every figure on a page reads with its unit and
+//! separators ([`units`]); flows of very different sizes get panels of their own ([`svg`]).
 
 pub mod demo;
 pub mod figures;
@@ -23,6 +25,7 @@ pub mod prices;
 pub mod server;
 pub mod store;
 pub mod svg;
+pub mod units;
 
 use follow::{FollowError, Indexer};
 use prices::{PriceTable, PriceTableError};
@@ -204,6 +207,12 @@ pub fn summary_from_node(
                 what: format!("epoch {n}"),
                 reason: e.to_string(),
             })?;
+        // The statements split the epoch's provider counts (`figures::provider_standing`).
+        let statements: Vec<cairn_ledger::state::RewardStatement> =
+            serde_json::from_value(doc["reward_statements"].take()).unwrap_or_default();
+        for s in statements {
+            index.statements.entry(s.provider).or_default().insert(n, s);
+        }
         let end = client
             .get(&format!("/v1/blocks/{}", report.end_height))
             .ok();

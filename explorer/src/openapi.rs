@@ -23,7 +23,7 @@ pub fn document() -> Value {
             "description": "Network figures indexed from finalized blocks (design §8). Amounts are decimal strings of uCRN. Revenue = fees paid by tenants (storage + compute); TVL = bonded + delegated + unbonding stake + escrows + endowments; active providers = a passing proof in the last finished epoch."
         },
         "paths": {
-            "/api/v1/summary": op("height, providers (active / proven, growth), TVL in CRN and USD, supply, emission, last-epoch revenue", json!([])),
+            "/api/v1/summary": op("height, providers (registered, active, proven, the split of the last epoch that reconciles active with proven, growth), TVL in CRN and USD, supply, emission, last-epoch revenue", json!([])),
             "/api/v1/revenue": op("on-chain revenue by period and source with emission and the revenue/emission ratio", json!([
                 { "name": "by", "in": "query", "required": false, "description": "epoch (default), day or month (UTC, from block timestamps)", "schema": { "enum": ["epoch", "day", "month"] } },
                 { "name": "source", "in": "query", "required": false, "description": "all (storage + compute, default), storage, compute or tx_fees", "schema": { "enum": ["all", "storage", "compute", "tx_fees"] } }

@@ -276,6 +276,20 @@ async fn page_provider(State(s): State<AppState>, Path(id): Path<String>) -> Pag
         .map_err(Failure::page)
 }
 
+async fn page_deals(State(s): State<AppState>) -> PageResult {
+    let view = node_get(&s, "/v1/deals?limit=100".to_string(), "deals".to_string())
+        .await
+        .map_err(Failure::page)?;
+    Ok(Html(html::deals(&view)))
+}
+
+async fn page_leases(State(s): State<AppState>) -> PageResult {
+    let view = node_get(&s, "/v1/leases?limit=100".to_string(), "leases".to_string())
+        .await
+        .map_err(Failure::page)?;
+    Ok(Html(html::leases(&view)))
+}
+
 async fn page_deal(State(s): State<AppState>, Path(id): Path<String>) -> PageResult {
     let id: DealId = id
         .parse()
@@ -293,7 +307,8 @@ async fn page_lease(State(s): State<AppState>, Path(id): Path<String>) -> PageRe
     let view = node_get(&s, format!("/v1/leases/{id}"), format!("lease {id}"))
         .await
         .map_err(Failure::page)?;
-    Ok(Html(html::lease(&id.to_string(), &view)))
+    s.read(|i| Html(html::lease(i, &id.to_string(), &view)))
+        .map_err(Failure::page)
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
@@ -371,7 +386,8 @@ pub const API_PATHS: &[&str] = &[
     "/metrics",
 ];
 
-/// Dashboard pages (the browser test opens each).
+/// Dashboard pages without an id (the browser test opens each, and one page of each kind
+/// with an id: a provider, a deal, a lease).
 pub const PAGES: &[&str] = &[
     "/",
     "/revenue?by=epoch",
@@ -380,6 +396,8 @@ pub const PAGES: &[&str] = &[
     "/capacity",
     "/prices",
     "/providers",
+    "/deals",
+    "/leases",
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -402,7 +420,9 @@ pub fn router(state: AppState) -> Router {
         .route("/prices", get(page_prices))
         .route("/providers", get(page_providers))
         .route("/providers/{id}", get(page_provider))
+        .route("/deals", get(page_deals))
         .route("/deals/{id}", get(page_deal))
+        .route("/leases", get(page_leases))
         .route("/leases/{id}", get(page_lease))
         .fallback(fallback)
         .with_state(state)

@@ -1,5 +1,6 @@
 //! A small W3C WebDriver client over ureq, enough to drive headless Chromium through
-//! chromedriver: new session, navigate, find elements by CSS, screenshot, delete session.
+//! chromedriver: new session, navigate, find elements by CSS, run a script, size the window,
+//! screenshot, delete session.
 
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -106,6 +107,37 @@ impl Session {
             Some(json!({ "using": "css selector", "value": css })),
         );
         value.as_array().map_or(0, Vec::len)
+    }
+
+    /// Runs `script` in the page (a function body: `return ...`) and returns its value.
+    pub fn script(&self, script: &str) -> Value {
+        call(
+            &self.agent,
+            "POST",
+            &self.url("/execute/sync"),
+            Some(json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// Makes the window as tall as the page (at most `max_px`), so a screenshot of the
+    /// viewport is one of the whole page.
+    pub fn fit_window_to_page(&self, max_px: u64) {
+        let resize = |height: u64| {
+            call(
+                &self.agent,
+                "POST",
+                &self.url("/window/rect"),
+                Some(json!({ "width": 1280, "height": height })),
+            );
+        };
+        // Short first, so that the page's height is its content's, not the window's.
+        resize(400);
+        let size = self.script(
+            "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];",
+        );
+        let content = size[0].as_u64().unwrap_or(1800);
+        let chrome = size[1].as_u64().unwrap_or(0);
+        resize((content + chrome).clamp(400, max_px));
     }
 
     /// A PNG of the viewport.
