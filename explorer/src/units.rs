@@ -7,17 +7,9 @@
 
 use cairn_types::{Amount, UCRN_PER_CRN};
 
-/// "1234567" as "1,234,567" (digits only; a sign or a fraction is the caller's).
-pub fn group_digits(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// "1234567" as "1,234,567" (digits only; a sign or a fraction is the caller's): the
+/// grouping `Amount` prints CRN with.
+pub use cairn_types::amount::group_thousands as group_digits;
 
 /// A count: "1,234".
 pub fn count(n: u64) -> String {

@@ -134,6 +134,11 @@ fn store_a_file(home: &Path) -> u64 {
             "50",
             "--redundancy",
             "4+2",
+            // The default price (80% of the cheapest cloud GiB-month, per epoch) is 1 uCRN
+            // per GiB-epoch on this test's 8 s epochs: a 300 kB deal would pay its six
+            // holders nothing a chart could show. A price that pays them something.
+            "--price",
+            "0.1 CRN",
         ],
         1,
     );
