@@ -132,6 +132,8 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
         .sign(key)
     };
 
+    let mut progress = crate::progress::Progress::new(global.json, "", None, "");
+    progress.phase(&format!("funding {} senders", args.senders));
     // Fresh senders for this run, funded in one burst.
     let run_id = Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id());
     let senders: Vec<Keypair> = (0..args.senders)
@@ -162,6 +164,7 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
     client.wait_finalized(&last, Duration::from_secs(120))?;
 
     // Pre-sign everything so signing is not measured.
+    progress.phase(&format!("signing {} transfers", args.txs));
     let sink = Keypair::from_test_seed("bench-sink").address();
     let mut work: Vec<Vec<SignedTransaction>> = vec![Vec::new(); usize::try_from(args.threads)?];
     let mut count = 0u64;
@@ -197,6 +200,7 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
     });
     std::thread::sleep(Duration::from_millis(300));
 
+    progress.phase(&format!("submitting {} transfers", args.txs));
     let start = Instant::now();
     let batch_size = usize::try_from(args.batch)?;
     // With batches the pacing applies per request: a request every batch/rate·threads seconds.
@@ -264,6 +268,10 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
     }
 
     let mut latencies_ms = Vec::with_capacity(submitted.len());
+    let total = u64::try_from(submitted.len()).unwrap_or(u64::MAX);
+    drop(progress);
+    let mut progress =
+        crate::progress::Progress::new(global.json, "finalized", Some(total), "transfers");
     let mut last_final = start;
     let deadline = Instant::now() + Duration::from_secs(120);
     while latencies_ms.len() < submitted.len() && Instant::now() < deadline {
@@ -271,6 +279,11 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
             Ok((hash, at)) => {
                 if let Some(sent) = submitted.get(&hash) {
                     latencies_ms.push(at.saturating_duration_since(*sent).as_secs_f64() * 1e3);
+                    progress.set(
+                        u64::try_from(latencies_ms.len())
+                            .unwrap_or(u64::MAX)
+                            .min(total),
+                    );
                     last_final = last_final.max(at);
                 }
             }
@@ -278,6 +291,7 @@ pub fn run(global: &Global, command: BenchCommand) -> Result<()> {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    drop(progress);
     latencies_ms.sort_by(|a, b| a.total_cmp(b));
     let finalized = latencies_ms.len();
     let window = last_final.saturating_duration_since(start).as_secs_f64();
