@@ -15,6 +15,7 @@ mod explorer;
 mod keys;
 mod market;
 mod popw;
+mod provider;
 mod simulate;
 mod store;
 
@@ -100,7 +101,7 @@ enum Command {
     /// Your compute leases: ls, status, logs, events, close, topup.
     #[command(subcommand)]
     Lease(market::LeaseCommand),
-    /// Run a compute provider (bid engine, runtimes, lease API, ingress).
+    /// Join the network as a provider, update or leave it, show one; run a compute provider.
     #[command(subcommand)]
     Provider(market::ProviderCommand),
     /// Run the explorer against a node: index finalized blocks, serve the dashboard and API.

@@ -9,6 +9,7 @@ mod explorer;
 mod keys;
 mod market;
 mod money;
+mod providers;
 mod store;
 mod webdriver;
 
