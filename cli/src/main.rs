@@ -16,6 +16,7 @@ mod keys;
 mod market;
 mod popw;
 mod progress;
+mod provider;
 mod simulate;
 mod store;
 mod table;
@@ -102,7 +103,7 @@ enum Command {
     /// Your compute leases: ls, status, logs, events, close, topup.
     #[command(subcommand)]
     Lease(market::LeaseCommand),
-    /// Run a compute provider (bid engine, runtimes, lease API, ingress).
+    /// Join the network as a provider, update or leave it, show one; run a compute provider.
     #[command(subcommand)]
     Provider(market::ProviderCommand),
     /// Run the explorer against a node: index finalized blocks, serve the dashboard and API.

@@ -112,6 +112,18 @@ pub enum LeaseCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ProviderCommand {
+    /// Join a running network: sends RegisterProvider with the storage and/or compute
+    /// offered (GPUs found through NVML), region, endpoint and bond.
+    Register(crate::provider::RegisterArgs),
+    /// Change what a registered provider offers or where it is reached (UpdateProvider);
+    /// fields not given keep their value on chain.
+    Update(crate::provider::UpdateArgs),
+    /// Leave the network (LeaveProvider): leases close with the reason "provider left"
+    /// and their unspent escrow goes back; shards are repaired onto other providers; the
+    /// bond is released after the unbonding period, once no shard is left here.
+    Leave(crate::provider::LeaveArgs),
+    /// A provider's record: status, offer, stake, shards, leases, earnings, unbonding.
+    Show(crate::provider::ShowArgs),
     /// Run a compute provider: bid on orders, run leases, serve the lease API and ingress.
     Run {
         /// The provider's TOML config.
@@ -473,6 +485,10 @@ pub fn runtimes(provider_address: &str) -> Runtimes {
 
 pub fn provider_cmd(global: &Global, command: ProviderCommand) -> Result<()> {
     match command {
+        ProviderCommand::Register(args) => crate::provider::register(global, args),
+        ProviderCommand::Update(args) => crate::provider::update(global, args),
+        ProviderCommand::Leave(args) => crate::provider::leave(global, args),
+        ProviderCommand::Show(args) => crate::provider::show(global, args),
         ProviderCommand::SandboxInit {
             socket,
             port,
@@ -498,6 +514,13 @@ pub fn provider_cmd(global: &Global, command: ProviderCommand) -> Result<()> {
                     .join(&cfg.data_dir);
             }
             let key = load_key(global, &cfg.key, &passphrase)?;
+            let listen = cfg.listen.to_string();
+            let node = NodeClient::new(&cfg.node);
+            let role = crate::provider::Role::Compute {
+                listen: &listen,
+                capacity: &cfg.capacity,
+            };
+            crate::provider::require_registered(global, &node, &cfg.key, &key.address(), role)?;
             let handle = provider::start(&cfg, key.clone(), runtimes(&key.address().to_string()))?;
             if global.json {
                 outln!(

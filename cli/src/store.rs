@@ -998,14 +998,16 @@ fn serve(global: &Global, args: ServeArgs) -> Result<()> {
     let url = node_url(global)?;
     let key = load_key(global, &args.key, &args.passphrase)?;
     let node = NodeClient::new(&url);
-    let capacity =
-        match args.capacity_bytes {
-            Some(c) => c,
-            None => node.get(&format!("/v1/providers/{}", key.address()))?["provider"]["declared"]
-                ["storage_bytes"]
-                .as_u64()
-                .with_context(|| format!("{} is not a registered provider", key.address()))?,
-        };
+    let listen = args.listen.to_string();
+    let role = crate::provider::Role::Storage {
+        listen: &listen,
+        capacity_bytes: args.capacity_bytes,
+    };
+    let registered =
+        crate::provider::require_registered(global, &node, &args.key, &key.address(), role)?;
+    let capacity = args
+        .capacity_bytes
+        .unwrap_or(registered.declared.storage_bytes);
     if capacity == 0 {
         bail!("{} declares no storage capacity", key.address());
     }

@@ -495,6 +495,36 @@ impl Ledger {
         self.state.credit(tenant, refund)
     }
 
+    /// Settles every live lease of `provider` to this block and closes it, initiated by the
+    /// provider with `reason`: what it has earned so far is paid, the rest of the escrow
+    /// goes back to the tenant. A lease the settlement itself closes (its start timed out,
+    /// its grace ran out) keeps the protocol's reason.
+    pub(crate) fn close_provider_leases(
+        &mut self,
+        ctx: &Ctx,
+        provider: cairn_types::Address,
+        reason: &str,
+    ) -> Result<(), TxError> {
+        let live: Vec<LeaseId> = self
+            .state
+            .leases
+            .values()
+            .filter(|l| l.provider == provider && !matches!(l.state, LeaseState::Closed { .. }))
+            .map(|l| l.id)
+            .collect();
+        for id in live {
+            let outcome = self.settle_lease(id, ctx.height, ctx.epoch)?;
+            if matches!(
+                outcome,
+                SettledState::Expired { .. } | SettledState::StartTimedOut { .. }
+            ) {
+                continue;
+            }
+            self.close_lease(id, ctx.height, CloseInitiator::Provider, reason.to_string())?;
+        }
+        Ok(())
+    }
+
     fn live_lease(&self, id: LeaseId, height: Height) -> Result<&Lease, TxError> {
         let lease = self.lease(id)?;
         let s = project_settlement(lease, height, self.params.lease_grace_blocks);

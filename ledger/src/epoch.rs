@@ -769,6 +769,22 @@ impl Ledger {
             .map(|(k, _)| *k)
             .collect();
         for key in due {
+            // A leaving provider's own bond answers for the shards it still holds: it is
+            // released only once every one of them has been repaired onto another
+            // provider (or its deal has ended). It stays due, so it is looked at again at
+            // every epoch's end.
+            let held = self.state.unbonding.get(&key).is_some_and(|u| {
+                u.owner == u.provider
+                    && self
+                        .state
+                        .providers
+                        .get(&u.provider)
+                        .is_some_and(|p| p.status == ProviderStatus::Leaving)
+                    && self.holds_live_shards(&u.provider)
+            });
+            if held {
+                continue;
+            }
             if let Some(entry) = self.state.unbonding.remove(&key) {
                 self.state.credit(entry.owner, entry.amount)?;
             }

@@ -83,6 +83,10 @@ pub enum TxError {
     InvalidField { field: String, detail: String },
     #[error("{provider} is already registered")]
     ProviderExists { provider: Address },
+    /// Placement, bidding and every client reach a provider by its endpoint, so two
+    /// providers at one endpoint would answer for each other.
+    #[error("endpoint {endpoint} is already the endpoint of provider {holder}")]
+    EndpointTaken { endpoint: String, holder: Address },
     #[error("no provider {provider}")]
     UnknownProvider { provider: Address },
     #[error("provider {provider} is {status}, not active")]

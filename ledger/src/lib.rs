@@ -28,6 +28,7 @@ mod storage;
 
 pub use error::{AdmissionError, BlockError, PreviewError, TxError};
 pub use params::{Genesis, GenesisError, Params};
+pub use staking::PROVIDER_LEFT;
 pub use state::{State, SupplyBreakdown};
 
 use cairn_types::block::tx_root;

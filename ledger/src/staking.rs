@@ -2,10 +2,26 @@
 //! unbonding, leaving and unjailing. Slashing happens in epoch processing.
 
 use crate::error::{TxError, invalid, overflow};
-use crate::state::{Committed, Provider, ProviderStatus, Unbonding};
+use crate::state::{Committed, DealStatus, Provider, ProviderStatus, Unbonding};
 use crate::{Ctx, Ledger};
 use cairn_types::tx::{Delegation, RegisterProvider, UpdateProvider};
 use cairn_types::{Address, Amount, Capacity};
+
+/// The reason a leaving provider's leases are closed with.
+pub const PROVIDER_LEFT: &str = "provider left";
+
+/// An endpoint as two providers could share it: scheme and host are case-insensitive and a
+/// trailing slash names the same base URL, so `HTTP://Host:80/` and `http://host:80` are one.
+fn endpoint_key(endpoint: &str) -> String {
+    let trimmed = endpoint.trim().trim_end_matches('/');
+    let authority_end = trimmed
+        .find("://")
+        .map(|at| at + 3)
+        .and_then(|start| trimmed[start..].find('/').map(|slash| start + slash))
+        .unwrap_or(trimmed.len());
+    let (authority, path) = trimmed.split_at(authority_end);
+    format!("{}{path}", authority.to_ascii_lowercase())
+}
 
 impl Ledger {
     fn check_provider_fields(
@@ -42,6 +58,29 @@ impl Ledger {
         Ok(())
     }
 
+    /// Refuses `endpoint` when another provider holds it. Every registered provider holds
+    /// its endpoint except one that has left and keeps nothing there any more (no shard of
+    /// a live deal, no lease), so its operator can come back under a new key. `sender`
+    /// never conflicts with itself: an update may keep its own endpoint, even one a genesis
+    /// file gave to two providers. A scan of the registry, which is small next to deals.
+    fn check_endpoint_free(&self, sender: &Address, endpoint: &str) -> Result<(), TxError> {
+        let wanted = endpoint_key(endpoint);
+        let holder = self.state.providers.values().find(|p| {
+            p.address != *sender
+                && endpoint_key(&p.endpoint) == wanted
+                && !(p.status == ProviderStatus::Leaving
+                    && p.assigned_storage_bytes == 0
+                    && p.active_leases == 0)
+        });
+        match holder {
+            Some(p) => Err(TxError::EndpointTaken {
+                endpoint: endpoint.to_string(),
+                holder: p.address,
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn register_provider(
         &mut self,
         ctx: &Ctx,
@@ -58,6 +97,7 @@ impl Ledger {
             &body.capacity,
             body.commission_bps,
         )?;
+        self.check_endpoint_free(&ctx.sender, body.endpoint.as_str())?;
         if body.bond < self.params.min_provider_bond {
             return Err(TxError::BondBelowMinimum {
                 bond: body.bond,
@@ -115,13 +155,17 @@ impl Ledger {
         ctx: &Ctx,
         body: &UpdateProvider,
     ) -> Result<(), TxError> {
-        self.provider(&ctx.sender)?;
+        let current = self.provider(&ctx.sender)?;
         self.check_provider_fields(
             body.endpoint.as_str(),
             body.region.as_str(),
             &body.capacity,
             body.commission_bps,
         )?;
+        // Keeping the endpoint takes nothing from anyone; only a change is checked.
+        if endpoint_key(&current.endpoint) != endpoint_key(body.endpoint.as_str()) {
+            self.check_endpoint_free(&ctx.sender, body.endpoint.as_str())?;
+        }
         let provider = self.provider_mut(&ctx.sender)?;
         // Capacity may shrink below what is committed: running leases keep running, the
         // bid engine simply sees no free capacity until they end.
@@ -257,8 +301,14 @@ impl Ledger {
         Ok(())
     }
 
-    /// Stops new deals and bids and starts unbonding the whole self-bond. Existing deals and
-    /// leases keep being served (and challenged) until they end.
+    /// Leaving, all at once: no new deals, bids or leases (the provider is no longer
+    /// active); every lease it runs is settled to this block and closed with the reason
+    /// [`PROVIDER_LEFT`], its unspent escrow back to the tenant; every shard it holds in a
+    /// live deal is queued for repair, as a fault would queue it, so the repairer moves it
+    /// to another provider; and the whole self-bond starts unbonding. Until a shard is
+    /// moved the provider still holds it, is still challenged on it and can still be
+    /// slashed for it, and its self-bond is not released before the last one is moved
+    /// (`release_unbonding`), so leaving is no way to drop data unpunished.
     pub(crate) fn leave_provider(&mut self, ctx: &Ctx) -> Result<(), TxError> {
         let provider = self.provider(&ctx.sender)?;
         // A jailed provider serves its time first: leaving must not be a way out of jail.
@@ -269,6 +319,8 @@ impl Ledger {
             });
         }
         let bond = provider.self_bond;
+        self.close_provider_leases(ctx, ctx.sender, PROVIDER_LEFT)?;
+        self.queue_provider_shards_for_repair(ctx.sender);
         let p = self.provider_mut(&ctx.sender)?;
         p.status = ProviderStatus::Leaving;
         p.self_bond = Amount::ZERO;
@@ -276,6 +328,15 @@ impl Ledger {
             self.push_unbonding(ctx, ctx.sender, ctx.sender, bond);
         }
         Ok(())
+    }
+
+    /// Whether `provider` still holds a shard of a deal that is pending or active: a
+    /// leaving provider's self-bond waits for these to be repaired away.
+    pub(crate) fn holds_live_shards(&self, provider: &Address) -> bool {
+        self.state.deals.values().any(|d| {
+            matches!(d.status, DealStatus::Active | DealStatus::Pending { .. })
+                && d.providers.contains(provider)
+        })
     }
 
     pub(crate) fn unjail(&mut self, ctx: &Ctx) -> Result<(), TxError> {

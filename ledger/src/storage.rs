@@ -632,6 +632,26 @@ impl Ledger {
         Ok(())
     }
 
+    /// Queues for repair every shard `provider` holds in a pending or active deal, as a
+    /// failed proof queues one (`apply_faults`): the repairer rebuilds it onto a provider
+    /// that holds no shard of the deal and `RepairShard` moves it. A pending deal's shard
+    /// is queued too: it awaits repair from the moment the deal activates.
+    pub(crate) fn queue_provider_shards_for_repair(&mut self, provider: Address) {
+        for deal in self.state.deals.values_mut() {
+            if !matches!(deal.status, DealStatus::Active | DealStatus::Pending { .. }) {
+                continue;
+            }
+            for (index, holder) in deal.providers.iter().enumerate() {
+                let Ok(index) = u16::try_from(index) else {
+                    continue;
+                };
+                if *holder == provider && !deal.repair_needed.contains(&index) {
+                    deal.repair_needed.push(index);
+                }
+            }
+        }
+    }
+
     /// Providers' addresses of a deal's shards, for tests and the simulator.
     pub fn deal_providers(&self, id: DealId) -> Option<&[Address]> {
         self.state.deals.get(&id).map(|d| d.providers.as_slice())

@@ -5,6 +5,7 @@ mod common;
 mod fuzz;
 mod inconsistency;
 mod props;
+mod providers;
 mod purity;
 mod rejections;
 mod repair;

@@ -35,6 +35,9 @@ fn tx_error_test(e: &TxError) -> &'static str {
         TxError::InsufficientBalance { .. } => "insufficient_balance",
         TxError::InvalidField { .. } => "invalid_field",
         TxError::ProviderExists { .. } => "provider_exists",
+        TxError::EndpointTaken { .. } => {
+            "providers::a_taken_endpoint_is_refused_by_name_for_registration_and_update"
+        }
         TxError::UnknownProvider { .. } => "unknown_provider",
         TxError::ProviderNotActive { .. } => "provider_not_active",
         TxError::BondBelowMinimum { .. } => "bond_below_minimum",
