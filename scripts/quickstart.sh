@@ -46,7 +46,9 @@ range_free() {
 base="${QUICKSTART_PORT_BASE:-}"
 if [ -z "$base" ]; then
   for _ in $(seq 50); do
-    base=$((20000 + (RANDOM % 400) * 100))
+    # Below the kernel's ephemeral range (32768 and up), where any process's outgoing
+    # connection may take a port after it was seen free.
+    base=$((20000 + (RANDOM % 120) * 100))
     range_free "$base" && break
     base=""
   done

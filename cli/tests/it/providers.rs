@@ -504,6 +504,10 @@ fn slow_providers_join_a_live_devnet_and_one_leaves_safely() {
             "2+1",
             "--epochs",
             "50",
+            // A price that pays three holders of a small blob something each epoch (the
+            // default, 80% of the cheapest cloud GiB-month, rounds to nothing here).
+            "--price",
+            "1 CRN",
             "--json",
         ];
         if public {
