@@ -400,7 +400,9 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
                 for e in doc["events"].as_array().into_iter().flatten() {
                     outln!(
                         "{}  {}",
-                        e["time_ms"],
+                        e["time_ms"]
+                            .as_u64()
+                            .map_or_else(|| "-".to_string(), crate::table::utc),
                         e["message"].as_str().unwrap_or_default()
                     );
                 }

@@ -844,7 +844,8 @@ fn audit(
             shards_read,
             ..
         } => outln!(
-            "{deal}: consistent ({scanned_bytes} bytes of each of {shards_read} shards checked)"
+            "{deal}: consistent ({} of each of {shards_read} shards checked)",
+            crate::table::bytes(scanned_bytes)
         ),
         cairn_client::audit::Audit::Reported { leaf_index, tx, .. } => outln!(
             "{deal}: shards are not one codeword at leaf {leaf_index}; proof posted in {tx}, the deal is now invalid"

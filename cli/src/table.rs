@@ -107,9 +107,9 @@ pub fn utc(ms: u64) -> String {
 }
 
 /// Whether a JSON field holds a Unix time in milliseconds, by its name: the node names them
-/// `…time_ms`, `timestamp_ms` or `…_at_ms` (durations are `…_ms` without those words).
+/// `…time_ms`, `…timestamp_ms` or `…_at_ms` (durations are `…_ms` without those words).
 pub fn is_unix_ms_field(key: &str) -> bool {
-    key == "timestamp_ms"
+    key.ends_with("timestamp_ms")
         || key.ends_with("time_ms") && key != "block_time_ms"
         || key.ends_with("_at_ms")
 }
@@ -150,6 +150,7 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_796_699_045_000), "2026-12-08 03:04:05 UTC");
         assert!(is_unix_ms_field("genesis_time_ms") && is_unix_ms_field("timestamp_ms"));
+        assert!(is_unix_ms_field("last_timestamp_ms"));
         assert!(!is_unix_ms_field("block_time_ms") && !is_unix_ms_field("elapsed_ms"));
         assert_eq!(crn(&Value::String("1234500000".into())), "1,234.5 CRN");
     }
