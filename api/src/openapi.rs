@@ -108,7 +108,10 @@ pub fn document() -> Value {
         views::LEASE_STATUSES,
         &[
             TENANT,
-            ("provider", "only this provider's leases (a cairn1... address)"),
+            (
+                "provider",
+                "only this provider's leases (a cairn1... address)",
+            ),
         ],
     );
     json!({

@@ -117,25 +117,25 @@ pub fn providers(ledger: &Ledger, filter: &Filter, after: Option<Address>, limit
         .range(range)
         .filter(|(_, p)| filter.status(p.status.name()));
     let (items, next) = page(items, limit, |p| {
-            json!({
-                "address": p.address,
-                "endpoint": p.endpoint,
-                "region": p.region,
-                "status": value(&p.status),
-                "declared": value(&p.declared),
-                "self_bond": p.self_bond,
-                "delegated": p.delegated,
-                "claimed_int8_ops": p.claimed_int8_ops,
-                "proven_int8_ops": p.proven_int8_ops,
-                "proven_storage_bytes": p.proven_storage_bytes,
-                "proven_last_epoch": last.is_some_and(|e| p.is_proven(e)),
-                // Timed-audit strikes (late, not faulted) and faulty epochs in a row: the
-                // warnings an operator sees before any slash.
-                "late_audit_epochs": p.late_audit_epochs,
-                "consecutive_faulty_epochs": p.consecutive_faulty_epochs,
-                "total_faults": p.total_faults,
-                "total_slashed": p.total_slashed,
-            })
+        json!({
+            "address": p.address,
+            "endpoint": p.endpoint,
+            "region": p.region,
+            "status": value(&p.status),
+            "declared": value(&p.declared),
+            "self_bond": p.self_bond,
+            "delegated": p.delegated,
+            "claimed_int8_ops": p.claimed_int8_ops,
+            "proven_int8_ops": p.proven_int8_ops,
+            "proven_storage_bytes": p.proven_storage_bytes,
+            "proven_last_epoch": last.is_some_and(|e| p.is_proven(e)),
+            // Timed-audit strikes (late, not faulted) and faulty epochs in a row: the
+            // warnings an operator sees before any slash.
+            "late_audit_epochs": p.late_audit_epochs,
+            "consecutive_faulty_epochs": p.consecutive_faulty_epochs,
+            "total_faults": p.total_faults,
+            "total_slashed": p.total_slashed,
+        })
     });
     json!({ "providers": items, "next": next })
 }

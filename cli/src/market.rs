@@ -322,8 +322,7 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
         LeaseCommand::Ls { tenant } => {
             let key = load_key(global, &tenant.from, &tenant.passphrase)?;
             // The node keeps only this tenant's leases; every page of them.
-            let mine =
-                node.list_all(&format!("/v1/leases?tenant={}", key.address()), "leases")?;
+            let mine = node.list_all(&format!("/v1/leases?tenant={}", key.address()), "leases")?;
             if global.json {
                 outln!("{}", json!({ "leases": mine }));
             } else {
