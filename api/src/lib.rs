@@ -366,35 +366,116 @@ async fn block(State(node): State<NodeHandle>, Path(height): Path<String>) -> Ap
     ok(views::block(&block))
 }
 
+/// The query of every list route: a page (`limit`, `after`) and filters. One struct for all
+/// four routes, not `#[serde(flatten)]` (flattened fields lose their types in a query string:
+/// "5" would not read as a number); [`ListQuery::filter`] refuses a filter its route lacks.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// At most this many items (default 100, at most 1000).
     limit: Option<usize>,
+    /// The `next` cursor of the previous page: items after it, in the route's order.
+    after: Option<String>,
     /// Only items with this status.
     status: Option<String>,
+    /// Only this owner's items (deals).
+    owner: Option<String>,
+    /// Only items of this provider (deals it holds shards of, its leases).
+    provider: Option<String>,
+    /// Only this tenant's items (orders, leases).
+    tenant: Option<String>,
+}
+
+/// Largest page a list route answers.
+pub const MAX_PAGE_ITEMS: usize = 1000;
+
+/// A filter a list route takes, for [`ListQuery::filter`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FilterParam {
+    Owner,
+    Provider,
+    Tenant,
 }
 
 impl ListQuery {
     fn limit(&self) -> Result<usize, ApiError> {
         match self.limit {
             None => Ok(100),
-            Some(n) if (1..=1000).contains(&n) => Ok(n),
+            Some(n) if (1..=MAX_PAGE_ITEMS).contains(&n) => Ok(n),
             Some(n) => Err(ApiError::bad_request(
                 "bad_query",
-                format!("limit {n}: use 1 to 1000"),
+                format!("limit {n}: use 1 to {MAX_PAGE_ITEMS}"),
             )),
         }
     }
+
+    /// The cursor, parsed as the key of the route's items.
+    fn after<K: std::str::FromStr>(&self) -> Result<Option<K>, ApiError>
+    where
+        K::Err: std::fmt::Display,
+    {
+        self.after
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|e| {
+                    ApiError::bad_request(
+                        "bad_after",
+                        format!("after {text:?}: not a cursor of this list (pass the `next` of its previous page): {e}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// The filter, checked against what `route` takes: its status names and its filters.
+    fn filter(
+        &self,
+        route: &str,
+        statuses: &[&str],
+        takes: &[FilterParam],
+    ) -> Result<views::Filter, ApiError> {
+        let address = |param: FilterParam, name: &str, text: &Option<String>| {
+            let Some(text) = text.as_deref() else {
+                return Ok(None);
+            };
+            if !takes.contains(&param) {
+                return Err(ApiError::bad_request(
+                    "bad_query",
+                    format!("{name}: {route} takes no {name} filter"),
+                ));
+            }
+            parse::<Address>(name, text).map(Some)
+        };
+        if let Some(status) = self.status.as_deref()
+            && !statuses.contains(&status)
+        {
+            return Err(ApiError::bad_request(
+                "bad_status",
+                format!(
+                    "status {status:?}: {route} lists these statuses: {}",
+                    statuses.join(", ")
+                ),
+            ));
+        }
+        Ok(views::Filter {
+            status: self.status.clone(),
+            owner: address(FilterParam::Owner, "owner", &self.owner)?,
+            provider: address(FilterParam::Provider, "provider", &self.provider)?,
+            tenant: address(FilterParam::Tenant, "tenant", &self.tenant)?,
+        })
+    }
 }
 
+/// `GET /v1/providers`: in address order, a page at a time.
 async fn providers(
     State(node): State<NodeHandle>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = query?;
     let limit = q.limit()?;
-    ok(node.with_ledger(|l| views::providers(l, q.status.as_deref(), limit)))
+    let after: Option<Address> = q.after()?;
+    let filter = q.filter("/v1/providers", views::PROVIDER_STATUSES, &[])?;
+    ok(node.with_ledger(|l| views::providers(l, &filter, after, limit)))
 }
 
 async fn provider(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResult {
@@ -411,29 +492,20 @@ async fn blob(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResu
         .map(axum::Json)
 }
 
-/// `ListQuery` and an owner. Not `#[serde(flatten)]`: flattened fields lose their types in
-/// a query string ("5" would not read as a number).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DealQuery {
-    /// Only this owner's deals.
-    owner: Option<String>,
-    limit: Option<usize>,
-    status: Option<String>,
-}
-
+/// `GET /v1/deals`: newest first, a page at a time.
 async fn deals(
     State(node): State<NodeHandle>,
-    query: Result<Query<DealQuery>, QueryRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = query?;
-    let list = ListQuery {
-        limit: q.limit,
-        status: q.status,
-    };
-    let limit = list.limit()?;
-    let owner: Option<Address> = q.owner.as_deref().map(|o| parse("owner", o)).transpose()?;
-    ok(node.with_ledger(|l| views::deals(l, owner.as_ref(), list.status.as_deref(), limit)))
+    let limit = q.limit()?;
+    let after: Option<DealId> = q.after()?;
+    let filter = q.filter(
+        "/v1/deals",
+        views::DEAL_STATUSES,
+        &[FilterParam::Owner, FilterParam::Provider],
+    )?;
+    ok(node.with_ledger(|l| views::deals(l, &filter, after, limit)))
 }
 
 async fn deal(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResult {
@@ -443,13 +515,16 @@ async fn deal(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResu
         .map(axum::Json)
 }
 
+/// `GET /v1/orders`: newest first, a page at a time.
 async fn orders(
     State(node): State<NodeHandle>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = query?;
     let limit = q.limit()?;
-    ok(node.with_ledger(|l| views::orders(l, q.status.as_deref(), limit)))
+    let after: Option<OrderId> = q.after()?;
+    let filter = q.filter("/v1/orders", views::ORDER_STATUSES, &[FilterParam::Tenant])?;
+    ok(node.with_ledger(|l| views::orders(l, &filter, after, limit)))
 }
 
 async fn order(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResult {
@@ -459,13 +534,20 @@ async fn order(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiRes
         .map(axum::Json)
 }
 
+/// `GET /v1/leases`: newest first, a page at a time.
 async fn leases(
     State(node): State<NodeHandle>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = query?;
     let limit = q.limit()?;
-    ok(node.with_ledger(|l| views::leases(l, q.status.as_deref(), limit)))
+    let after: Option<LeaseId> = q.after()?;
+    let filter = q.filter(
+        "/v1/leases",
+        views::LEASE_STATUSES,
+        &[FilterParam::Tenant, FilterParam::Provider],
+    )?;
+    ok(node.with_ledger(|l| views::leases(l, &filter, after, limit)))
 }
 
 async fn lease(State(node): State<NodeHandle>, Path(id): Path<String>) -> ApiResult {

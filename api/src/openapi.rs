@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document of the node API, served at `/v1/openapi.json`. Written by hand
 //! beside the routes in lib.rs; the API test checks that every routed path is documented.
 
+use crate::views;
 use serde_json::{Value, json};
 
 fn error_response(description: &str) -> Value {
@@ -24,16 +25,26 @@ fn get_op(summary: &str, params: &[(&str, &str)], not_found: bool) -> Value {
     json!({ "get": { "summary": summary, "parameters": parameters, "responses": responses } })
 }
 
-fn list_op(summary: &str) -> Value {
+/// A list route: a page of at most `limit` items after the cursor `after`, and `next`, the
+/// cursor of the page after it (null at the end); `statuses` and `filters` are what it keeps.
+fn list_op(summary: &str, key: &str, statuses: &[&str], filters: &[(&str, &str)]) -> Value {
+    let mut parameters = vec![
+        json!({ "name": "limit", "in": "query", "required": false, "description": "1 to 1000, default 100", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }),
+        json!({ "name": "after", "in": "query", "required": false, "description": "the `next` cursor of the previous page (opaque); items after it in this list's order. A list read is whole only once `next` is null", "schema": { "type": "string" } }),
+        json!({ "name": "status", "in": "query", "required": false, "description": format!("only items with this status: {}", statuses.join(", ")), "schema": { "type": "string", "enum": statuses } }),
+    ];
+    for (name, description) in filters {
+        parameters.push(json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } }));
+    }
     json!({ "get": {
         "summary": summary,
-        "parameters": [
-            { "name": "limit", "in": "query", "required": false, "description": "1 to 1000, default 100", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } },
-            { "name": "status", "in": "query", "required": false, "description": "only items with this status", "schema": { "type": "string" } }
-        ],
+        "parameters": parameters,
         "responses": {
-            "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } },
-            "400": error_response("malformed query parameter")
+            "200": { "description": "one page", "content": { "application/json": { "schema": { "type": "object", "required": [key, "next"], "properties": {
+                key: { "type": "array", "items": { "type": "object" } },
+                "next": { "type": ["string", "null"], "description": "pass as `after` for the next page; null: this was the last" }
+            } } } } },
+            "400": error_response("malformed query parameter, unknown status, a filter the route does not take, or a cursor not of this list: the message names the parameter")
         }
     }})
 }
@@ -65,12 +76,44 @@ pub const PATHS: &[&str] = &[
 ];
 
 pub fn document() -> Value {
-    let mut deals = list_op(
-        "storage deals, newest first (status: pending, active, expired, cancelled, invalid)",
+    const OWNER: (&str, &str) = ("owner", "only this owner's items (a cairn1... address)");
+    const TENANT: (&str, &str) = ("tenant", "only this tenant's items (a cairn1... address)");
+    let deals = list_op(
+        "storage deals, newest first",
+        "deals",
+        views::DEAL_STATUSES,
+        &[
+            OWNER,
+            (
+                "provider",
+                "only deals this provider holds a shard of (a cairn1... address)",
+            ),
+        ],
     );
-    if let Some(parameters) = deals["get"]["parameters"].as_array_mut() {
-        parameters.push(json!({ "name": "owner", "in": "query", "required": false, "description": "only this owner's deals (a cairn1... address)", "schema": { "type": "string" } }));
-    }
+    let providers = list_op(
+        "provider registry with declared and proven capacity, in address order",
+        "providers",
+        views::PROVIDER_STATUSES,
+        &[],
+    );
+    let orders = list_op(
+        "compute orders, newest first, with their bids (hardware and proven rate)",
+        "orders",
+        views::ORDER_STATUSES,
+        &[TENANT],
+    );
+    let leases = list_op(
+        "compute leases, newest first, with projected settlement (status filters the stored state)",
+        "leases",
+        views::LEASE_STATUSES,
+        &[
+            TENANT,
+            (
+                "provider",
+                "only this provider's leases (a cairn1... address)",
+            ),
+        ],
+    );
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -130,14 +173,14 @@ pub fn document() -> Value {
             "/v1/txs/{hash}": get_op("receipt of a finalized transaction, or its pending status", &[("hash", "transaction hash")], true),
             "/v1/accounts/{address}": get_op("balance, nonce, stake, delegations and unbonding", &[("address", "account address")], false),
             "/v1/blocks/{height}": get_op("finalized block header and transaction hashes", &[("height", "block height")], true),
-            "/v1/providers": list_op("provider registry with declared and proven capacity"),
+            "/v1/providers": providers,
             "/v1/providers/{id}": get_op("one provider with reward statements and proof history", &[("id", "provider address")], true),
             "/v1/blobs/{id}": get_op("blob metadata and its deals", &[("id", "blob id")], true),
             "/v1/deals": deals,
             "/v1/deals/{id}": get_op("a storage deal with its current challenges", &[("id", "deal id, e.g. deal-3 or 3")], true),
-            "/v1/orders": list_op("compute orders, newest first, with their bids (hardware and proven rate)"),
+            "/v1/orders": orders,
             "/v1/orders/{id}": get_op("one compute order with bids", &[("id", "order id")], true),
-            "/v1/leases": list_op("compute leases, newest first, with projected settlement"),
+            "/v1/leases": leases,
             "/v1/leases/{id}": get_op("one lease with projected settlement", &[("id", "lease id")], true),
             "/v1/epochs/{n}": get_op("revenue, emission, rewards, slashes and reward statements of an epoch", &[("n", "epoch number")], true),
             "/v1/network": get_op("network figures: supply breakdown, TVL, next emission, capacity declared / committed / proven, market prices of active deals and leases, shard challenges and faults of the last 64 finished epochs (storage_loss)", &[], false),

@@ -6,6 +6,60 @@ use cairn_ledger::compute::{SettledState, project_settlement};
 use cairn_ledger::state::{Deal, Lease, Order};
 use cairn_types::{Address, Amount, Block, DealId, Epoch, Hash, LeaseId, OrderId};
 use serde_json::{Value, json};
+use std::ops::Bound;
+
+/// What a list request keeps: each field, when given, must match. The handler checks which
+/// apply to its route and parses them, so a view only compares.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub owner: Option<Address>,
+    pub provider: Option<Address>,
+    pub tenant: Option<Address>,
+}
+
+impl Filter {
+    fn status(&self, name: &str) -> bool {
+        self.status.as_deref().is_none_or(|s| s == name)
+    }
+}
+
+/// The status names a list filters by, per route: they mirror the `name()` of the ledger's
+/// status enums, so a misspelt filter is refused instead of answering an empty list.
+pub const PROVIDER_STATUSES: &[&str] = &["active", "jailed", "leaving"];
+pub const DEAL_STATUSES: &[&str] = &["pending", "active", "expired", "cancelled", "invalid"];
+pub const ORDER_STATUSES: &[&str] = &["open", "matched", "cancelled", "expired"];
+pub const LEASE_STATUSES: &[&str] = &["starting", "active", "paused", "closed"];
+
+/// One page of a list: at most `limit` items from `items` (already after the cursor and
+/// filtered), and the cursor of the last one when at least one more follows (`None` at the
+/// end, so a reader stops without asking for an empty page).
+fn page<K: std::fmt::Display, T>(
+    mut items: impl Iterator<Item = (K, T)>,
+    limit: usize,
+    mut view: impl FnMut(T) -> Value,
+) -> (Vec<Value>, Option<String>) {
+    let mut out = Vec::with_capacity(limit.min(1000));
+    let mut last = None;
+    for (key, item) in items.by_ref().take(limit) {
+        out.push(view(item));
+        last = Some(key);
+    }
+    let next = if items.next().is_some() {
+        last.map(|k| k.to_string())
+    } else {
+        None
+    };
+    (out, next)
+}
+
+/// Keys strictly after `after` in a newest-first (descending) walk.
+fn before<K: Ord + Copy>(after: Option<K>) -> (Bound<K>, Bound<K>) {
+    match after {
+        Some(k) => (Bound::Unbounded, Bound::Excluded(k)),
+        None => (Bound::Unbounded, Bound::Unbounded),
+    }
+}
 
 fn value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
@@ -50,37 +104,40 @@ pub fn block(block: &Block) -> Value {
     })
 }
 
-pub fn providers(ledger: &Ledger, status: Option<&str>, limit: usize) -> Value {
+/// Providers in address order, after the cursor (an address), optionally of one status.
+pub fn providers(ledger: &Ledger, filter: &Filter, after: Option<Address>, limit: usize) -> Value {
     let last = ledger.current_epoch().checked_sub(1);
-    let items: Vec<Value> = ledger
+    let range = match after {
+        Some(a) => (Bound::Excluded(a), Bound::Unbounded),
+        None => (Bound::Unbounded, Bound::Unbounded),
+    };
+    let items = ledger
         .state()
         .providers
-        .values()
-        .filter(|p| status.is_none_or(|s| s == p.status.name()))
-        .take(limit)
-        .map(|p| {
-            json!({
-                "address": p.address,
-                "endpoint": p.endpoint,
-                "region": p.region,
-                "status": value(&p.status),
-                "declared": value(&p.declared),
-                "self_bond": p.self_bond,
-                "delegated": p.delegated,
-                "claimed_int8_ops": p.claimed_int8_ops,
-                "proven_int8_ops": p.proven_int8_ops,
-                "proven_storage_bytes": p.proven_storage_bytes,
-                "proven_last_epoch": last.is_some_and(|e| p.is_proven(e)),
-                // Timed-audit strikes (late, not faulted) and faulty epochs in a row: the
-                // warnings an operator sees before any slash.
-                "late_audit_epochs": p.late_audit_epochs,
-                "consecutive_faulty_epochs": p.consecutive_faulty_epochs,
-                "total_faults": p.total_faults,
-                "total_slashed": p.total_slashed,
-            })
+        .range(range)
+        .filter(|(_, p)| filter.status(p.status.name()));
+    let (items, next) = page(items, limit, |p| {
+        json!({
+            "address": p.address,
+            "endpoint": p.endpoint,
+            "region": p.region,
+            "status": value(&p.status),
+            "declared": value(&p.declared),
+            "self_bond": p.self_bond,
+            "delegated": p.delegated,
+            "claimed_int8_ops": p.claimed_int8_ops,
+            "proven_int8_ops": p.proven_int8_ops,
+            "proven_storage_bytes": p.proven_storage_bytes,
+            "proven_last_epoch": last.is_some_and(|e| p.is_proven(e)),
+            // Timed-audit strikes (late, not faulted) and faulty epochs in a row: the
+            // warnings an operator sees before any slash.
+            "late_audit_epochs": p.late_audit_epochs,
+            "consecutive_faulty_epochs": p.consecutive_faulty_epochs,
+            "total_faults": p.total_faults,
+            "total_slashed": p.total_slashed,
         })
-        .collect();
-    json!({ "providers": items })
+    });
+    json!({ "providers": items, "next": next })
 }
 
 pub fn provider(ledger: &Ledger, address: &Address) -> Option<Value> {
@@ -128,24 +185,19 @@ pub fn deal(ledger: &Ledger, id: DealId) -> Option<Value> {
     Some(json!({ "deal": deal_view(deal), "challenges": challenges }))
 }
 
-/// Deals newest first, optionally one owner's and of one status (`active`, `pending`, ...).
-pub fn deals(
-    ledger: &Ledger,
-    owner: Option<&Address>,
-    status: Option<&str>,
-    limit: usize,
-) -> Value {
-    let items: Vec<Value> = ledger
+/// Deals newest first after the cursor, optionally one owner's, held by one provider, of one
+/// status (`active`, `pending`, ...).
+pub fn deals(ledger: &Ledger, filter: &Filter, after: Option<DealId>, limit: usize) -> Value {
+    let items = ledger
         .state()
         .deals
-        .values()
+        .range(before(after))
         .rev()
-        .filter(|d| owner.is_none_or(|o| d.owner == *o))
-        .filter(|d| status.is_none_or(|s| s == d.status.name()))
-        .take(limit)
-        .map(deal_view)
-        .collect();
-    json!({ "deals": items })
+        .filter(|(_, d)| filter.owner.is_none_or(|o| d.owner == o))
+        .filter(|(_, d)| filter.provider.is_none_or(|p| d.providers.contains(&p)))
+        .filter(|(_, d)| filter.status(d.status.name()));
+    let (items, next) = page(items, limit, deal_view);
+    json!({ "deals": items, "next": next })
 }
 
 pub fn blob(ledger: &Ledger, id: &Hash) -> Option<Value> {
@@ -167,17 +219,17 @@ fn order_view(order: &Order) -> Value {
     value(order)
 }
 
-pub fn orders(ledger: &Ledger, status: Option<&str>, limit: usize) -> Value {
-    let items: Vec<Value> = ledger
+/// Orders newest first after the cursor, optionally one tenant's and of one status.
+pub fn orders(ledger: &Ledger, filter: &Filter, after: Option<OrderId>, limit: usize) -> Value {
+    let items = ledger
         .state()
         .orders
-        .values()
+        .range(before(after))
         .rev()
-        .filter(|o| status.is_none_or(|s| s == o.status.name()))
-        .take(limit)
-        .map(order_view)
-        .collect();
-    json!({ "orders": items })
+        .filter(|(_, o)| filter.tenant.is_none_or(|t| o.tenant == t))
+        .filter(|(_, o)| filter.status(o.status.name()));
+    let (items, next) = page(items, limit, order_view);
+    json!({ "orders": items, "next": next })
 }
 
 pub fn order(ledger: &Ledger, id: OrderId) -> Option<Value> {
@@ -207,17 +259,19 @@ fn lease_view(ledger: &Ledger, lease: &Lease) -> Value {
     })
 }
 
-pub fn leases(ledger: &Ledger, status: Option<&str>, limit: usize) -> Value {
-    let items: Vec<Value> = ledger
+/// Leases newest first after the cursor, optionally one tenant's, one provider's, of one
+/// (stored, not projected) state.
+pub fn leases(ledger: &Ledger, filter: &Filter, after: Option<LeaseId>, limit: usize) -> Value {
+    let items = ledger
         .state()
         .leases
-        .values()
+        .range(before(after))
         .rev()
-        .filter(|l| status.is_none_or(|s| s == l.state.name()))
-        .take(limit)
-        .map(|l| lease_view(ledger, l))
-        .collect();
-    json!({ "leases": items })
+        .filter(|(_, l)| filter.tenant.is_none_or(|t| l.tenant == t))
+        .filter(|(_, l)| filter.provider.is_none_or(|p| l.provider == p))
+        .filter(|(_, l)| filter.status(l.state.name()));
+    let (items, next) = page(items, limit, |l| lease_view(ledger, l));
+    json!({ "leases": items, "next": next })
 }
 
 pub fn lease(ledger: &Ledger, id: LeaseId) -> Option<Value> {

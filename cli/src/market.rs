@@ -333,15 +333,8 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<()> {
     match command {
         LeaseCommand::Ls { tenant } => {
             let key = load_key(global, &tenant.from, &tenant.passphrase)?;
-            let doc = node.get("/v1/leases?limit=1000")?;
-            let me = key.address().to_string();
-            let mine: Vec<_> = doc["leases"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|l| l["lease"]["tenant"].as_str() == Some(me.as_str()))
-                .cloned()
-                .collect();
+            // The node keeps only this tenant's leases; every page of them.
+            let mine = node.list_all(&format!("/v1/leases?tenant={}", key.address()), "leases")?;
             if global.json {
                 outln!("{}", json!({ "leases": mine }));
             } else {

@@ -22,8 +22,6 @@ use std::time::Duration;
 
 /// How long a command waits for its transaction to be final.
 const FINALITY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Most deals of one status a summary reads to count a provider's shards.
-const DEALS_PER_STATUS: usize = 1000;
 
 /// Which GPUs a provider declares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -442,10 +440,10 @@ fn shards_held(node: &NodeClient, address: &Address) -> Result<Vec<(u64, usize, 
     let me = address.to_string();
     let mut out = Vec::new();
     for status in ["active", "pending"] {
-        let doc = node.get(&format!(
-            "/v1/deals?status={status}&limit={DEALS_PER_STATUS}"
-        ))?;
-        for deal in doc["deals"].as_array().into_iter().flatten() {
+        // The node filters by holder and every page is read: a provider may hold shards
+        // of any number of deals.
+        let deals = node.list_all(&format!("/v1/deals?status={status}&provider={me}"), "deals")?;
+        for deal in &deals {
             let id = deal["id"].as_u64().unwrap_or_default();
             let awaiting: Vec<u64> = deal["repair_needed"]
                 .as_array()
@@ -477,10 +475,12 @@ pub fn leave(global: &Global, args: LeaveArgs) -> Result<()> {
     let height = record["height"]
         .as_u64()
         .or_else(|| record["receipt"]["height"].as_u64());
-    let closed: Vec<Value> = node.get("/v1/leases?status=closed&limit=1000")?["leases"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let closed: Vec<Value> = node
+        .list_all(
+            &format!("/v1/leases?status=closed&provider={address}"),
+            "leases",
+        )?
+        .iter()
         .filter(|l| {
             let lease = &l["lease"];
             lease["provider"].as_str() == Some(address.to_string().as_str())

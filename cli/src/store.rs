@@ -953,12 +953,9 @@ fn ls(global: &Global, key: &KeyArgs) -> Result<()> {
     let owner = cairn_client::Keystore::open(&global.home_dir()?)
         .info(&key.from)?
         .address;
-    // Newest first from the node's owner index, a page of at most 1000 (the API's limit).
-    let page = node.get(&format!("/v1/deals?owner={owner}&limit=1000"))?;
-    let deals: Vec<serde_json::Value> = page["deals"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    // Newest first, filtered to this owner by the node, every page.
+    let deals: Vec<serde_json::Value> = node
+        .list_all(&format!("/v1/deals?owner={owner}"), "deals")?
         .iter()
         .map(|d| {
             json!({

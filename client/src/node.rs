@@ -31,6 +31,34 @@ pub enum NodeError {
         sender: Address,
         nonce: u64,
     },
+    #[error(
+        "{path} did not end within {pages} pages of {page_items}: refusing to read it as a whole (filter it, or read it a page at a time)"
+    )]
+    TooManyPages {
+        path: String,
+        pages: usize,
+        page_items: usize,
+    },
+}
+
+/// Items per page [`NodeClient::list_pages`] asks for: the node API's largest page.
+pub const LIST_PAGE_ITEMS: usize = 1000;
+/// Most pages [`NodeClient::list_pages`] reads of one list (100 000 items): far more than any
+/// list a client should hold at once, so a runaway list (or a node whose cursor does not move)
+/// ends in an error instead of an unbounded loop.
+pub const MAX_LIST_PAGES: usize = 100;
+
+/// A cursor as a query value: percent-encoded, since the node calls it opaque.
+fn query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Why the node expects a transaction to fail ([`NodeClient::check`]).
@@ -109,6 +137,62 @@ impl NodeClient {
         let url = format!("{}{path}", self.base);
         let result = self.agent.get(&url).call();
         self.answer(&url, result)
+    }
+
+    /// Reads a list route (`/v1/providers`, `/v1/deals`, `/v1/orders`, `/v1/leases`, with any
+    /// filters in `path_with_query` but no `limit` or `after`) a page at a time, following
+    /// `next` to the end, and hands each page's `key` items to `each`, which may stop early
+    /// (`ControlFlow::Break`). At most [`MAX_LIST_PAGES`] pages, else
+    /// [`NodeError::TooManyPages`]: a list is read whole or not at all.
+    pub fn list_pages(
+        &self,
+        path_with_query: &str,
+        key: &str,
+        mut each: impl FnMut(&[Value]) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), NodeError> {
+        let separator = if path_with_query.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let first = format!("{path_with_query}{separator}limit={LIST_PAGE_ITEMS}");
+        let mut path = first.clone();
+        for _ in 0..MAX_LIST_PAGES {
+            let mut answer = self.get(&path)?;
+            let bad = |reason: &str| NodeError::BadAnswer {
+                url: format!("{}{path}", self.base),
+                reason: reason.to_string(),
+            };
+            let items = answer[key]
+                .as_array()
+                .ok_or_else(|| bad(&format!("no {key} list")))?;
+            if each(items).is_break() {
+                return Ok(());
+            }
+            // A node without cursors answers one page and no `next`: that is not the whole.
+            match answer.get_mut("next").map(Value::take) {
+                Some(Value::Null) => return Ok(()),
+                Some(Value::String(next)) => {
+                    path = format!("{first}&after={}", query_value(&next));
+                }
+                _ => return Err(bad("no next cursor (a node older than paged lists?)")),
+            }
+        }
+        Err(NodeError::TooManyPages {
+            path: path_with_query.to_string(),
+            pages: MAX_LIST_PAGES,
+            page_items: LIST_PAGE_ITEMS,
+        })
+    }
+
+    /// Every item of a list route, all pages: [`Self::list_pages`] collected.
+    pub fn list_all(&self, path_with_query: &str, key: &str) -> Result<Vec<Value>, NodeError> {
+        let mut all = Vec::new();
+        self.list_pages(path_with_query, key, |items| {
+            all.extend_from_slice(items);
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(all)
     }
 
     pub fn status(&self) -> Result<Value, NodeError> {

@@ -331,13 +331,11 @@ pub struct ProviderEntry {
 
 /// Active providers that declare storage.
 pub fn storage_providers(node: &NodeClient) -> Result<Vec<ProviderEntry>, StoreError> {
-    let v = node.get("/v1/providers?status=active&limit=1000")?;
-    let list = v["providers"]
-        .as_array()
-        .ok_or_else(|| StoreError::BadAnswer("no providers list".into()))?;
+    // Every page: placement that saw only the first page would never pick a provider past it.
+    let list = node.list_all("/v1/providers?status=active", "providers")?;
     let amount = |v: &Value| -> u128 { v.as_str().and_then(|s| s.parse().ok()).unwrap_or(0) };
     let mut out = Vec::new();
-    for p in list {
+    for p in &list {
         let declared = p["declared"]["storage_bytes"].as_u64().unwrap_or(0);
         let (Some(address), Some(endpoint)) = (
             p["address"].as_str().and_then(|a| a.parse().ok()),

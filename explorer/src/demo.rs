@@ -68,11 +68,10 @@ pub fn lease_round(
     });
     let hash = client.send(tenant, create, None)?;
     finalized(client, &hash, "create order")?;
-    let orders = client.get("/v1/orders?limit=100")?;
-    let order = orders["orders"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    // This tenant's orders only (the node filters), every page.
+    let orders = client.list_all(&format!("/v1/orders?tenant={}", tenant.address()), "orders")?;
+    let order = orders
+        .iter()
         .find(|o| o["manifest_hash"] == serde_json::json!(manifest))
         .ok_or(DemoError::NoOrder { manifest })?;
     let order_id = serde_json::from_value(order["id"].clone()).map_err(|e| DemoError::Failed {
@@ -98,11 +97,10 @@ pub fn lease_round(
     let hash = client.send(tenant, accept, None)?;
     finalized(client, &hash, "accept bid")?;
     let find = || -> Result<Value, DemoError> {
-        let leases = client.get("/v1/leases?limit=100")?;
-        leases["leases"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let leases =
+            client.list_all(&format!("/v1/leases?tenant={}", tenant.address()), "leases")?;
+        leases
+            .iter()
             .find(|l| l["lease"]["manifest_hash"] == serde_json::json!(manifest))
             .cloned()
             .ok_or(DemoError::NoOrder { manifest })

@@ -164,8 +164,8 @@ impl Indexer {
             indexed += end - height;
             height = end;
         }
-        let providers = self.client.get("/v1/providers?limit=1000")?;
-        let providers: Vec<Value> = field("provider list", providers["providers"].clone())?;
+        // Every page: the providers page and the figures count the whole registry.
+        let providers: Vec<Value> = self.client.list_all("/v1/providers", "providers")?;
         if let Ok(mut index) = self.index.write()
             && tip.height >= index.height
         {

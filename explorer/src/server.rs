@@ -276,18 +276,58 @@ async fn page_provider(State(s): State<AppState>, Path(id): Path<String>) -> Pag
         .map_err(Failure::page)
 }
 
-async fn page_deals(State(s): State<AppState>) -> PageResult {
-    let view = node_get(&s, "/v1/deals?limit=100".to_string(), "deals".to_string())
-        .await
-        .map_err(Failure::page)?;
-    Ok(Html(html::deals(&view)))
+/// `?after=` of the deals and leases pages: the `next` cursor of the page before.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    after: Option<String>,
 }
 
-async fn page_leases(State(s): State<AppState>) -> PageResult {
-    let view = node_get(&s, "/v1/leases?limit=100".to_string(), "leases".to_string())
+/// The cursor, parsed as the list's id so only an id reaches the node's query string.
+fn page_after<K: std::str::FromStr + std::fmt::Display>(
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Option<String>, Failure>
+where
+    K::Err: std::fmt::Display,
+{
+    let Query(q) = query.map_err(|e| Failure::bad(e.body_text()))?;
+    q.after
+        .map(|a| {
+            a.parse::<K>()
+                .map(|k| k.to_string())
+                .map_err(|e| Failure::bad(format!("after {a:?}: {e}")))
+        })
+        .transpose()
+}
+
+async fn page_deals(
+    State(s): State<AppState>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> PageResult {
+    let after = page_after::<DealId>(q).map_err(Failure::page)?;
+    let path = match &after {
+        Some(a) => format!("/v1/deals?limit=100&after={a}"),
+        None => "/v1/deals?limit=100".to_string(),
+    };
+    let view = node_get(&s, path, "deals".to_string())
         .await
         .map_err(Failure::page)?;
-    Ok(Html(html::leases(&view)))
+    Ok(Html(html::deals(&view, after.as_deref())))
+}
+
+async fn page_leases(
+    State(s): State<AppState>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> PageResult {
+    let after = page_after::<LeaseId>(q).map_err(Failure::page)?;
+    let path = match &after {
+        Some(a) => format!("/v1/leases?limit=100&after={a}"),
+        None => "/v1/leases?limit=100".to_string(),
+    };
+    let view = node_get(&s, path, "leases".to_string())
+        .await
+        .map_err(Failure::page)?;
+    Ok(Html(html::leases(&view, after.as_deref())))
 }
 
 async fn page_deal(State(s): State<AppState>, Path(id): Path<String>) -> PageResult {

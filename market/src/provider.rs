@@ -37,8 +37,6 @@ use std::time::Duration;
 
 /// Events kept per lease in memory (the file keeps them all).
 const MAX_EVENTS: usize = 256;
-/// Orders looked at per poll.
-const ORDERS_PER_POLL: usize = 200;
 /// Log bytes per read.
 const LOG_CHUNK_BYTES: usize = 64 * 1024;
 /// A workload that exits is restarted; this many exits within [`CRASH_WINDOW_MS`] is a
@@ -447,18 +445,20 @@ fn from_value<T: serde::de::DeserializeOwned>(v: &Value) -> Option<T> {
     serde_json::from_value(v.clone()).ok()
 }
 
-/// One poll of the chain: reconcile leases, then bid on open orders.
-fn tick(shared: &Shared) -> Result<(), String> {
-    let leases = shared
-        .node
-        .get("/v1/leases?limit=1000")
-        .map_err(|e| e.to_string())?;
-    let mut mine = Vec::new();
-    for item in leases["leases"].as_array().into_iter().flatten() {
+/// Every lease of `provider` on chain with its projected state, newest first: filtered by the
+/// node (`provider=`) and read to the last page, so a provider reconciles all of its leases
+/// however many other leases the chain holds.
+pub fn provider_leases(
+    node: &NodeClient,
+    provider: Address,
+) -> Result<Vec<(Lease, String)>, cairn_client::NodeError> {
+    let items = node.list_all(&format!("/v1/leases?provider={provider}"), "leases")?;
+    let mut mine = Vec::with_capacity(items.len());
+    for item in &items {
         let Some(lease) = from_value::<Lease>(&item["lease"]) else {
             continue;
         };
-        if lease.provider != shared.address {
+        if lease.provider != provider {
             continue;
         }
         let projected = item["projected_state"]
@@ -467,23 +467,31 @@ fn tick(shared: &Shared) -> Result<(), String> {
             .to_string();
         mine.push((lease, projected));
     }
+    Ok(mine)
+}
+
+/// One poll of the chain: reconcile leases, then bid on open orders.
+fn tick(shared: &Shared) -> Result<(), String> {
+    let mine = provider_leases(&shared.node, shared.address).map_err(|e| e.to_string())?;
     let mut reports = Vec::new();
     for (lease, projected) in mine {
         if let Some(report) = reconcile(shared, &lease, &projected) {
             reports.push((lease.id, report));
         }
     }
+    // Every open order, not the newest page: a bid of ours on an order missing from `open`
+    // counts as decided below and its capacity is released, so an open order past the first
+    // page would have its reserved capacity handed to another bid. Open orders end at their
+    // accept deadline, so the list stays short.
     let orders = shared
         .node
-        .get(&format!("/v1/orders?status=open&limit={ORDERS_PER_POLL}"))
+        .list_all("/v1/orders?status=open", "orders")
         .map_err(|e| e.to_string())?;
     let height = shared.node.status().map_err(|e| e.to_string())?["height"]
         .as_u64()
         .unwrap_or(0);
-    let open: BTreeMap<OrderId, Order> = orders["orders"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let open: BTreeMap<OrderId, Order> = orders
+        .iter()
         .filter_map(from_value::<Order>)
         .map(|o| (o.id, o))
         .collect();

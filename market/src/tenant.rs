@@ -170,9 +170,10 @@ fn agent() -> ureq::Agent {
 
 /// The active providers on chain with their endpoints.
 pub fn providers(node: &NodeClient) -> Result<Vec<(Address, String)>, NodeError> {
-    let doc = node.get("/v1/providers?status=active&limit=1000")?;
+    // Every page: a dry run that asked only the first page's providers would miss the rest.
+    let list = node.list_all("/v1/providers?status=active", "providers")?;
     let mut out = Vec::new();
-    for p in doc["providers"].as_array().into_iter().flatten() {
+    for p in &list {
         let p = if p["provider"].is_object() {
             &p["provider"]
         } else {
@@ -592,23 +593,31 @@ impl Failed<'_> {
     }
 }
 
-fn find_order(
+/// The order `tenant` made for the manifest `hash` at height `at`: the node keeps only this
+/// tenant's orders (`tenant=`), newest first, and the pages are read until it turns up, so an
+/// order is found however many orders the chain (or the tenant) holds.
+pub fn find_order(
     node: &NodeClient,
     tenant: Address,
     hash: Hash,
     at: u64,
 ) -> Result<OrderId, DeployError> {
-    let doc = node.get("/v1/orders?limit=1000")?;
-    doc["orders"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|o| serde_json::from_value::<Order>(o.clone()).ok())
-        .find(|o| o.tenant == tenant && o.manifest_hash == hash && o.created_height == at)
-        .map(|o| o.id)
-        .ok_or_else(|| {
-            DeployError::Refused(format!("the order made at height {at} is not on chain"))
-        })
+    let mut found = None;
+    node.list_pages(&format!("/v1/orders?tenant={tenant}"), "orders", |page| {
+        found = page
+            .iter()
+            .filter_map(|o| serde_json::from_value::<Order>(o.clone()).ok())
+            .find(|o| o.tenant == tenant && o.manifest_hash == hash && o.created_height == at)
+            .map(|o| o.id);
+        if found.is_some() {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })?;
+    found.ok_or_else(|| {
+        DeployError::Refused(format!("the order made at height {at} is not on chain"))
+    })
 }
 
 /// Signed requests to one provider's lease API.

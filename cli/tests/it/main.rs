@@ -9,6 +9,7 @@ mod explorer;
 mod keys;
 mod market;
 mod money;
+mod paging;
 mod providers;
 mod readme;
 mod store;

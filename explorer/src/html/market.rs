@@ -67,8 +67,31 @@ fn status_bars(names: impl Iterator<Item = &'static str>, color: &str) -> Vec<HB
         .collect()
 }
 
-/// `/deals`: the node's newest deals.
-pub fn deals(view: &Value) -> String {
+/// The link to the page after this one, when the node's answer has a `next` cursor. Cursors
+/// are `deal-N` / `lease-N`; anything else is not linked (the page says it is the last).
+fn older_link(out: &mut String, view: &Value, route: &str, noun: &str) {
+    let Some(next) = view["next"].as_str() else {
+        let _ = write!(out, "<p>No older {noun}.</p>");
+        return;
+    };
+    if next.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        let _ = write!(
+            out,
+            "<p><a href=\"{route}?after={next}\">Older {noun}, after {next} →</a></p>"
+        );
+    }
+}
+
+/// What the first card says the list holds: the newest page, or the page after a cursor.
+fn listed_note(after: Option<&str>) -> String {
+    match after {
+        None => "the node's newest, up to 100".to_string(),
+        Some(a) => format!("up to 100 older than {}", super::esc(a)),
+    }
+}
+
+/// `/deals`: a page of the node's deals, newest first (the newest, or those after `after`).
+pub fn deals(view: &Value, after: Option<&str>) -> String {
     let list: Vec<Deal> = match parse_list(view, "deals") {
         Ok(l) => l,
         Err(e) => return unreadable("the deals", &e),
@@ -82,7 +105,7 @@ pub fn deals(view: &Value) -> String {
         &mut out,
         "Deals listed",
         &units::count(list.len() as u64),
-        "the node's newest, up to 100",
+        &listed_note(after),
     );
     card(
         &mut out,
@@ -161,6 +184,7 @@ pub fn deals(view: &Value) -> String {
             })
             .collect(),
     );
+    older_link(&mut out, view, "/deals", "deals");
     layout("Storage deals", &out)
 }
 
@@ -414,8 +438,8 @@ fn lease_view(v: &Value) -> Result<LeaseView, String> {
     })
 }
 
-/// `/leases`: the node's newest leases.
-pub fn leases(view: &Value) -> String {
+/// `/leases`: a page of the node's leases, newest first (the newest, or those after `after`).
+pub fn leases(view: &Value, after: Option<&str>) -> String {
     let list: Vec<LeaseView> = match view["leases"]
         .as_array()
         .into_iter()
@@ -435,7 +459,7 @@ pub fn leases(view: &Value) -> String {
         &mut out,
         "Leases listed",
         &units::count(list.len() as u64),
-        "the node's newest, up to 100",
+        &listed_note(after),
     );
     card(
         &mut out,
@@ -535,6 +559,7 @@ pub fn leases(view: &Value) -> String {
             })
             .collect(),
     );
+    older_link(&mut out, view, "/leases", "leases");
     layout("Compute leases", &out)
 }
 
