@@ -249,9 +249,12 @@ ctrl_c_and_resume() {
   grep -q "already running.*process $devnet_pid" <<<"$out" || fail "the second devnet did not name pid $devnet_pid: $out"
   local mark
   mark="$(wc -l <"$work/devnet.log")"
+  local t0 stop_ms
+  t0=$(date +%s%N)
   kill -INT "$devnet_pid"
   rc=0
   wait "$devnet_pid" || rc=$?
+  stop_ms=$((($(date +%s%N) - t0) / 1000000))
   devnet_pid=""
   [ "$rc" = 0 ] || fail "the devnet exited $rc on Ctrl-C"
   if tail -n +"$((mark + 1))" "$work/devnet.log" | grep -iE 'error|panic|warning' >"$work/out"; then
@@ -259,7 +262,7 @@ ctrl_c_and_resume() {
   fi
   start_devnet
   at_height "$before" || fail "the restarted devnet is below height $before"
-  echo "    Ctrl-C: stopped cleanly at height $before, refused a second devnet, resumed from disk"
+  echo "    Ctrl-C: stopped cleanly in $stop_ms ms at height $before, refused a second devnet, resumed from disk"
 }
 
 # Read them all first: the commands must not read the list as their standard input.
