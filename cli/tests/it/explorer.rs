@@ -15,12 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use super::devnet::free_port;
 
 /// Storage providers in the devnet: one per shard of a 4+2 blob.
 const STORAGE_PROVIDERS: u16 = 6;

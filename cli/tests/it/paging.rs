@@ -25,12 +25,7 @@ fn crn(v: u128) -> Amount {
     Amount::from_crn(v).expect("amount")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use super::devnet::free_port;
 
 /// A stand-in for many storage providers' shard servers: `GET /p/<address>/v1/provider`
 /// answers that address, as a live provider at that endpoint would.
