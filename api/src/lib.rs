@@ -103,7 +103,13 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/v1/txs", post(submit))
         .route(
             "/v1/txs/batch",
-            post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+            post(submit_batch)
+                .layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES))
+                // Outside the body limit: the permit is taken before the body is buffered.
+                .layer(axum::middleware::from_fn_with_state(
+                    cairn_http::InFlight::new(MAX_CONCURRENT_BATCHES),
+                    cairn_http::concurrency_limit,
+                )),
         )
         .route("/v1/txs/check", post(check))
         .route("/v1/txs/{hash}", get(tx))
@@ -135,15 +141,20 @@ pub fn router(node: NodeHandle) -> Router {
         .merge(metrics::node_router(node))
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves, within [`cairn_http::Limits`]'s
+/// defaults: the node shares its process with consensus, so no client may exhaust it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     node: NodeHandle,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node))
-        .with_graceful_shutdown(shutdown)
-        .await
+    cairn_http::serve(
+        listener,
+        router(node),
+        cairn_http::Limits::default(),
+        shutdown,
+    )
+    .await
 }
 
 async fn openapi_doc() -> axum::Json<Value> {
@@ -278,6 +289,9 @@ fn submit_error(e: SubmitError) -> ApiError {
 pub use cairn_types::tx::MAX_BATCH_TXS;
 /// Largest `POST /v1/txs/batch` body.
 pub const MAX_BATCH_BODY_BYTES: usize = 16 << 20;
+/// Batch requests in flight at once; one more is answered 503 `busy`. Bounds the memory that
+/// batch bodies may hold to this many times [`MAX_BATCH_BODY_BYTES`] (64 MiB).
+pub const MAX_CONCURRENT_BATCHES: usize = 4;
 
 /// `POST /v1/txs/batch`: many transactions in one request, admitted with one batched
 /// signature verification. The body is the canonical encoding of a length-prefixed list

@@ -129,11 +129,15 @@ impl Explorer {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                     return;
                 };
-                let _ = axum::serve(listener, server::router(state))
-                    .with_graceful_shutdown(async {
+                let _ = cairn_http::serve(
+                    listener,
+                    server::router(state),
+                    cairn_http::Limits::default(),
+                    async {
                         let _ = shutdown_rx.await;
-                    })
-                    .await;
+                    },
+                )
+                .await;
             });
         });
         let indexer_stop = Arc::clone(&stop);

@@ -374,9 +374,13 @@ pub fn start(
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 };
-                let _ = axum::serve(listener, router(shared))
-                    .with_graceful_shutdown(shutdown)
-                    .await;
+                let _ = cairn_http::serve(
+                    listener,
+                    router(shared),
+                    cairn_http::Limits::default(),
+                    shutdown,
+                )
+                .await;
             });
         })
     };

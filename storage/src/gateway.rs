@@ -135,7 +135,12 @@ pub fn start_gateway(node_url: &str, listen: SocketAddr) -> Result<GatewayHandle
                     return;
                 };
                 tokio::select! {
-                    _ = axum::serve(listener, app) => {}
+                    _ = cairn_http::serve(
+                        listener,
+                        app,
+                        cairn_http::Limits::default(),
+                        std::future::pending(),
+                    ) => {}
                     _ = rx => {}
                 }
             });

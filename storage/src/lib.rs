@@ -189,9 +189,12 @@ pub fn start_provider(
                 };
                 // Stop drops open connections too: a keep-alive client must not hold it up.
                 tokio::select! {
-                    _ = axum::serve(
+                    // Handlers see ConnectInfo<SocketAddr> as under axum's connect-info service.
+                    _ = cairn_http::serve(
                         listener,
-                        http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+                        http::router(state),
+                        cairn_http::Limits::default(),
+                        std::future::pending(),
                     ) => {}
                     _ = rx => {}
                 }
