@@ -306,60 +306,32 @@ fn slow_providers_join_a_live_devnet_and_one_leaves_safely() {
 
     // Bad input, each refused by name before any fee.
     let before = balance_nonce(&node, &first);
-    let e = run_err(
-        &net,
-        &[
+    // joiner-store-0's registration, with these bond arguments.
+    let register_0 = |bond: &[&str]| {
+        let endpoint = endpoint(0);
+        let mut args = vec![
             "provider",
             "register",
             "--from",
             "joiner-store-0",
             "--endpoint",
-            &endpoint(0),
+            &endpoint,
             "--region",
             "eu-west",
             "--storage-bytes",
             "256Mi",
-        ],
-    );
+        ];
+        args.extend_from_slice(bond);
+        run_err(&net, &args)
+    };
+    let e = register_0(&[]);
     assert!(e.contains("--bond"), "no bond: {e}");
-    let e = run_err(
-        &net,
-        &[
-            "provider",
-            "register",
-            "--from",
-            "joiner-store-0",
-            "--endpoint",
-            &endpoint(0),
-            "--region",
-            "eu-west",
-            "--storage-bytes",
-            "256Mi",
-            "--bond",
-            "1 CRN",
-        ],
-    );
+    let e = register_0(&["--bond", "1 CRN"]);
     assert!(
         e.contains("below the minimum") && e.contains("no fee paid"),
         "a bond below the minimum: {e}"
     );
-    let e = run_err(
-        &net,
-        &[
-            "provider",
-            "register",
-            "--from",
-            "joiner-store-0",
-            "--endpoint",
-            &endpoint(0),
-            "--region",
-            "eu-west",
-            "--storage-bytes",
-            "256Mi",
-            "--bond",
-            "1000",
-        ],
-    );
+    let e = register_0(&["--bond", "1000"]);
     assert!(
         e.contains("--bond") && e.contains("CRN"),
         "a bare number: {e}"
