@@ -12,7 +12,6 @@ use cairn_proofs::timed::AuditRule;
 use cairn_types::{Amount, DealId, Hash};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -305,27 +304,20 @@ pub fn records_dir(global: &Global) -> Result<PathBuf> {
 }
 
 fn progress_bar(global: &Global, total: u64, verb: &'static str) -> impl FnMut(u64) {
-    let show = !global.json && std::io::stderr().is_terminal();
-    let mut last = 0u64;
+    // The one progress line every long command draws (terminal only, never under --json).
+    let mut progress = Some(crate::progress::Progress::new(
+        global.json,
+        verb,
+        Some(total >> 20),
+        "MiB",
+    ));
     move |done: u64| {
-        if !show {
-            return;
+        if let Some(p) = progress.as_mut() {
+            p.set(done >> 20);
         }
-        let step = (total / 100).max(1 << 20);
-        if done < last.saturating_add(step) && done != total {
-            return;
-        }
-        last = done;
-        let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
-        let bar = usize::try_from(pct / 4).unwrap_or(25);
-        err!(
-            "\r{verb} [{}{}] {pct:>3}% {} MiB",
-            "#".repeat(bar),
-            " ".repeat(25usize.saturating_sub(bar)),
-            done >> 20
-        );
         if done >= total {
-            errln!();
+            // Cleared here, so the command's summary line starts on a clean line.
+            progress = None;
         }
     }
 }
